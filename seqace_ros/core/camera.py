@@ -1,0 +1,61 @@
+"""Pinhole camera intrinsics.
+
+Pixel coordinates follow OpenCV: (u, v) with u to the right, v down, origin at the centre
+of the top-left pixel. Intrinsics are always the full pinhole (fx, fy, cx, cy), never a
+single focal length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics of an image of ``width`` x ``height`` pixels (focals in pixels)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        values = (self.fx, self.fy, self.cx, self.cy)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"intrinsics must be finite, got fx, fy, cx, cy = {values}")
+        if self.fx <= 0 or self.fy <= 0:
+            raise ValueError(f"focal lengths must be positive, got fx={self.fx}, fy={self.fy}")
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+
+    @property
+    def K(self) -> NDArray[np.float64]:
+        """Calibration matrix (3, 3)."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        """(fx, fy, cx, cy), the order the RANSAC solver takes."""
+        return (self.fx, self.fy, self.cx, self.cy)
+
+    def resized(self, width: int, height: int) -> Intrinsics:
+        """Intrinsics of the same camera after resizing the image to ``width`` x ``height``.
+
+        Uses the pixel-centre convention: a pixel centre u maps to (u + 0.5) * s - 0.5.
+        """
+        sx = width / self.width
+        sy = height / self.height
+        return Intrinsics(
+            fx=self.fx * sx,
+            fy=self.fy * sy,
+            cx=(self.cx + 0.5) * sx - 0.5,
+            cy=(self.cy + 0.5) * sy - 0.5,
+            width=width,
+            height=height,
+        )
