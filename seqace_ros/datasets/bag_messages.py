@@ -1,0 +1,99 @@
+"""Convert deserialized ROS messages (rosbags or rclpy objects) to library types.
+
+Works by attribute access only, so it accepts rosbags message dataclasses from ROS 1 and
+ROS 2 bags alike (ROS 1 ``CameraInfo`` spells its matrices ``K``/``D``, ROS 2 ``k``/``d``)
+and, later, live rclpy messages. Quaternion order (x, y, z, w) as in the messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from seqace_ros.core.geometry import transform_from_translation_quaternion
+from seqace_ros.datasets.calibration import CameraCalibration, calibration_from_fields
+from seqace_ros.datasets.image_decoding import decode_compressed_image, decode_raw_image
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+TF_TYPE = "tf2_msgs/msg/TFMessage"
+ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
+POSE_TYPES = (
+    "geometry_msgs/msg/PoseStamped",
+    "geometry_msgs/msg/PoseWithCovarianceStamped",
+)
+
+
+def stamp_ns(header: Any) -> int:
+    """Nanoseconds of a ``std_msgs/Header`` stamp (``sec`` and ``nanosec`` fields)."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def transform_from_transform_msg(transform: Any) -> NDArray[np.float64]:
+    """4x4 transform of a ``geometry_msgs/Transform`` (translation, rotation x y z w)."""
+    t = transform.translation
+    q = transform.rotation
+    return transform_from_translation_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+
+
+def transform_from_pose_msg(pose: Any) -> NDArray[np.float64]:
+    """4x4 transform of a ``geometry_msgs/Pose`` (position, orientation x y z w)."""
+    p = pose.position
+    q = pose.orientation
+    return transform_from_translation_quaternion([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
+
+
+def pose_of_pose_message(message: Any, msgtype: str) -> tuple[int, str, NDArray[np.float64]]:
+    """Stamp (ns), world frame and ``T_world_body`` of a PoseStamped / PoseWithCovarianceStamped.
+
+    Raises:
+        ValueError: for another message type.
+    """
+    if msgtype == "geometry_msgs/msg/PoseStamped":
+        pose = message.pose
+    elif msgtype == "geometry_msgs/msg/PoseWithCovarianceStamped":
+        pose = message.pose.pose
+    else:
+        raise ValueError(f"expected one of {POSE_TYPES}, got {msgtype!r}")
+    return stamp_ns(message.header), message.header.frame_id, transform_from_pose_msg(pose)
+
+
+def calibration_from_camera_info(message: Any, origin: str) -> CameraCalibration:
+    """Calibration of a ``sensor_msgs/CameraInfo`` (ROS 1 or ROS 2 field names).
+
+    Raises:
+        CalibrationError: invalid intrinsics or an unsupported distortion model.
+    """
+    K = message.k if hasattr(message, "k") else message.K
+    D = message.d if hasattr(message, "d") else message.D
+    return calibration_from_fields(
+        width=int(message.width),
+        height=int(message.height),
+        K_9=np.asarray(K, dtype=np.float64),
+        distortion_model=str(message.distortion_model),
+        distortion=np.asarray(D, dtype=np.float64),
+        origin=origin,
+    )
+
+
+def image_from_message(message: Any, msgtype: str) -> NDArray[np.uint8]:
+    """(H, W, 3) uint8 RGB image of an ``Image`` or ``CompressedImage`` message.
+
+    Raises:
+        ImageDecodingError: unsupported encoding, inconsistent sizes or undecodable bytes.
+        ValueError: for a message type that is not an image.
+    """
+    if msgtype == "sensor_msgs/msg/Image":
+        return decode_raw_image(
+            encoding=str(message.encoding),
+            height=int(message.height),
+            width=int(message.width),
+            step=int(message.step),
+            data=message.data,
+            is_bigendian=bool(message.is_bigendian),
+        )
+    if msgtype == "sensor_msgs/msg/CompressedImage":
+        return decode_compressed_image(str(message.format), message.data)
+    raise ValueError(f"expected one of {IMAGE_TYPES}, got {msgtype!r}")

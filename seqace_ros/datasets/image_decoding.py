@@ -1,0 +1,125 @@
+"""Decode ``sensor_msgs/Image`` and ``CompressedImage`` payloads to RGB arrays.
+
+Takes the message fields as plain values (no rosbags or rclpy import), so the bag reader and
+the live ROS node share it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+# encoding -> (channels, bytes per channel)
+_RAW_LAYOUTS: dict[str, tuple[int, int]] = {
+    "rgb8": (3, 1),
+    "bgr8": (3, 1),
+    "rgba8": (4, 1),
+    "bgra8": (4, 1),
+    "mono8": (1, 1),
+    "8UC1": (1, 1),
+    "mono16": (1, 2),
+    "16UC1": (1, 2),
+}
+_TO_RGB: dict[str, int | None] = {
+    "rgb8": None,
+    "bgr8": cv2.COLOR_BGR2RGB,
+    "rgba8": cv2.COLOR_RGBA2RGB,
+    "bgra8": cv2.COLOR_BGRA2RGB,
+}
+
+SUPPORTED_ENCODINGS = tuple(_RAW_LAYOUTS)
+
+
+class ImageDecodingError(ValueError):
+    """An image message cannot be decoded: unknown encoding or inconsistent size fields."""
+
+
+def decode_raw_image(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    data: bytes | bytearray | memoryview | NDArray[np.uint8],
+    is_bigendian: bool = False,
+) -> NDArray[np.uint8]:
+    """RGB image of a ``sensor_msgs/Image`` payload.
+
+    Args:
+        encoding: one of :data:`SUPPORTED_ENCODINGS` (rgb8, bgr8, rgba8, bgra8, mono8, mono16).
+        height: rows.
+        width: columns.
+        step: bytes per row (>= width * pixel size; rows may be padded).
+        data: ``height * step`` bytes, row-major.
+        is_bigendian: byte order of 16-bit encodings.
+
+    Returns:
+        (height, width, 3) uint8 RGB array (a fresh copy). Mono images are replicated to three
+        channels; mono16 is scaled to 8 bits by its own maximum (a 0-valued image stays 0).
+
+    Raises:
+        ImageDecodingError: unsupported encoding, non-positive size, ``step`` smaller than a
+            row, or ``data`` of the wrong length.
+    """
+    if encoding not in _RAW_LAYOUTS:
+        raise ImageDecodingError(
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    if height <= 0 or width <= 0:
+        raise ImageDecodingError(f"image size must be positive, got {width}x{height}")
+    channels, depth = _RAW_LAYOUTS[encoding]
+    row_bytes = width * channels * depth
+    if step < row_bytes:
+        raise ImageDecodingError(
+            f"{encoding} image of width {width} needs step >= {row_bytes} bytes, got {step}"
+        )
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size != height * step:
+        raise ImageDecodingError(
+            f"{encoding} image {width}x{height} with step {step} needs {height * step} bytes, "
+            f"got {buffer.size}"
+        )
+    rows = buffer.reshape(height, step)[:, :row_bytes]
+    if depth == 2:
+        dtype = np.dtype(">u2" if is_bigendian else "<u2")
+        mono16 = np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(np.float64)
+        peak = mono16.max()
+        scaled = np.zeros_like(mono16) if peak == 0 else mono16 * (255.0 / peak)
+        mono8 = np.rint(scaled).astype(np.uint8)
+        return np.repeat(mono8[:, :, None], 3, axis=2)
+    pixels = rows.reshape(height, width, channels)
+    if channels == 1:
+        return np.repeat(pixels, 3, axis=2)
+    conversion = _TO_RGB[encoding]
+    if conversion is None:
+        return pixels.copy()
+    return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+
+
+def decode_compressed_image(
+    format_text: str, data: bytes | bytearray | memoryview | NDArray[np.uint8]
+) -> NDArray[np.uint8]:
+    """RGB image of a ``sensor_msgs/CompressedImage`` payload (JPEG or PNG).
+
+    Args:
+        format_text: the message's ``format`` field, e.g. ``"jpeg"``, ``"png"`` or
+            ``"bgr8; jpeg compressed bgr8"`` (image_transport style); only used in errors, the
+            codec is detected from the bytes.
+        data: the compressed bytes.
+
+    Returns:
+        (H, W, 3) uint8 RGB array; grey images are replicated to three channels.
+
+    Raises:
+        ImageDecodingError: empty data or bytes that OpenCV cannot decode.
+    """
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size == 0:
+        raise ImageDecodingError(f"compressed image ({format_text!r}) has no data")
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageDecodingError(
+            f"cannot decode compressed image with format {format_text!r} ({buffer.size} bytes, "
+            f"starting {bytes(buffer[:8]).hex()}); expected JPEG or PNG"
+        )
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
