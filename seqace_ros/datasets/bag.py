@@ -61,8 +61,6 @@ _READ_ERRORS = (
     struct.error,
     EOFError,
     OSError,
-    KeyError,
-    IndexError,
 )
 
 
