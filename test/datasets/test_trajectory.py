@@ -34,7 +34,7 @@ def test_round_trip_is_exact_in_time_and_tight_in_pose(tmp_path: Path) -> None:
     for read, written in zip(trajectory.T_world_body_N44, poses, strict=True):
         meters, degrees = pose_error(read, written)
         assert meters < 1e-8
-        assert degrees < 1e-6
+        assert degrees < 1e-5  # acos-based angle metric has a ~1e-6 deg floor
     assert not list(tmp_path.glob(".traj.txt.*")), "temporary file left behind"
 
 
