@@ -26,7 +26,9 @@ def random_poses(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_round_trip_is_exact_in_time_and_tight_in_pose(tmp_path: Path) -> None:
-    stamps = np.array([1_305_031_102_175_304_123, 1_305_031_102_208_000_001, 1_305_031_103_000_000_000])
+    stamps = np.array(
+        [1_305_031_102_175_304_123, 1_305_031_102_208_000_001, 1_305_031_103_000_000_000]
+    )
     poses = random_poses(3)
     path = write_tum_trajectory(tmp_path / "traj.txt", stamps, poses)
     trajectory = read_tum_trajectory(path)
