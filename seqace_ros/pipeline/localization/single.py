@@ -1,0 +1,224 @@
+"""Single-frame relocalization: image + intrinsics -> camera pose in the map.
+
+Three stages, each a public method so other modes (sequence, ROS node) can reuse them:
+
+1. :meth:`Localizer.encode`: encoder pass and salient patch selection (top-K keypoint cells
+   after NMS on the 1/8 grid), patch centres mapped to original image pixels;
+2. :meth:`Localizer.regress`: the scene head on those patches -> 3D points in the map frame;
+3. :meth:`Localizer.solve`: the C++ RANSAC PnP solver on the 2D-3D correspondences.
+
+:meth:`Localizer.localize` runs all three and times them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.encoder import check_image, create_encoder, resolve_device
+from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
+from seqace_ros.core.map_file import SceneMap, load_map
+from seqace_ros.ransac import solve_pnp
+
+
+class LocalizationError(ValueError):
+    """Input the localizer cannot use (image and intrinsics that disagree, bad config)."""
+
+
+@dataclass(frozen=True)
+class LocalizerConfig:
+    """Test-time settings.
+
+    Attributes:
+        top_k: salient patches regressed per image.
+        nms_radius: keypoint NMS radius in grid cells.
+        threshold_px: RANSAC inlier threshold in original-image pixels.
+        max_hypotheses: RANSAC hypotheses.
+        min_inliers: fewer inliers than this is a failure.
+        seed: RANSAC seed (``None``: nondeterministic).
+    """
+
+    top_k: int = 1000
+    nms_radius: int = 1
+    threshold_px: float = 10.0
+    max_hypotheses: int = 64
+    min_inliers: int = 50
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.top_k < 4 or self.nms_radius < 0 or self.max_hypotheses < 1:
+            raise LocalizationError(
+                "need top_k >= 4, nms_radius >= 0, max_hypotheses >= 1; got "
+                f"{self.top_k}, {self.nms_radius}, {self.max_hypotheses}"
+            )
+        if self.threshold_px <= 0 or self.min_inliers < 4:
+            raise LocalizationError(
+                f"need threshold_px > 0 and min_inliers >= 4, got {self.threshold_px}, "
+                f"{self.min_inliers}"
+            )
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """Salient patches of one image.
+
+    Attributes:
+        features_KC: (K, C) float32 encoder features (on the localizer's device).
+        points2d_K2: (K, 2) float64 patch centres (u, v) in original image pixels.
+        scores_K: (K,) float32 keypoint scores.
+    """
+
+    features_KC: torch.Tensor
+    points2d_K2: NDArray[np.float64]
+    scores_K: NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class LocalizationResult:
+    """Outcome of localizing one image.
+
+    Attributes:
+        success: a pose with at least ``min_inliers`` inliers was found.
+        T_world_cam: (4, 4) float64 camera-to-world pose when ``success``, else ``None``.
+        num_inliers: RANSAC inliers of the returned pose (0 when the solver found none).
+        num_correspondences: 2D-3D correspondences given to RANSAC.
+        confidence: inlier ratio ``num_inliers / num_correspondences`` in [0, 1].
+        timings_ms: ``encoder``, ``head``, ``ransac`` and ``total`` milliseconds.
+        points2d_N2: (N, 2) patch centres in original image pixels.
+        scene_points_N3: (N, 3) regressed map-frame points (metres).
+        inliers_N: (N,) bool inlier mask (all False when the solver found nothing).
+    """
+
+    success: bool
+    T_world_cam: NDArray[np.float64] | None
+    num_inliers: int
+    num_correspondences: int
+    confidence: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    points2d_N2: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
+    scene_points_N3: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 3)))
+    inliers_N: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+class Localizer:
+    """Relocalizes single images against a scene map.
+
+    Args:
+        scene_map: the map (its encoder is created from the id it records and checked
+            against the recorded weight hash).
+        config: test-time settings.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
+
+    Raises:
+        MapFileError: when this installation's encoder weights differ from the map's.
+    """
+
+    def __init__(
+        self, scene_map: SceneMap, config: LocalizerConfig | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.scene_map = scene_map
+        self.config = config or LocalizerConfig()
+        self.device = resolve_device(device)
+        self.encoder = create_encoder(scene_map.encoder_id, scene_map.image_height, self.device)
+        scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash)
+        self.head = scene_map.build_head(self.device)
+
+    @classmethod
+    def from_map_file(
+        cls, path: str | Path, config: LocalizerConfig | None = None,
+        device: str | torch.device = "auto",
+    ) -> Localizer:
+        """Localizer for the map stored at ``path`` (see :func:`load_map` for errors)."""
+        return cls(load_map(path), config, device)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @torch.inference_mode()
+    def encode(self, image_rgb: NDArray[np.uint8]) -> EncodedFrame:
+        """Encoder stage: salient patch features and their pixel centres."""
+        check_image(image_rgb)
+        height, width = image_rgb.shape[:2]
+        output = self.encoder.encode(image_rgb)
+        grid_w = output.scores_HW.shape[1]
+        cells_K = select_salient_cells(output.scores_HW, self.config.top_k, self.config.nms_radius)
+        features_CN = output.features_CHW.reshape(output.features_CHW.shape[0], -1)
+        points2d = cell_centres_px(
+            cells_K, grid_w, self.encoder.stride,
+            scale_x=width / output.input_width, scale_y=height / output.input_height,
+        )
+        return EncodedFrame(
+            features_KC=features_CN[:, cells_K].T.contiguous(),
+            points2d_K2=points2d.cpu().double().numpy(),
+            scores_K=output.scores_HW.flatten()[cells_K].cpu().numpy(),
+        )
+
+    @torch.inference_mode()
+    def regress(self, encoded: EncodedFrame) -> NDArray[np.float64]:
+        """Head stage: map-frame points (K, 3) in metres for the encoded patches."""
+        return self.head(encoded.features_KC).cpu().double().numpy()
+
+    def solve(
+        self, points2d_N2: NDArray[np.float64], scene_points_N3: NDArray[np.float64],
+        intrinsics: Intrinsics,
+    ) -> tuple[NDArray[np.float64] | None, NDArray[np.bool_]]:
+        """RANSAC stage: pose (4, 4) camera-to-world or ``None``, and the (N,) inlier mask."""
+        result = solve_pnp(
+            points2d_N2, scene_points_N3, intrinsics.as_tuple,
+            threshold_px=self.config.threshold_px,
+            max_hypotheses=self.config.max_hypotheses, seed=self.config.seed,
+        )
+        inliers = np.asarray(result.inliers, dtype=bool)
+        if not result.success:
+            return None, np.zeros(len(points2d_N2), dtype=bool)
+        return np.asarray(result.T_world_cam, dtype=np.float64), inliers
+
+    def localize(self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> LocalizationResult:
+        """Pose of the camera that took ``image_rgb`` (H, W, 3 uint8 RGB).
+
+        Raises:
+            EncoderError: on a malformed image.
+            LocalizationError: when the intrinsics are for another image size.
+        """
+        check_image(image_rgb)
+        height, width = image_rgb.shape[:2]
+        if (intrinsics.width, intrinsics.height) != (width, height):
+            raise LocalizationError(
+                f"intrinsics are for {intrinsics.width}x{intrinsics.height} images, "
+                f"the image is {width}x{height}"
+            )
+        t0 = time.perf_counter()
+        encoded = self.encode(image_rgb)
+        self._sync()
+        t1 = time.perf_counter()
+        scene_points = self.regress(encoded)
+        t2 = time.perf_counter()
+        T_world_cam, inliers = self.solve(encoded.points2d_K2, scene_points, intrinsics)
+        t3 = time.perf_counter()
+        num_inliers = int(inliers.sum())
+        num_correspondences = len(scene_points)
+        success = T_world_cam is not None and num_inliers >= self.config.min_inliers
+        return LocalizationResult(
+            success=success,
+            T_world_cam=T_world_cam if success else None,
+            num_inliers=num_inliers,
+            num_correspondences=num_correspondences,
+            confidence=num_inliers / num_correspondences if num_correspondences else 0.0,
+            timings_ms={
+                "encoder": 1000.0 * (t1 - t0),
+                "head": 1000.0 * (t2 - t1),
+                "ransac": 1000.0 * (t3 - t2),
+                "total": 1000.0 * (t3 - t0),
+            },
+            points2d_N2=encoded.points2d_K2,
+            scene_points_N3=scene_points,
+            inliers_N=inliers,
+        )

@@ -1,0 +1,137 @@
+"""Mapping configuration and its named presets (the one place presets are defined)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from seqace_ros.core.encoder import XFeatFeatures
+from seqace_ros.core.head import HeadConfig
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Photometric and geometric augmentation of mapping images (ACE recipe).
+
+    Attributes:
+        scale_min: smallest network-input scale relative to ``image_height``.
+        scale_max: largest scale.
+        rotation_deg: in-plane rotation drawn uniformly in [-rotation_deg, rotation_deg].
+        brightness: additive brightness offset drawn in [-brightness, brightness] (0..1 range).
+        contrast: multiplicative contrast drawn in [1 - contrast, 1 + contrast].
+    """
+
+    scale_min: float = 2.0 / 3.0
+    scale_max: float = 1.5
+    rotation_deg: float = 15.0
+    brightness: float = 0.1
+    contrast: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.scale_min <= self.scale_max:
+            raise ValueError(f"need 0 < scale_min <= scale_max, got {self.scale_min}, "
+                             f"{self.scale_max}")
+        if self.rotation_deg < 0 or self.brightness < 0 or not 0 <= self.contrast < 1:
+            raise ValueError("rotation_deg and brightness must be >= 0 and contrast in [0, 1)")
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """Everything that decides how a scene head is trained.
+
+    Attributes:
+        encoder_features: which XFeat features feed the head.
+        image_height: network input height (pixels) before scale augmentation.
+        head: head architecture (``in_channels`` is set from the encoder).
+        augment: augmentation ranges.
+        augmentation_passes: augmented copies of each mapping image in the buffer.
+        salient_per_image: salient (top-K after NMS) patches taken first from each image.
+        patches_per_image: total patches per augmented image (salient first, then random
+            valid ones); ``None`` takes all valid patches.
+        nms_radius: keypoint non-maximum suppression radius in grid cells.
+        iterations: optimiser steps.
+        batch_size: patches per step.
+        lr_min: one-cycle start and end learning rate.
+        lr_max: one-cycle peak learning rate.
+        clamp_max_px: reprojection soft clamp at the start of training (pixels).
+        clamp_min_px: soft clamp at the end of training (pixels).
+        hard_clamp_px: reprojection errors above this count as invalid predictions.
+        depth_min_m: predictions closer than this (camera z) are invalid.
+        depth_max_m: predictions farther than this are invalid.
+        depth_target_m: invalid predictions are pulled to the pixel ray at this depth.
+        mixed_precision: fp16 autocast when training on CUDA.
+        seed: seeds numpy, torch and Python's random.
+    """
+
+    encoder_features: XFeatFeatures = "multiscale"
+    image_height: int = 480
+    head: HeadConfig = field(default_factory=HeadConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augmentation_passes: int = 1
+    salient_per_image: int = 1000
+    patches_per_image: int | None = 1500
+    nms_radius: int = 1
+    iterations: int = 2000
+    batch_size: int = 5120
+    lr_min: float = 5e-4
+    lr_max: float = 5e-3
+    clamp_max_px: float = 50.0
+    clamp_min_px: float = 1.0
+    hard_clamp_px: float = 1000.0
+    depth_min_m: float = 0.1
+    depth_max_m: float = 1000.0
+    depth_target_m: float = 10.0
+    mixed_precision: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.augmentation_passes < 1 or self.iterations < 1 or self.batch_size < 1:
+            raise ValueError("augmentation_passes, iterations and batch_size must be >= 1")
+        if self.salient_per_image < 0:
+            raise ValueError(f"salient_per_image must be >= 0, got {self.salient_per_image}")
+        if self.patches_per_image is not None and self.patches_per_image < 1:
+            raise ValueError(f"patches_per_image must be >= 1, got {self.patches_per_image}")
+        if not 0 < self.lr_min <= self.lr_max:
+            raise ValueError(f"need 0 < lr_min <= lr_max, got {self.lr_min}, {self.lr_max}")
+        if not 0 < self.clamp_min_px <= self.clamp_max_px:
+            raise ValueError("need 0 < clamp_min_px <= clamp_max_px")
+        if not 0 < self.depth_min_m < self.depth_target_m < self.depth_max_m:
+            raise ValueError("need 0 < depth_min_m < depth_target_m < depth_max_m")
+
+
+PRESETS: dict[str, MappingConfig] = {
+    # ACE's scale: width-512 head, 16 augmented passes' worth of patches, 25k steps of 5120.
+    "gpu": MappingConfig(
+        head=HeadConfig(width=512, num_blocks=1),
+        augmentation_passes=8,
+        patches_per_image=None,
+        iterations=25_000,
+    ),
+    # The best accuracy that fits 10 minutes on 2 CPU cores (see the issue-4 report).
+    "cpu": MappingConfig(
+        head=HeadConfig(width=256, num_blocks=1),
+        augmentation_passes=1,
+        patches_per_image=1500,
+        iterations=2000,
+        mixed_precision=False,
+    ),
+    # About a minute on 2 CPU cores for 60 frames: the end-to-end test.
+    "test": MappingConfig(
+        head=HeadConfig(width=128, num_blocks=1),
+        augmentation_passes=1,
+        patches_per_image=1000,
+        iterations=600,
+        batch_size=2048,
+        mixed_precision=False,
+    ),
+}
+
+
+def preset(name: str, **overrides: object) -> MappingConfig:
+    """The named preset, with optional field overrides (e.g. ``seed=3``).
+
+    Raises:
+        ValueError: for an unknown preset name.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown mapping preset {name!r}; choose from {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)  # type: ignore[arg-type]

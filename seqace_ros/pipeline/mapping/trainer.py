@@ -1,0 +1,145 @@
+"""Training a scene head on a feature buffer (the ACE recipe, written for this project).
+
+Loss per patch, for the prediction X (world) moved into its frame's camera (X_cam):
+
+- valid (depth in [depth_min, depth_max] and reprojection error e < hard clamp):
+  ``c * tanh(e / c)`` with a soft clamp c shrinking from ``clamp_max_px`` to ``clamp_min_px``
+  on a quarter circle (slowly first, then fast);
+- invalid: ``|X_cam - ray(u, v) * depth_target|``, pulling it in front of the camera.
+
+Summed and divided by the batch size. AdamW with a one-cycle learning rate; fp16 autocast on
+CUDA. Patches are visited in a seeded random order, epoch after epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from seqace_ros.core.head import HeadConfig, SceneHead
+from seqace_ros.pipeline.mapping.buffer import FeatureBuffer
+from seqace_ros.pipeline.mapping.config import MappingConfig
+
+
+@dataclass(frozen=True)
+class TrainingStats:
+    """What training did: steps, patches seen, time, last smoothed loss, valid fraction."""
+
+    iterations: int
+    patches_seen: int
+    seconds: float
+    final_loss: float
+    final_valid_fraction: float
+
+
+def soft_clamp_px(progress: float, config: MappingConfig) -> float:
+    """Soft clamp (pixels) at training ``progress`` in [0, 1] (quarter-circle schedule)."""
+    weight = math.sqrt(max(0.0, 1.0 - progress * progress))
+    return config.clamp_min_px + (config.clamp_max_px - config.clamp_min_px) * weight
+
+
+def reprojection_loss(
+    scene_points_B3: torch.Tensor, pixels_B2: torch.Tensor, K_B33: torch.Tensor,
+    T_cam_world_B44: torch.Tensor, clamp_px: float, config: MappingConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss over the batch and the (B,) mask of valid predictions.
+
+    Args:
+        scene_points_B3: predicted world points (metres).
+        pixels_B2: observed patch centres (u, v) in pixels of the frame.
+        K_B33: intrinsics of each patch's frame.
+        T_cam_world_B44: world-to-camera pose of each patch's frame.
+        clamp_px: current soft clamp.
+        config: thresholds (depth range, hard clamp, depth target).
+    """
+    points_cam_B3 = (torch.einsum("bij,bj->bi", T_cam_world_B44[:, :3, :3], scene_points_B3)
+                     + T_cam_world_B44[:, :3, 3])
+    depth_B = points_cam_B3[:, 2]
+    projected_B3 = torch.einsum("bij,bj->bi", K_B33, points_cam_B3)
+    safe_depth_B = depth_B.clamp(min=config.depth_min_m)
+    uv_B2 = projected_B3[:, :2] / safe_depth_B[:, None]
+    error_px_B = torch.linalg.vector_norm(uv_B2 - pixels_B2, dim=1)
+    valid_B = ((depth_B > config.depth_min_m) & (depth_B < config.depth_max_m)
+               & (error_px_B < config.hard_clamp_px))
+    valid_loss = (clamp_px * torch.tanh(error_px_B[valid_B] / clamp_px)).sum()
+    fx, fy = K_B33[:, 0, 0], K_B33[:, 1, 1]
+    cx, cy = K_B33[:, 0, 2], K_B33[:, 1, 2]
+    ray_B3 = torch.stack([(pixels_B2[:, 0] - cx) / fx, (pixels_B2[:, 1] - cy) / fy,
+                          torch.ones_like(fx)], dim=1)
+    target_B3 = ray_B3 * config.depth_target_m
+    invalid_B = ~valid_B
+    invalid_loss = torch.linalg.vector_norm(
+        points_cam_B3[invalid_B] - target_B3[invalid_B], dim=1).sum()
+    return (valid_loss + invalid_loss) / scene_points_B3.shape[0], valid_B
+
+
+def train_head(
+    buffer: FeatureBuffer, head_config: HeadConfig, scene_centre_3: torch.Tensor,
+    config: MappingConfig, device: torch.device, progress: bool = True,
+) -> tuple[SceneHead, TrainingStats]:
+    """Train a new head on ``buffer``; returns it (eval mode, on ``device``) and statistics."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    head = SceneHead(head_config, scene_centre_3).to(device).train()
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr_min)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr_max, total_steps=config.iterations,
+        div_factor=config.lr_max / config.lr_min, final_div_factor=1.0, cycle_momentum=False,
+    )
+    use_amp = config.mixed_precision and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    on_device = device.type == "cuda"
+    features = buffer.features_NC.to(device) if on_device else buffer.features_NC
+    pixels = buffer.pixels_N2.to(device)
+    frame_ids = buffer.frame_ids_N.to(device)
+    K_F33 = buffer.K_F33.to(device)
+    T_cam_world_F44 = buffer.T_cam_world_F44.to(device)
+    n = len(buffer)
+    batch_size = min(config.batch_size, n)
+    order = torch.randperm(n, generator=generator)
+    cursor = 0
+    smoothed_loss, valid_fraction = float("nan"), float("nan")
+    start = time.perf_counter()
+    bar = tqdm(range(config.iterations), desc="training", unit="it", disable=not progress,
+               dynamic_ncols=True)
+    for step in bar:
+        if cursor + batch_size > n:
+            order = torch.randperm(n, generator=generator)
+            cursor = 0
+        batch = order[cursor : cursor + batch_size]
+        cursor += batch_size
+        batch_dev = batch.to(device)
+        features_BC = features[batch_dev] if on_device else features[batch].to(device)
+        ids = frame_ids[batch_dev]
+        clamp_px = soft_clamp_px(step / config.iterations, config)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            scene_points_B3 = head(features_BC.float())
+        loss, valid_B = reprojection_loss(
+            scene_points_B3.float(), pixels[batch_dev], K_F33[ids], T_cam_world_F44[ids],
+            clamp_px, config,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        if step % 20 == 0 or step == config.iterations - 1:
+            value = float(loss.detach())
+            smoothed_loss = (value if math.isnan(smoothed_loss)
+                             else 0.8 * smoothed_loss + 0.2 * value)
+            valid_fraction = float(valid_B.float().mean())
+            bar.set_postfix(loss=f"{smoothed_loss:.2f}", valid=f"{valid_fraction:.2f}",
+                            clamp=f"{clamp_px:.1f}")
+    bar.close()
+    stats = TrainingStats(
+        iterations=config.iterations,
+        patches_seen=config.iterations * batch_size,
+        seconds=time.perf_counter() - start,
+        final_loss=smoothed_loss,
+        final_valid_fraction=valid_fraction,
+    )
+    return head.eval().requires_grad_(False), stats
