@@ -26,7 +26,7 @@ ransac_extension = Pybind11Extension(
     sources=sorted(glob("cpp_ransac/src/*.cpp") + glob("cpp_ransac/bindings/*.cpp")),
     include_dirs=["cpp_ransac/include"],
     cxx_std=17,
-    extra_compile_args=["-O3", "-fno-math-errno", "-fvisibility=hidden"],
+    extra_compile_args=["-O3", "-fno-math-errno", "-fopenmp-simd", "-fvisibility=hidden"],
 )
 
 setup(
