@@ -147,7 +147,7 @@ class FolderDataset:
         self._shared_calibration = self._find_shared_calibration()
         if (
             self._shared_calibration is None
-            and self._intrinsics is None
+            and self._pinhole is None
             and self._focal is None
             and any(f.calibration is None for f in self._files)
         ):
