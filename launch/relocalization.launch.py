@@ -1,0 +1,90 @@
+"""Launch the seqace_ros relocalization node, optionally with RViz.
+
+Arguments:
+    map: map file written by ``seqace map`` (overrides ``map_path`` of the params file;
+        empty keeps the file's value).
+    params_file: node parameters (default: the package's config/relocalization.yaml).
+    camera_namespace: namespace of the camera driver's topics; the node subscribes
+        ``<camera_namespace>/image_raw`` (or ``.../image_raw/compressed``) and
+        ``<camera_namespace>/camera_info``.
+    rviz: ``true`` starts RViz with config/seqace.rviz (pose, path, inliers, TF).
+
+Example::
+
+    ros2 launch seqace_ros relocalization.launch.py map:=/maps/kitchen.safetensors \
+        camera_namespace:=/camera/color rviz:=true
+"""
+
+from __future__ import annotations
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.launch_context import LaunchContext
+from launch.launch_description import LaunchDescription
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = "seqace_ros"
+EXECUTABLE = "relocalization_node"
+PARAMS_FILE = "relocalization.yaml"
+RVIZ_CONFIG = "seqace.rviz"
+
+
+def _relocalization_node(context: LaunchContext) -> list[Node]:
+    """The node, with the map argument applied only when it is given."""
+    params_file = LaunchConfiguration("params_file").perform(context)
+    map_path = LaunchConfiguration("map").perform(context)
+    camera_namespace = LaunchConfiguration("camera_namespace").perform(context).rstrip("/")
+    parameters: list[object] = [params_file]
+    if map_path:
+        parameters.append({"map_path": map_path})
+    return [
+        Node(
+            package=PACKAGE,
+            executable=EXECUTABLE,
+            name=EXECUTABLE,
+            output="screen",
+            parameters=parameters,
+            remappings=[
+                ("image", f"{camera_namespace}/image_raw"),
+                ("image/compressed", f"{camera_namespace}/image_raw/compressed"),
+                ("camera_info", f"{camera_namespace}/camera_info"),
+            ],
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Arguments, the relocalization node and (with ``rviz:=true``) RViz."""
+    share = get_package_share_directory(PACKAGE)
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "map", default_value="",
+                description="Map file (.safetensors) from `seqace map`; empty: the params "
+                "file's map_path",
+            ),
+            DeclareLaunchArgument(
+                "params_file", default_value=os.path.join(share, "config", PARAMS_FILE),
+                description="Parameters file of the relocalization node",
+            ),
+            DeclareLaunchArgument(
+                "camera_namespace", default_value="/camera",
+                description="Namespace of the camera topics (<ns>/image_raw, <ns>/camera_info)",
+            ),
+            DeclareLaunchArgument(
+                "rviz", default_value="false", description="Start RViz with config/seqace.rviz",
+            ),
+            OpaqueFunction(function=_relocalization_node),
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                arguments=["-d", os.path.join(share, "config", RVIZ_CONFIG)],
+                condition=IfCondition(LaunchConfiguration("rviz")),
+            ),
+        ]
+    )

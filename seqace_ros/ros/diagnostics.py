@@ -1,0 +1,97 @@
+"""The relocalization node's ``/diagnostics`` status: level, message and key values.
+
+Levels (``diagnostic_msgs/DiagnosticStatus``):
+
+- ERROR: no map is loaded (``map_path`` empty, or the map failed to load);
+- WARN: no image received yet, or the latest event is a failure (bad image, missing or
+  inconsistent camera_info, too few inliers, a rejected map, a TF lookup that failed), i.e.
+  there was an error and no accepted pose since;
+- OK: the latest processed frame gave a published pose.
+
+The message names the cause; the values carry the counters and the running figures of
+:class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Header
+
+from seqace_ros.pipeline.localization.stream import StatsSnapshot
+from seqace_ros.ros.conversions import time_msg
+
+STATUS_NAME = "seqace_ros: relocalization"
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What the diagnostics report besides the stream statistics.
+
+    Attributes:
+        map_path: the map in use ("" when none).
+        map_problem: why there is no map in use ("" when there is one).
+        mode: localization mode.
+        tf_backend: the TF implementation in use.
+        image_topic: resolved image topic (for messages).
+    """
+
+    map_path: str
+    map_problem: str
+    mode: str
+    tf_backend: str
+    image_topic: str
+
+
+def _format(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.3f}"
+
+
+def assess(stats: StatsSnapshot, state: NodeState) -> tuple[bytes, str]:
+    """Level and message for the current stats and node state (see the module docstring)."""
+    if state.map_problem:
+        return DiagnosticStatus.ERROR, f"no map loaded: {state.map_problem}"
+    error_is_latest = bool(stats.last_error) and not (
+        stats.last_success_age_s <= stats.last_error_age_s
+    )
+    if error_is_latest:
+        return DiagnosticStatus.WARN, stats.last_error
+    if stats.received == 0:
+        return DiagnosticStatus.WARN, f"no image received yet on {state.image_topic}"
+    if stats.succeeded == 0:
+        return DiagnosticStatus.WARN, "no pose published yet"
+    return DiagnosticStatus.OK, f"localizing at {stats.rate_hz:.1f} Hz"
+
+
+def diagnostic_array(
+    stats: StatsSnapshot, state: NodeState, hardware_id: str, stamp_ns: int
+) -> DiagnosticArray:
+    """The ``DiagnosticArray`` to publish on ``/diagnostics``."""
+    level, message = assess(stats, state)
+    values = {
+        "map_path": state.map_path,
+        "mode": state.mode,
+        "tf_backend": state.tf_backend,
+        "frames_received": str(stats.received),
+        "frames_dropped": str(stats.dropped),
+        "frames_processed": str(stats.processed),
+        "poses_published": str(stats.succeeded),
+        "frames_failed": str(stats.failed),
+        "rate_hz": _format(stats.rate_hz),
+        "latency_p50_ms": _format(stats.latency_p50_ms),
+        "latency_p95_ms": _format(stats.latency_p95_ms),
+        "inlier_ratio": _format(stats.inlier_ratio),
+        "last_error": stats.last_error,
+        "last_error_age_s": _format(stats.last_error_age_s),
+        "last_pose_age_s": _format(stats.last_success_age_s),
+    }
+    status = DiagnosticStatus(
+        level=level,
+        name=STATUS_NAME,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=key, value=value) for key, value in values.items()],
+    )
+    return DiagnosticArray(header=Header(stamp=time_msg(stamp_ns)), status=[status])

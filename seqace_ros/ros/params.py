@@ -1,0 +1,207 @@
+"""Parameters of the relocalization node: declarations, validation and the typed snapshot.
+
+Every parameter is declared from :data:`PARAMETER_SPECS` with a ``ParameterDescriptor``
+(description, integer/float range, read-only flag); choices that ROS descriptors cannot express
+are listed in ``additional_constraints`` and checked by :func:`validate_parameter`, which the
+node runs in its on-set callback so ``ros2 param set`` gets the reason of a rejection. The
+node reads a frozen :class:`RelocalizationParams` snapshot, replaced as a whole after each
+accepted change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+
+from seqace_ros.pipeline.localization.single import LocalizerConfig
+
+ParameterValue = bool | int | float | str
+_LOCALIZER_DEFAULTS = LocalizerConfig()
+#: Modes implemented so far (the sequence mode is declared but rejected until it exists).
+SUPPORTED_MODES = ("single",)
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One declared parameter.
+
+    Attributes:
+        name: parameter name (also the :class:`RelocalizationParams` field).
+        default: default value; its Python type is the parameter's type.
+        description: what it does, with units.
+        choices: allowed string values (empty: any).
+        bounds: inclusive (min, max) for numbers.
+        read_only: only settable at start-up (parameters file or command line).
+    """
+
+    name: str
+    default: ParameterValue
+    description: str
+    choices: tuple[str, ...] = ()
+    bounds: tuple[float, float] | None = None
+    read_only: bool = False
+
+    def descriptor(self) -> ParameterDescriptor:
+        """The ``ParameterDescriptor`` the node declares."""
+        descriptor = ParameterDescriptor(
+            name=self.name, description=self.description, read_only=self.read_only
+        )
+        if self.choices:
+            descriptor.additional_constraints = f"one of: {', '.join(self.choices)}"
+        if self.bounds is not None and isinstance(self.default, bool):
+            raise TypeError(f"{self.name}: a bool parameter cannot have bounds")
+        if self.bounds is not None and isinstance(self.default, int):
+            descriptor.integer_range = [
+                IntegerRange(from_value=int(self.bounds[0]), to_value=int(self.bounds[1]), step=1)
+            ]
+        elif self.bounds is not None:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=self.bounds[0], to_value=self.bounds[1], step=0.0)
+            ]
+        return descriptor
+
+
+PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("map_path", "", "Map file (.safetensors) to localize against. Changing it at run "
+                  "time validates the file, then loads it off the callback thread and swaps it "
+                  "in atomically; a bad map is rejected and the current one kept. Empty: no map "
+                  "(nothing is published; diagnostics say so)."),
+    ParameterSpec("device", "auto", "Inference device: auto (CUDA when available), cpu or cuda.",
+                  choices=("auto", "cpu", "cuda"), read_only=True),
+    ParameterSpec("mode", "single", "Relocalization mode: single (each frame alone) or sequence "
+                  "(uses the last sequence_length frames; not implemented yet, rejected).",
+                  choices=("single", "sequence"), read_only=True),
+    ParameterSpec("sequence_length", 5, "Frames the sequence mode uses (mode: sequence).",
+                  bounds=(2, 64), read_only=True),
+    ParameterSpec("num_keypoints", _LOCALIZER_DEFAULTS.top_k, "Salient patches regressed and "
+                  "given to RANSAC per image.", bounds=(16, 20000)),
+    ParameterSpec("ransac_hypotheses", _LOCALIZER_DEFAULTS.max_hypotheses, "RANSAC hypotheses "
+                  "per image.", bounds=(1, 100000)),
+    ParameterSpec("ransac_threshold_px", _LOCALIZER_DEFAULTS.threshold_px, "RANSAC inlier "
+                  "threshold, pixels of the input image.", bounds=(0.1, 100.0)),
+    ParameterSpec("ransac_seed", 0 if _LOCALIZER_DEFAULTS.seed is None else
+                  _LOCALIZER_DEFAULTS.seed, "RANSAC random seed (same seed, same image: same "
+                  "pose, as offline). -1: a different random sequence each frame.",
+                  bounds=(-1, 2**31 - 1)),
+    ParameterSpec("min_inliers", _LOCALIZER_DEFAULTS.min_inliers, "Fewer RANSAC inliers than "
+                  "this: no pose is published and diagnostics say why.", bounds=(4, 100000)),
+    ParameterSpec("map_frame", "map", "Frame of the map: the pose's header frame and the TF "
+                  "parent."),
+    ParameterSpec("odom_frame", "", "Empty: TF map_frame -> camera (image header.frame_id). "
+                  "Set (e.g. odom): TF map_frame -> odom_frame computed at the image stamp from "
+                  "the estimated camera pose and odom_frame -> camera looked up in TF (REP-105)."),
+    ParameterSpec("publish_tf", True, "Broadcast the estimate on /tf."),
+    ParameterSpec("publish_inliers", True, "Publish the inlier map points as a PointCloud2 on "
+                  "'inliers' (for RViz)."),
+    ParameterSpec("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); "
+                  "compressed: subscribe 'image/compressed' (sensor_msgs/CompressedImage).",
+                  choices=("raw", "compressed"), read_only=True),
+    ParameterSpec("qos_reliability", "best_effort", "Reliability of the image and camera_info "
+                  "subscriptions: best_effort (sensor-data QoS, matches any publisher) or "
+                  "reliable.", choices=("best_effort", "reliable"), read_only=True),
+    ParameterSpec("qos_depth", 5, "History depth of the image and camera_info subscriptions.",
+                  bounds=(1, 100), read_only=True),
+    ParameterSpec("path_max_length", 1000, "Most poses kept in the published path (oldest "
+                  "dropped).", bounds=(1, 100000)),
+    ParameterSpec("camera_info_timeout_s", 5.0, "A camera_info older than this (seconds, "
+                  "arrival time) counts as missing: frames are skipped, diagnostics warn.",
+                  bounds=(0.1, 3600.0)),
+    ParameterSpec("tf_timeout_s", 0.1, "How long to wait for odom_frame -> camera at the image "
+                  "stamp, seconds.", bounds=(0.0, 5.0)),
+    ParameterSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds.",
+                  bounds=(0.1, 60.0), read_only=True),
+)
+SPECS_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETER_SPECS}
+
+
+@dataclass(frozen=True)
+class RelocalizationParams:
+    """A consistent snapshot of the node's parameters (see :data:`PARAMETER_SPECS`)."""
+
+    map_path: str
+    device: str
+    mode: str
+    sequence_length: int
+    num_keypoints: int
+    ransac_hypotheses: int
+    ransac_threshold_px: float
+    ransac_seed: int
+    min_inliers: int
+    map_frame: str
+    odom_frame: str
+    publish_tf: bool
+    publish_inliers: bool
+    image_transport: str
+    qos_reliability: str
+    qos_depth: int
+    path_max_length: int
+    camera_info_timeout_s: float
+    tf_timeout_s: float
+    diagnostics_period_s: float
+
+    def localizer_config(self) -> LocalizerConfig:
+        """The localizer settings these parameters ask for."""
+        return replace(
+            _LOCALIZER_DEFAULTS,
+            top_k=self.num_keypoints,
+            max_hypotheses=self.ransac_hypotheses,
+            threshold_px=self.ransac_threshold_px,
+            min_inliers=self.min_inliers,
+            seed=None if self.ransac_seed < 0 else self.ransac_seed,
+        )
+
+    def updated(self, values: Mapping[str, ParameterValue]) -> RelocalizationParams:
+        """A copy with ``values`` applied."""
+        return replace(self, **values)  # type: ignore[arg-type]
+
+
+if {f.name for f in fields(RelocalizationParams)} != set(SPECS_BY_NAME):
+    raise RuntimeError("RelocalizationParams and PARAMETER_SPECS name different parameters")
+
+
+def validate_parameter(name: str, value: object) -> str | None:
+    """Why ``value`` is not acceptable for parameter ``name``, or ``None`` when it is.
+
+    Checks what descriptors cannot: choices, non-empty frame names, finite numbers, and the
+    modes implemented. Types and ranges are also checked (rclpy checks them too).
+    """
+    spec = SPECS_BY_NAME.get(name)
+    if spec is None:
+        return f"unknown parameter {name!r}"
+    expected = type(spec.default)
+    if type(value) is not expected:
+        return f"{name} must be of type {expected.__name__}, got {type(value).__name__} {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name} must be finite, got {value}"
+    if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:  # type: ignore[operator]
+        return f"{name} must be in [{spec.bounds[0]}, {spec.bounds[1]}], got {value}"
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
+    if name == "mode" and value not in SUPPORTED_MODES:
+        return (
+            f"mode {value!r} is not implemented yet (the sequence mode lands with issue 5); "
+            f"supported: {', '.join(SUPPORTED_MODES)}"
+        )
+    if name == "map_frame" and not value:
+        return "map_frame must not be empty"
+    if name in ("map_frame", "odom_frame") and isinstance(value, str) and value.startswith("/"):
+        return f"{name} must not start with '/' (tf2 frame ids have no leading slash): {value!r}"
+    return None
+
+
+def declare_parameters(node: Node) -> RelocalizationParams:
+    """Declare every parameter on ``node`` and return the resulting snapshot.
+
+    Values come from the parameters file or command line (``--ros-args -p``), else the
+    defaults. Register the node's on-set callback before calling this: rclpy runs it on the
+    declared values too, so a bad start-up value fails with its reason.
+    """
+    values = {
+        spec.name: node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        for spec in PARAMETER_SPECS
+    }
+    return RelocalizationParams(**values)

@@ -1,0 +1,490 @@
+"""The relocalization node: camera images in, camera poses in the map out.
+
+Run it as ``ros2 run seqace_ros relocalization_node --ros-args --params-file FILE`` on a ROS 2
+system, or ``python -m seqace_ros.ros.relocalization_node --ros-args --params-file FILE``.
+
+Topics (relative names, remap them):
+
+- in ``image`` (``sensor_msgs/Image``) or, with ``image_transport: compressed``,
+  ``image/compressed`` (``sensor_msgs/CompressedImage``); and ``camera_info``. Sensor-data
+  QoS by default (``qos_reliability``, ``qos_depth``).
+- out ``pose`` (``geometry_msgs/PoseWithCovarianceStamped``): the pose of the image's optical
+  frame in ``map_frame``, stamped with the image stamp; covariance from the inliers
+  (:mod:`seqace_ros.pipeline.localization.covariance`).
+- out ``path`` (``nav_msgs/Path``): accepted poses, at most ``path_max_length``.
+- out ``inliers`` (``sensor_msgs/PointCloud2``, with ``publish_inliers``): inlier map points.
+- out ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``), see
+  :mod:`seqace_ros.ros.diagnostics`.
+- out ``/tf`` (with ``publish_tf``): ``map_frame -> <image frame_id>``, or with ``odom_frame``
+  set, ``map_frame -> odom_frame`` such that ``map -> odom -> camera`` is the estimate
+  (``odom -> camera`` looked up in TF at the image stamp, REP-105).
+- service ``~/reset`` (``std_srvs/Trigger``): clears the pending frame, the path and the
+  sequence state.
+
+Threads: the executor thread only stores incoming messages (latest-frame-wins slot, never
+blocks); one worker thread decodes, localizes and publishes; one loader thread builds
+localizers for new maps, swapped in atomically.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from nav_msgs.msg import Path
+from numpy.typing import NDArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.encoder import EncoderError
+from seqace_ros.core.geometry import invert_transform
+from seqace_ros.core.map_file import MapFileError, SceneMap, load_map
+from seqace_ros.core.transform_tree import TransformError
+from seqace_ros.datasets.calibration import CalibrationError, CameraCalibration, Undistorter
+from seqace_ros.datasets.image_decoding import ImageDecodingError
+from seqace_ros.pipeline.localization.covariance import CovarianceError, pose_covariance
+from seqace_ros.pipeline.localization.single import LocalizationError, Localizer
+from seqace_ros.pipeline.localization.stream import StreamStats, StreamWorker
+from seqace_ros.ros import conversions
+from seqace_ros.ros.diagnostics import NodeState, diagnostic_array
+from seqace_ros.ros.params import RelocalizationParams, declare_parameters, validate_parameter
+from seqace_ros.ros.tf_interface import StampedTransform, create_transform_interface
+
+NODE_NAME = "relocalization_node"
+#: Logged once a map is in use (tests and scripts wait for it).
+MAP_READY_LOG = "map ready:"
+#: Failures of the same kind are logged at most once per this many seconds.
+_LOG_PERIOD_S = 5.0
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """An image message as received, with its arrival time (monotonic seconds)."""
+
+    msg: Image | CompressedImage
+    received_s: float
+
+
+@dataclass(frozen=True)
+class _ActiveMap:
+    path: str
+    localizer: Localizer
+
+
+@dataclass(frozen=True)
+class _Camera:
+    """The latest camera_info, its arrival time and what it decodes to (or why it does not)."""
+
+    msg: CameraInfo
+    received_s: float
+    calibration: CameraCalibration | None
+    undistorter: Undistorter | None
+    problem: str
+
+
+class RelocalizationNode(Node):
+    """Thin ROS 2 node over :class:`~seqace_ros.pipeline.localization.single.Localizer`."""
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._started = False
+        self._lock = threading.Lock()
+        self._active: _ActiveMap | None = None
+        self._map_problem = "no map loaded yet"
+        self._pending_maps: dict[str, SceneMap] = {}
+        self._camera: _Camera | None = None
+        self._path_poses: deque[Any] = deque(maxlen=1)
+        self._last_logged_s: dict[str, float] = {}
+        self._stats = StreamStats()
+
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._params: RelocalizationParams = declare_parameters(self)
+        params = self._params
+        self._path_poses = deque(maxlen=params.path_max_length)
+
+        qos = QoSProfile(
+            depth=params.qos_depth,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.BEST_EFFORT
+            if params.qos_reliability == "best_effort" else ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        if params.image_transport == "compressed":
+            image_sub = self.create_subscription(
+                CompressedImage, "image/compressed", self._on_image, qos
+            )
+        else:
+            image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        self._image_topic = image_sub.topic_name
+        camera_info_sub = self.create_subscription(
+            CameraInfo, "camera_info", self._on_camera_info, qos
+        )
+        self._camera_info_topic = camera_info_sub.topic_name
+        self._pose_pub = self.create_publisher(PoseWithCovarianceStamped, "pose", 10)
+        self._path_pub = self.create_publisher(Path, "path", 10)
+        self._inliers_pub = self.create_publisher(PointCloud2, "inliers", 5)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._tf = create_transform_interface(self)
+        self._reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-loader")
+        self._worker: StreamWorker[_Frame] = StreamWorker(
+            self._process, self._on_worker_error, self._stats, name="relocalization-worker"
+        )
+        self._worker.start()
+        self._diagnostics_timer = self.create_timer(
+            params.diagnostics_period_s, self._publish_diagnostics
+        )
+        self._started = True
+        if params.map_path:
+            self._loader.submit(self._load_map, params.map_path, None)
+        else:
+            self._map_problem = "map_path is empty (set it to a map file)"
+        self.get_logger().info(
+            f"listening on {self._image_topic} and {self._camera_info_topic}; publishing "
+            f"{self._pose_pub.topic_name} in {params.map_frame!r}; TF via {self._tf.backend}"
+        )
+
+    # --- parameters --------------------------------------------------------------------
+
+    def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """On-set callback: reject bad values (and unreadable maps) with the reason."""
+        for parameter in parameters:
+            reason = validate_parameter(parameter.name, parameter.value)
+            if reason is None and self._started and parameter.name == "map_path":
+                reason = self._check_new_map(parameter.value)
+            if reason is not None:
+                self.get_logger().warning(
+                    f"rejected {parameter.name}={parameter.value!r}: {reason}"
+                )
+                if self._started:
+                    self._stats.record_error(f"rejected {parameter.name}: {reason}")
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _check_new_map(self, path: str) -> str | None:
+        """Read and check a map file (fast: a few MB); keep it for the loader thread."""
+        if not path:
+            return None
+        try:
+            scene_map = load_map(path)
+        except MapFileError as error:
+            active = self._active
+            return f"{error}; keeping {active.path if active else 'no map'}"
+        self._pending_maps = {path: scene_map}
+        return None
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        """Post-set callback: publish a new snapshot; start loading a new map."""
+        if not self._started:
+            return
+        values = {p.name: p.value for p in parameters}
+        with self._lock:
+            old = self._params
+            self._params = old.updated(values)
+            if self._params.map_frame != old.map_frame:
+                self._path_poses.clear()
+            if self._params.path_max_length != old.path_max_length:
+                self._path_poses = deque(self._path_poses, maxlen=self._params.path_max_length)
+        active = self._active
+        path = self._params.map_path
+        if "map_path" in values and path != (active.path if active else None):
+            if path:
+                self._loader.submit(self._load_map, path, self._pending_maps.pop(path, None))
+            else:
+                with self._lock:
+                    self._active = None
+                    self._map_problem = "map_path is empty (set it to a map file)"
+
+    def _load_map(self, path: str, scene_map: SceneMap | None) -> None:
+        """Loader thread: build a localizer for ``path`` and swap it in, or keep the old one."""
+        params = self._params
+        start = time.perf_counter()
+        try:
+            localizer = Localizer(
+                scene_map if scene_map is not None else load_map(path),
+                params.localizer_config(),
+                params.device,
+            )
+            # First inference initialises torch kernels: do it here, not on the first frame.
+            localizer.encode(np.zeros((480, 640, 3), dtype=np.uint8))
+        except Exception as error:  # reported: logged, in diagnostics; the old map stays
+            active = self._active
+            problem = f"cannot load map {path!r}: {type(error).__name__}: {error}"
+            self.get_logger().error(f"{problem}; keeping {active.path if active else 'no map'}")
+            with self._lock:
+                if active is None:
+                    self._map_problem = problem
+            self._stats.record_error(problem)
+            return
+        with self._lock:
+            if self._params.map_path != path:  # superseded while loading
+                return
+            self._active = _ActiveMap(path, localizer)
+            self._map_problem = ""
+            self._path_poses.clear()
+        self._worker.clear()
+        self.get_logger().info(
+            f"{MAP_READY_LOG} {path} on {localizer.device} "
+            f"({time.perf_counter() - start:.2f} s)"
+        )
+
+    # --- callbacks (executor thread: store and return) -------------------------------------
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        self._worker.submit(_Frame(msg, time.monotonic()))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        camera = self._camera
+        now = time.monotonic()
+        if camera is not None and _same_calibration(camera.msg, msg):
+            self._camera = _Camera(msg, now, camera.calibration, camera.undistorter,
+                                   camera.problem)
+            return
+        try:
+            calibration = conversions.calibration_from_camera_info_msg(
+                msg, self._camera_info_topic
+            )
+            self._camera = _Camera(msg, now, calibration, Undistorter(calibration), "")
+        except CalibrationError as error:
+            self._camera = _Camera(msg, now, None, None, str(error))
+
+    def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
+        dropped_pending = self._worker.clear()
+        with self._lock:
+            cleared = len(self._path_poses)
+            self._path_poses.clear()
+        response.success = True
+        response.message = (
+            f"cleared {cleared} path poses and {int(dropped_pending)} pending frame; "
+            f"no sequence state in {self._params.mode} mode"
+        )
+        self.get_logger().info(f"reset: {response.message}")
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        active = self._active
+        state = NodeState(
+            map_path=active.path if active else "",
+            map_problem=self._map_problem,
+            mode=self._params.mode,
+            tf_backend=self._tf.backend,
+            image_topic=self._image_topic,
+        )
+        self._diagnostics_pub.publish(
+            diagnostic_array(
+                self._stats.snapshot(), state, self.get_fully_qualified_name(),
+                self.get_clock().now().nanoseconds,
+            )
+        )
+
+    # --- worker thread ---------------------------------------------------------------------
+
+    def _fail(self, kind: str, message: str, inlier_ratio: float | None = None) -> None:
+        """Count a frame without a pose, and log why (each kind at most every few seconds)."""
+        self._stats.record_failure(message, inlier_ratio)
+        self._warn(kind, message)
+
+    def _warn(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_logged_s.get(kind, -np.inf) >= _LOG_PERIOD_S:
+            self._last_logged_s[kind] = now
+            self.get_logger().warning(message)
+
+    def _on_worker_error(self, error: Exception) -> None:
+        message = f"unexpected error processing a frame: {type(error).__name__}: {error}"
+        self._stats.record_failure(message)
+        self.get_logger().error(message)
+
+    def _intrinsics_for(
+        self, image_rgb: NDArray[np.uint8]
+    ) -> tuple[Intrinsics, NDArray[np.uint8]] | None:
+        """Intrinsics for the image and the undistorted image, or ``None`` after a failure."""
+        camera = self._camera
+        params = self._params
+        if camera is None:
+            self._fail("camera_info", f"no camera_info received on {self._camera_info_topic}")
+            return None
+        age_s = time.monotonic() - camera.received_s
+        if age_s > params.camera_info_timeout_s:
+            self._fail(
+                "camera_info",
+                f"camera_info missing for {age_s:.1f} s on {self._camera_info_topic} "
+                f"(camera_info_timeout_s {params.camera_info_timeout_s})",
+            )
+            return None
+        if camera.calibration is None or camera.undistorter is None:
+            self._fail("camera_info", f"unusable camera_info: {camera.problem}")
+            return None
+        intrinsics = camera.calibration.intrinsics
+        height, width = image_rgb.shape[:2]
+        if (intrinsics.width, intrinsics.height) != (width, height):
+            self._fail(
+                "size",
+                f"image is {width}x{height} but camera_info describes "
+                f"{intrinsics.width}x{intrinsics.height} images (after its roi and binning)",
+            )
+            return None
+        return intrinsics, camera.undistorter(image_rgb)
+
+    def _process(self, frame: _Frame) -> None:
+        active = self._active
+        params = self._params
+        if active is None:
+            self._fail("map", f"no map loaded: {self._map_problem}")
+            return
+        try:
+            image_rgb = conversions.image_rgb_from_msg(frame.msg)
+        except ImageDecodingError as error:
+            self._fail("image", f"bad image on {self._image_topic}: {error}")
+            return
+        prepared = self._intrinsics_for(image_rgb)
+        if prepared is None:
+            return
+        intrinsics, image_rgb = prepared
+        localizer = active.localizer
+        config = params.localizer_config()
+        if localizer.config != config:
+            localizer.config = config  # worker thread is its only user
+        try:
+            result = localizer.localize(image_rgb, intrinsics)
+        except (EncoderError, LocalizationError) as error:
+            self._fail("localize", f"cannot localize the image: {error}")
+            return
+        if not result.success or result.T_world_cam is None:
+            self._fail(
+                "inliers",
+                f"no pose: {result.num_inliers} inliers of {result.num_correspondences} "
+                f"correspondences < min_inliers {params.min_inliers}",
+                result.confidence,
+            )
+            return
+        inliers = result.inliers_N
+        try:
+            covariance = pose_covariance(
+                result.T_world_cam, result.points2d_N2[inliers], result.scene_points_N3[inliers],
+                intrinsics,
+            )
+        except CovarianceError as error:
+            self._fail("covariance", f"no pose: {error}", result.confidence)
+            return
+        self._publish_pose(frame, params, result.T_world_cam, covariance,
+                           result.scene_points_N3[inliers])
+        self._stats.record_success(
+            1000.0 * (time.monotonic() - frame.received_s), result.confidence
+        )
+        if params.publish_tf:
+            self._publish_tf(frame.msg.header, params, result.T_world_cam)
+
+    def _publish_pose(
+        self,
+        frame: _Frame,
+        params: RelocalizationParams,
+        T_map_cam: NDArray[np.float64],
+        covariance_66: NDArray[np.float64],
+        inlier_points_N3: NDArray[np.float64],
+    ) -> None:
+        stamp_ns = conversions.header_stamp_ns(frame.msg.header)
+        self._pose_pub.publish(
+            conversions.pose_with_covariance_stamped_msg(
+                T_map_cam, covariance_66, params.map_frame, stamp_ns
+            )
+        )
+        with self._lock:
+            self._path_poses.append(
+                conversions.pose_stamped_msg(T_map_cam, params.map_frame, stamp_ns)
+            )
+            path = Path(
+                header=Header(stamp=conversions.time_msg(stamp_ns), frame_id=params.map_frame),
+                poses=list(self._path_poses),
+            )
+        self._path_pub.publish(path)
+        if params.publish_inliers and self._inliers_pub.get_subscription_count() > 0:
+            self._inliers_pub.publish(
+                conversions.point_cloud2_msg(inlier_points_N3, params.map_frame, stamp_ns)
+            )
+
+    def _publish_tf(
+        self, header: Header, params: RelocalizationParams, T_map_cam: NDArray[np.float64]
+    ) -> None:
+        camera_frame = header.frame_id
+        stamp_ns = conversions.header_stamp_ns(header)
+        if not camera_frame:
+            self._stats.record_error("image header.frame_id is empty: no TF published")
+            self._warn("tf", "image header.frame_id is empty: no TF published")
+            return
+        if not params.odom_frame:
+            self._tf.publish([StampedTransform(params.map_frame, camera_frame, stamp_ns,
+                                               T_map_cam)])
+            return
+        try:
+            T_odom_cam = self._tf.lookup(
+                params.odom_frame, camera_frame, stamp_ns, params.tf_timeout_s
+            )
+        except TransformError as error:
+            message = f"pose published but no {params.map_frame} -> {params.odom_frame} TF: {error}"
+            self._stats.record_error(message)
+            self._warn("tf", message)
+            return
+        T_map_odom = T_map_cam @ invert_transform(T_odom_cam)
+        self._tf.publish([StampedTransform(params.map_frame, params.odom_frame, stamp_ns,
+                                           T_map_odom)])
+
+    def destroy_node(self) -> None:
+        """Stop the worker and the loader, then destroy the node."""
+        self._worker.stop()
+        self._loader.shutdown(wait=True, cancel_futures=True)
+        super().destroy_node()
+
+
+def _same_calibration(a: CameraInfo, b: CameraInfo) -> bool:
+    """Whether two camera_info messages describe the same camera (stamps aside)."""
+    return (
+        a.width == b.width and a.height == b.height and list(a.k) == list(b.k)
+        and list(a.d) == list(b.d) and a.distortion_model == b.distortion_model
+        and a.binning_x == b.binning_x and a.binning_y == b.binning_y
+        and (a.roi.x_offset, a.roi.y_offset, a.roi.width, a.roi.height)
+        == (b.roi.x_offset, b.roi.y_offset, b.roi.width, b.roi.height)
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point: run the node until Ctrl-C or external shutdown; always shuts down.
+
+    Raises:
+        SystemExit: a start-up parameter value is invalid (the message says which and why).
+    """
+    rclpy.init(args=args)
+    node: RelocalizationNode | None = None
+    try:
+        node = RelocalizationNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (InvalidParameterTypeException, InvalidParameterValueException) as error:
+        raise SystemExit(f"{NODE_NAME}: {error}") from None
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

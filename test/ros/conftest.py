@@ -1,0 +1,77 @@
+"""Fixtures of the relocalization-node tests: a real map of the dev frames, built once.
+
+``dev_map_path`` trains a map of redkitchen_dev frames 0-499 with the ``test`` mapping preset
+(the same code as ``seqace map --preset test``) and caches it in pytest's cache directory,
+keyed by a hash of the mapping code, the frames and the preset: a clean clone (CI) builds it
+once, later runs reuse it until something it depends on changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA_ENV = "SEQACE_DEV_DATA"
+MAPPING_FRAMES = range(0, 500)
+MAP_PRESET = "test"
+#: Code whose changes invalidate the cached map.
+_MAP_CODE = [
+    "seqace_ros/core", "seqace_ros/pipeline/mapping", "seqace_ros/datasets/folder.py",
+]
+
+
+def dev_data_dir() -> Path | None:
+    """The redkitchen_dev folder (``SEQACE_DEV_DATA`` or ``../shared/data``), if present."""
+    candidates = [Path(os.environ[DATA_ENV])] if DATA_ENV in os.environ else []
+    candidates.append(ROOT.parent / "shared" / "data" / "redkitchen_dev")
+    return next((c for c in candidates if (c / "frame-000000.color.jpg").is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def dev_data() -> Path:
+    """The dev data folder; skips (with the reason) when it is absent."""
+    folder = dev_data_dir()
+    if folder is None:
+        pytest.skip(f"redkitchen_dev not found (set {DATA_ENV} or provide ../shared/data)")
+    return folder
+
+
+def _map_key(data: Path) -> str:
+    from seqace_ros.pipeline.mapping.config import preset
+
+    digest = hashlib.sha256()
+    files = []
+    for entry in _MAP_CODE:
+        path = ROOT / entry
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    for index in MAPPING_FRAMES:
+        files += [data / f"frame-{index:06d}.color.jpg", data / f"frame-{index:06d}.pose.txt"]
+    files.append(data / "color-intrinsics.txt")
+    for file in files:
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    digest.update(repr(asdict(preset(MAP_PRESET))).encode())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def dev_map_path(dev_data: Path, pytestconfig: pytest.Config) -> Path:
+    """A map of dev frames 0-499 (``test`` preset, CPU, seed 0), cached across runs."""
+    from seqace_ros.core.map_file import save_map
+    from seqace_ros.datasets.folder import FolderDataset
+    from seqace_ros.pipeline.mapping import map_scene, preset
+
+    cache_dir = Path(pytestconfig.cache.mkdir("seqace_ros_node_maps"))
+    path = cache_dir / f"redkitchen_0-499_{MAP_PRESET}_{_map_key(dev_data)}.safetensors"
+    if not path.is_file():
+        scene_map = map_scene(
+            FolderDataset(dev_data), MAPPING_FRAMES, preset(MAP_PRESET), device="cpu",
+            progress=False,
+        )
+        save_map(scene_map, path)
+    return path
