@@ -1,0 +1,130 @@
+"""End to end on real 7-Scenes frames: map 60 frames, relocalize held-out frames between them."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from data_paths import require_redkitchen
+
+from seqace_ros.core.encoder import XFeatEncoder
+from seqace_ros.core.geometry import pose_error
+from seqace_ros.core.map_file import MapFileError, SceneMap, load_map, save_map
+from seqace_ros.datasets.folder import FolderDataset
+from seqace_ros.pipeline.localization.single import (
+    LocalizationError,
+    Localizer,
+    LocalizerConfig,
+)
+from seqace_ros.pipeline.mapping import map_scene, preset
+from seqace_ros.pipeline.mapping.buffer import build_buffer
+
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
+
+MAP_FRAMES = range(0, 120, 2)  # 60 frames
+QUERY_FRAMES = (21, 41, 61, 81, 101)  # held out, between mapped frames
+
+
+@pytest.fixture(scope="module")
+def dataset() -> FolderDataset:
+    return FolderDataset(require_redkitchen())
+
+
+@pytest.fixture(scope="module")
+def scene_map(dataset: FolderDataset) -> SceneMap:
+    torch.set_num_threads(2)
+    return map_scene(dataset, MAP_FRAMES, preset("test", seed=0), device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def localizer(scene_map: SceneMap) -> Localizer:
+    return Localizer(scene_map, LocalizerConfig(), device="cpu")
+
+
+def test_relocalizes_held_out_frames(dataset: FolderDataset, localizer: Localizer) -> None:
+    errors = []
+    for index in QUERY_FRAMES:
+        frame = dataset[index]
+        result = localizer.localize(frame.image_rgb, frame.intrinsics)
+        if result.success:
+            errors.append(pose_error(result.T_world_cam, frame.T_world_cam))
+        else:
+            errors.append((np.inf, np.inf))
+    translation_m, rotation_deg = np.array(errors).T
+    assert np.isfinite(translation_m).sum() >= 4, errors
+    assert np.median(translation_m) < 0.10, errors
+    assert np.median(rotation_deg) < 5.0, errors
+
+
+def test_result_is_consistent(dataset: FolderDataset, localizer: Localizer) -> None:
+    frame = dataset[QUERY_FRAMES[2]]
+    result = localizer.localize(frame.image_rgb, frame.intrinsics)
+    assert result.success
+    assert result.T_world_cam.shape == (4, 4)
+    assert result.num_correspondences == 1000
+    assert result.points2d_N2.shape == (1000, 2)
+    assert result.scene_points_N3.shape == (1000, 3)
+    assert result.inliers_N.shape == (1000,)
+    assert result.num_inliers == int(result.inliers_N.sum()) >= 50
+    assert result.confidence == pytest.approx(result.num_inliers / 1000)
+    assert set(result.timings_ms) == {"encoder", "head", "ransac", "total"}
+    assert (result.points2d_N2 >= 0).all()
+    assert (result.points2d_N2[:, 0] < 640).all()
+    assert (result.points2d_N2[:, 1] < 480).all()
+    # inlier scene points project near their pixels under the estimated pose
+    T_cam_world = np.linalg.inv(result.T_world_cam)
+    points_cam = result.scene_points_N3[result.inliers_N] @ T_cam_world[:3, :3].T
+    points_cam += T_cam_world[:3, 3]
+    uv = points_cam[:, :2] / points_cam[:, 2:] * 525.0 + [320.0, 240.0]
+    assert np.median(np.linalg.norm(uv - result.points2d_N2[result.inliers_N], axis=1)) < 10.0
+
+
+def test_stages_match_localize(dataset: FolderDataset, localizer: Localizer) -> None:
+    frame = dataset[QUERY_FRAMES[0]]
+    encoded = localizer.encode(frame.image_rgb)
+    points = localizer.regress(encoded)
+    result = localizer.localize(frame.image_rgb, frame.intrinsics)
+    np.testing.assert_allclose(points, result.scene_points_N3)
+    np.testing.assert_allclose(encoded.points2d_K2, result.points2d_N2)
+
+
+def test_map_file_round_trip_gives_same_poses(
+    tmp_path: Path, dataset: FolderDataset, scene_map: SceneMap, localizer: Localizer
+) -> None:
+    path = save_map(scene_map, tmp_path / "scene.map")
+    assert path.stat().st_size < 4.1e6
+    reloaded = Localizer.from_map_file(path, device="cpu")
+    frame = dataset[QUERY_FRAMES[1]]
+    a = localizer.localize(frame.image_rgb, frame.intrinsics)
+    b = reloaded.localize(frame.image_rgb, frame.intrinsics)
+    np.testing.assert_allclose(a.scene_points_N3, b.scene_points_N3)
+    np.testing.assert_allclose(a.T_world_cam, b.T_world_cam)
+    assert load_map(path).mapping_stats["frames"] == len(MAP_FRAMES)
+
+
+def test_rejects_map_of_another_encoder_and_bad_intrinsics(
+    dataset: FolderDataset, scene_map: SceneMap, localizer: Localizer
+) -> None:
+    foreign = dataclasses.replace(scene_map, encoder_weight_hash="0" * 64)
+    with pytest.raises(MapFileError, match="encoder"):
+        Localizer(foreign, device="cpu")
+    frame = dataset[0]
+    with pytest.raises(LocalizationError, match="640x480"):
+        localizer.localize(frame.image_rgb, frame.intrinsics.resized(320, 240))
+
+
+def test_buffer_is_deterministic(dataset: FolderDataset) -> None:
+    encoder = XFeatEncoder(device="cpu")
+    config = preset("test", seed=3, salient_per_image=300)
+    a = build_buffer(dataset, [0, 50], encoder, config, progress=False)
+    b = build_buffer(dataset, [0, 50], encoder, config, progress=False)
+    assert torch.equal(a.features_NC, b.features_NC)
+    assert torch.equal(a.pixels_N2, b.pixels_N2)
+    assert len(a) == 2 * config.patches_per_image
+    # salient patches (after NMS) come first in each image's block, then random valid ones
+    assert 0 < int(a.salient_N.sum()) <= 2 * 300
+    assert bool(a.salient_N[0])
+    assert not bool(a.salient_N[config.patches_per_image - 1])

@@ -1,0 +1,117 @@
+"""The ``seqace`` command: one-line errors with no traceback or partial output; a real tiny run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from data_paths import REPO_ROOT, require_redkitchen
+
+from seqace_ros.cli import COMMANDS, build_parser, main
+from seqace_ros.datasets.trajectory import read_tum_trajectory
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line_error(status: int, err: str, fragment: str) -> None:
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("seqace: error:")
+    assert fragment in lines[0]
+
+
+def test_commands_are_registered() -> None:
+    assert {c.name for c in COMMANDS} >= {"map", "eval", "localize"}
+    args = build_parser().parse_args(["eval", "data", "m.map", "--frames", "1:3"])
+    assert args.mode == "single"
+
+
+def test_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.map"
+    status, _, err = run_cli(["map", str(tmp_path / "nope"), "--out", str(out)], capsys)
+    assert_one_line_error(status, err, "does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_output_folder_fails_before_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = run_cli(["map", str(tmp_path), "--out", str(tmp_path / "a" / "m.map")],
+                             capsys)
+    assert_one_line_error(status, err, "does not exist")
+
+
+def test_corrupt_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = require_redkitchen()
+    bad_map = tmp_path / "bad.map"
+    bad_map.write_bytes(b"\x00" * 100)
+    report = tmp_path / "r.json"
+    status, _, err = run_cli(["eval", str(data), str(bad_map), "--frames", "500:502",
+                              "--json", str(report)], capsys)
+    assert_one_line_error(status, err, "bad.map")
+    assert not report.exists()
+
+
+def test_bad_frame_range_and_intrinsics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = require_redkitchen()
+    status, _, err = run_cli(["localize", str(data), str(tmp_path / "m"), "--frames", "690:800",
+                              "--out", str(tmp_path / "p.txt")], capsys)
+    assert_one_line_error(status, err, "frame range")
+    status, _, err = run_cli(["localize", str(data), str(tmp_path / "m"), "--intrinsics", "1,2",
+                              "--out", str(tmp_path / "p.txt")], capsys)
+    assert_one_line_error(status, err, "4 numbers")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_subprocess_prints_no_traceback(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "seqace_ros.cli", "eval", str(tmp_path / "none"),
+         str(tmp_path / "m.map")],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120, check=False,
+    )
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.strip().startswith("seqace: error:")
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_map_eval_localize_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = require_redkitchen()
+    map_path = tmp_path / "scene.map"
+    status, out, _ = run_cli(["map", str(data), "--frames", "0:8", "--out", str(map_path),
+                              "--preset", "test", "--iterations", "40", "--device", "cpu",
+                              "--quiet"], capsys)
+    assert status == 0
+    assert "map written" in out
+    assert map_path.stat().st_size > 0
+    report_path, plot_path = tmp_path / "r.json", tmp_path / "p.png"
+    status, out, _ = run_cli(["eval", str(data), str(map_path), "--frames", "2:4", "--mode",
+                              "single", "--json", str(report_path), "--plot", str(plot_path),
+                              "--device", "cpu", "--quiet"], capsys)
+    assert status == 0
+    report = json.loads(report_path.read_text())
+    assert report["n_queries"] == 2
+    assert report["mode"] == "single"
+    assert report["map_bytes"] == map_path.stat().st_size
+    assert 0.0 <= report["recall_5cm_5deg"] <= 1.0
+    assert plot_path.read_bytes()[:4] == b"\x89PNG"
+    poses_path = tmp_path / "poses.txt"
+    status, out, err = run_cli(["localize", str(data), str(map_path), "--frames", "2:4",
+                                "--out", str(poses_path), "--device", "cpu", "--quiet"], capsys)
+    if status == 0:  # a 40-step map may localize nothing; then no file may exist
+        trajectory = read_tum_trajectory(poses_path)
+        assert 1 <= len(trajectory) <= 2
+        assert np.all(np.isfinite(trajectory.T_world_body_N44))
+    else:
+        assert_one_line_error(status, err, "could be localized")
+        assert not poses_path.exists()
