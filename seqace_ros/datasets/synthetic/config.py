@@ -55,7 +55,7 @@ class SyntheticSceneConfig:
     focal_ratio: float = 525.0 / 640.0
     n_mapping_frames: int = 600
     n_query_frames: int = 200
-    step_m: float = 0.02
+    step_m: float = 0.012
     fps: float = 30.0
     room_size_m: tuple[float, float, float] = (6.0, 5.0, 2.7)
     n_furniture: int = 7

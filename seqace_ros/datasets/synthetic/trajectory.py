@@ -29,11 +29,11 @@ SAMPLES_PER_SEGMENT = 80
 MAX_ATTEMPTS = 60
 EYE_HEIGHT_RANGE_M = (1.45, 1.6)
 HEIGHT_SWAY_M = 0.08
-YAW_SWAY_DEG = 55.0
+YAW_SWAY_DEG = 45.0
 PITCH_MEAN_DEG = -15.0
 PITCH_SWAY_DEG = 8.0
 ROLL_SWAY_DEG = 3.0
-TANGENT_BASELINE_M = 0.3
+TANGENT_BASELINE_M = 0.6
 # Control points sit at these quantiles of the free radii from the room centre: low enough
 # that the camera sees walls from a distance, high enough that the loop goes around.
 CONTROL_RADIUS_QUANTILES = (0.2, 0.55)
@@ -88,7 +88,7 @@ def generate_trajectory(
     length = loop.length_m
 
     height = _periodic_signal(rng, length)
-    yaw_sway = _periodic_signal(rng, length)
+    yaw_sway = _periodic_signal(rng, length, harmonics=3)
     pitch_sway = _periodic_signal(rng, length)
     roll_sway = _periodic_signal(rng, length)
     query_xyz = [_periodic_signal(rng, length) for _ in range(3)]

@@ -28,21 +28,27 @@ Frame = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
 PAIRS = [(0, 1), (0, 2), (5, 8), (10, 13), (14, 0), (16, 5), (19, 13)]
 
 
-@pytest.fixture(scope="module")
-def noiseless_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=[0, 1], ids=["seed0", "seed1"])
+def noiseless_folder(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Path:
     """The tiny preset without sensor noise: residuals then measure geometry alone."""
-    out = tmp_path_factory.mktemp("synthetic_gt") / "tiny_noiseless"
-    return render_scene(preset("tiny", noise_std=0.0), out)
+    out = tmp_path_factory.mktemp("synthetic_gt") / f"tiny_noiseless_{request.param}"
+    return render_scene(preset("tiny", seed=request.param, noise_std=0.0), out)
 
 
-def _load(folder: Path, index: int) -> Frame:
+def _load(folder: Path, index: int, blur_px: float = 0.0) -> Frame:
+    """RGB (optionally Gaussian-blurred), depth in metres and pose of one written frame."""
     stem = str(folder / f"frame-{index:06d}")
     bgr = cv2.imread(stem + ".color.png", cv2.IMREAD_COLOR)
     depth_mm = cv2.imread(stem + ".depth.png", cv2.IMREAD_UNCHANGED)
     assert bgr is not None
     assert depth_mm is not None
     assert depth_mm.dtype == np.uint16
-    return bgr[..., ::-1].astype(np.float64), depth_mm / 1000.0, np.loadtxt(stem + ".pose.txt")
+    rgb = bgr[..., ::-1].astype(np.float64)
+    if blur_px > 0.0:
+        rgb = cv2.GaussianBlur(rgb, (0, 0), blur_px)
+    return rgb, depth_mm / 1000.0, np.loadtxt(stem + ".pose.txt")
 
 
 def _bilinear(image: NDArray[np.float64], u: NDArray[np.float64], v: NDArray[np.float64]):
@@ -104,24 +110,25 @@ def _perturbed(T_world_cam: NDArray[np.float64]) -> NDArray[np.float64]:
 def test_depth_and_poses_reproject_with_photometric_agreement(
     noiseless_folder: Path, index_a: int, index_b: int
 ) -> None:
-    frame_a = _load(noiseless_folder, index_a)
-    frame_b = _load(noiseless_folder, index_b)
+    # A 1-pixel blur removes near-Nyquist texture detail, so that resampling B bilinearly
+    # at non-integer positions is accurate and the residual measures geometry, not aliasing.
+    frame_a = _load(noiseless_folder, index_a, blur_px=1.0)
+    frame_b = _load(noiseless_folder, index_b, blur_px=1.0)
     difference, agrees, textured = _reproject(noiseless_folder, frame_a, frame_b, frame_b[2])
     assert difference.size > 0.5 * frame_a[1].size, "the two frames barely overlap"
     # Nearby views: almost every projected point is seen, not occluded, by B, at its depth.
     assert agrees.mean() > 0.95
     seen = agrees & textured
     median_true = float(np.median(difference[seen]))
-    assert median_true < 1.5, f"median |dI| on textured pixels {median_true:.2f} levels"
-    assert float(np.percentile(difference[agrees], 75)) < 4.0
+    assert median_true < 2.0, f"median |dI| on textured pixels {median_true:.2f} levels"
+    assert float(np.percentile(difference[seen], 90)) < 6.0
 
     # The same check with a pose 1 cm / 0.5 deg off is clearly worse: the test can fail.
-    wrong, wrong_agrees, wrong_textured = _reproject(
+    wrong, _, wrong_textured = _reproject(
         noiseless_folder, frame_a, frame_b, _perturbed(frame_b[2])
     )
     median_wrong = float(np.median(wrong[wrong_textured]))
-    assert median_wrong > 3.0 * median_true, (median_wrong, median_true)
-    assert wrong_agrees.mean() < agrees.mean()
+    assert median_wrong > 4.0 * median_true, (median_wrong, median_true)
 
 
 def test_noisy_frames_agree_up_to_sensor_noise(tiny_folder: Path) -> None:
