@@ -218,6 +218,38 @@ def _localize_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- seqace synth ---------------------------------------------------------------------------
+
+
+def _synth_arguments(parser: argparse.ArgumentParser) -> None:
+    from seqace_ros.datasets.synthetic import PRESETS
+
+    parser.add_argument("out", type=Path, help="folder to write (7-Scenes layout)")
+    parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mapping-frames", type=int, default=None)
+    parser.add_argument("--query-frames", type=int, default=None)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+
+
+def _synth_run(args: argparse.Namespace) -> int:
+    from seqace_ros.datasets.synthetic import CameraPathError, preset, render_scene
+
+    overrides: dict[str, object] = {"seed": args.seed}
+    if args.mapping_frames is not None:
+        overrides["n_mapping_frames"] = args.mapping_frames
+    if args.query_frames is not None:
+        overrides["n_query_frames"] = args.query_frames
+    try:
+        config = preset(args.preset, **overrides)
+        out = render_scene(config, args.out, overwrite=args.overwrite)
+    except (ValueError, CameraPathError) as error:
+        raise CliError(str(error)) from error
+    print(f"synthetic scene ({config.n_mapping_frames} mapping + {config.n_query_frames} query "
+          f"frames, {config.width}x{config.height}) in {out}")
+    return 0
+
+
 # --- registry and entry point ---------------------------------------------------------------
 
 COMMANDS: list[Command] = [
@@ -226,6 +258,7 @@ COMMANDS: list[Command] = [
             _eval_arguments, _eval_run),
     Command("localize", "relocalize frames and write their poses (TUM format)",
             _localize_arguments, _localize_run),
+    Command("synth", "render a synthetic scene with ground truth", _synth_arguments, _synth_run),
 ]
 
 

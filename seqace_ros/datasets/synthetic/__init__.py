@@ -15,14 +15,14 @@ or, without files, ``SyntheticScene(preset("tiny"))`` is a posed-frame source.
 
 from seqace_ros.datasets.synthetic.config import PRESETS, SyntheticSceneConfig, preset
 from seqace_ros.datasets.synthetic.source import SyntheticScene
-from seqace_ros.datasets.synthetic.trajectory import TrajectoryError
+from seqace_ros.datasets.synthetic.trajectory import CameraPathError
 from seqace_ros.datasets.synthetic.writer import render_scene, write_folder
 
 __all__ = [
     "PRESETS",
+    "CameraPathError",
     "SyntheticScene",
     "SyntheticSceneConfig",
-    "TrajectoryError",
     "preset",
     "render_scene",
     "write_folder",

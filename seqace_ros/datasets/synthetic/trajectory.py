@@ -41,7 +41,7 @@ CONTROL_RADIUS_QUANTILES = (0.2, 0.55)
 Signal = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
 
-class TrajectoryError(RuntimeError):
+class CameraPathError(RuntimeError):
     """No camera path with the required clearance fits the room layout."""
 
 
@@ -80,7 +80,7 @@ def generate_trajectory(
         (config.n_frames, 4, 4) float64 camera-to-world poses ``T_world_cam``, OpenCV axes.
 
     Raises:
-        TrajectoryError: when no loop with the required clearance is found.
+        CameraPathError: when no loop with the required clearance is found.
     """
     eye_height_m = float(rng.uniform(*EYE_HEIGHT_RANGE_M))
     margin_m = config.min_clearance_m + config.query_offset_m + config.jitter_position_m + 0.03
@@ -143,7 +143,7 @@ def generate_trajectory(
     clearance_N = scene.clearance(position_N3)
     if clearance_N.min() < config.min_clearance_m:
         worst = int(np.argmin(clearance_N))
-        raise TrajectoryError(
+        raise CameraPathError(
             f"camera {worst} is {clearance_N[worst]:.3f} m from a surface, expected >= "
             f"{config.min_clearance_m} m"
         )
@@ -175,7 +175,7 @@ def _find_loop(scene: Scene, rng: np.random.Generator, height_m: float, margin_m
             continue
         segment_P = np.linalg.norm(np.diff(np.vstack([points_P2, points_P2[:1]]), axis=0), axis=1)
         return _Loop(points_P2, np.concatenate([[0.0], np.cumsum(segment_P)]))
-    raise TrajectoryError(
+    raise CameraPathError(
         f"no closed camera loop keeps {margin_m:.2f} m from every surface in this "
         f"{scene.room_size_m} m room after {MAX_ATTEMPTS} attempts; use a bigger room, fewer "
         "boxes, or a smaller min_clearance_m / query_offset_m"

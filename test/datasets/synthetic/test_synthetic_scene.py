@@ -12,9 +12,9 @@ from seqace_ros.core.geometry import pose_error
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.synthetic import (
     PRESETS,
+    CameraPathError,
     SyntheticScene,
     SyntheticSceneConfig,
-    TrajectoryError,
     preset,
 )
 from seqace_ros.datasets.synthetic.render import camera_rays, candidate_rays, cast_rays
@@ -75,7 +75,7 @@ def test_query_pass_revisits_mapped_places_from_other_viewpoints() -> None:
 def test_infeasible_room_raises_a_clear_error() -> None:
     config = preset("tiny", room_size_m=(2.0, 2.0, 2.7), n_tables=0, min_clearance_m=0.9)
     scene = generate_scene(config, np.random.default_rng(0))
-    with pytest.raises(TrajectoryError, match=r"keeps 1\.\d+ m from every surface"):
+    with pytest.raises(CameraPathError, match=r"keeps 1\.\d+ m from every surface"):
         generate_trajectory(config, scene, np.random.default_rng(0))
 
 
