@@ -2,8 +2,10 @@
 
 Textured rooms with furniture-like boxes, rendered by a vectorised numpy ray caster along
 smooth hand-held trajectories: RGB, registered depth and camera-to-world poses, written in
-the 7-Scenes folder layout. Deterministic per seed. The ``repetitive`` presets cover every
-surface with one small repeated pattern, leaving only a few distinctive posters (issue 5).
+the 7-Scenes folder layout (``render_scene``) or as a rosbag with Image, CameraInfo and TF
+``map -> camera_optical`` (``render_bag``). Deterministic per seed. The ``repetitive``
+presets cover every surface with one small repeated pattern, leaving only a few distinctive
+posters (issue 5).
 
 Typical use::
 
@@ -13,6 +15,7 @@ Typical use::
 or, without files, ``SyntheticScene(preset("tiny"))`` is a posed-frame source.
 """
 
+from seqace_ros.datasets.synthetic.bag import render_bag
 from seqace_ros.datasets.synthetic.config import PRESETS, SyntheticSceneConfig, preset
 from seqace_ros.datasets.synthetic.source import SyntheticScene
 from seqace_ros.datasets.synthetic.trajectory import CameraPathError
@@ -24,6 +27,7 @@ __all__ = [
     "SyntheticScene",
     "SyntheticSceneConfig",
     "preset",
+    "render_bag",
     "render_scene",
     "write_folder",
 ]
