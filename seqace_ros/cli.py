@@ -229,11 +229,13 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mapping-frames", type=int, default=None)
     parser.add_argument("--query-frames", type=int, default=None)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.add_argument("--bag", type=Path, default=None,
+                        help="also write the scene as a rosbag2 mcap (Image, CameraInfo, /tf)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
 def _synth_run(args: argparse.Namespace) -> int:
-    from seqace_ros.datasets.synthetic import CameraPathError, preset, render_scene
+    from seqace_ros.datasets.synthetic import CameraPathError, preset, render_bag, render_scene
 
     overrides: dict[str, object] = {"seed": args.seed}
     if args.mapping_frames is not None:
@@ -243,6 +245,8 @@ def _synth_run(args: argparse.Namespace) -> int:
     try:
         config = preset(args.preset, **overrides)
         out = render_scene(config, args.out, overwrite=args.overwrite)
+        if args.bag is not None:
+            render_bag(config, args.bag, overwrite=args.overwrite)
     except (ValueError, CameraPathError) as error:
         raise CliError(str(error)) from error
     print(f"synthetic scene ({config.n_mapping_frames} mapping + {config.n_query_frames} query "

@@ -12,13 +12,14 @@ from seqace_ros.cli import main
 
 def test_synth_writes_a_scene(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "scene"
-    argv = ["synth", str(out), "--preset", "tiny", "--seed", "4"]
+    argv = ["synth", str(out), "--preset", "tiny", "--seed", "4", "--bag", str(tmp_path / "bag")]
     assert main([*argv, "--mapping-frames", "3", "--query-frames", "2"]) == 0
     assert "3 mapping + 2 query frames, 160x120" in capsys.readouterr().out
     assert len(list(out.glob("frame-*.color.png"))) == 5
     metadata = json.loads((out / "scene.json").read_text())
     assert metadata["seed"] == 4
     assert metadata["query_frames"] == "3:5"
+    assert list((tmp_path / "bag").glob("*.mcap"))
 
 
 def test_synth_reports_bad_input_in_one_line(
