@@ -14,7 +14,7 @@ from seqace_ros.core.map_file import SceneMap
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.pipeline.mapping.buffer import build_buffer
 from seqace_ros.pipeline.mapping.config import MappingConfig
-from seqace_ros.pipeline.mapping.trainer import train_head
+from seqace_ros.pipeline.mapping.trainer import StepCallback, train_head
 
 
 def seed_everything(seed: int) -> None:
@@ -29,11 +29,13 @@ def map_scene(
     config: MappingConfig,
     device: str | torch.device = "auto",
     progress: bool = True,
+    on_step: StepCallback | None = None,
 ) -> SceneMap:
     """Train a scene head on the posed frames ``indices`` of ``frames``.
 
     The scene centre is the mean mapping camera position. Deterministic for a given seed on
-    a given device (CPU runs repeat bit for bit).
+    a given device (CPU runs repeat bit for bit). ``on_step`` observes training (see
+    :func:`~seqace_ros.pipeline.mapping.trainer.train_head`).
 
     Raises:
         MappingDataError: no frames, or a frame without a pose.
@@ -46,7 +48,8 @@ def map_scene(
     encode_seconds = time.perf_counter() - start
     head_config = replace(config.head, in_channels=encoder.feature_dim)
     scene_centre = torch.from_numpy(buffer.camera_centres_F3.mean(axis=0)).float()
-    head, stats = train_head(buffer, head_config, scene_centre, config, torch_device, progress)
+    head, stats = train_head(buffer, head_config, scene_centre, config, torch_device, progress,
+                             on_step)
     mapping_stats = {
         "frames": len(indices),
         "buffer_patches": len(buffer),

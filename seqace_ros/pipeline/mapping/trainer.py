@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,9 @@ from tqdm import tqdm
 from seqace_ros.core.head import HeadConfig, SceneHead
 from seqace_ros.pipeline.mapping.buffer import FeatureBuffer
 from seqace_ros.pipeline.mapping.config import MappingConfig
+
+#: ``(step, batch loss, valid fraction)`` observer of training (see :func:`train_head`).
+StepCallback = Callable[[int, float, float], None]
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,13 @@ def reprojection_loss(
 def train_head(
     buffer: FeatureBuffer, head_config: HeadConfig, scene_centre_3: torch.Tensor,
     config: MappingConfig, device: torch.device, progress: bool = True,
+    on_step: StepCallback | None = None,
 ) -> tuple[SceneHead, TrainingStats]:
-    """Train a new head on ``buffer``; returns it (eval mode, on ``device``) and statistics."""
+    """Train a new head on ``buffer``; returns it (eval mode, on ``device``) and statistics.
+
+    ``on_step(step, loss, valid_fraction)`` is called every 20 steps and at the last one with
+    that step's batch loss and fraction of valid predictions (for loss curves and progress).
+    """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed + 1)
     head = SceneHead(head_config, scene_centre_3).to(device).train()
@@ -132,6 +141,8 @@ def train_head(
             smoothed_loss = (value if math.isnan(smoothed_loss)
                              else 0.8 * smoothed_loss + 0.2 * value)
             valid_fraction = float(valid_B.float().mean())
+            if on_step is not None:
+                on_step(step, value, valid_fraction)
             bar.set_postfix(loss=f"{smoothed_loss:.2f}", valid=f"{valid_fraction:.2f}",
                             clamp=f"{clamp_px:.1f}")
     bar.close()
