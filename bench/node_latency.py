@@ -1,0 +1,227 @@
+"""Benchmark: publish-to-pose latency and sustained rate of the relocalization node over DDS.
+
+Starts ``python -m seqace_ros.ros.relocalization_node`` as a separate process with the given
+map (CPU by default), then from this process publishes real frames as ``sensor_msgs/Image``
+(bgr8) + ``CameraInfo`` and times each ``PoseWithCovarianceStamped`` it gets back (matched by
+stamp; clocks: this process's monotonic clock at publish and at receipt):
+
+1. paced: one frame every ``1/--rate`` seconds (slow enough that the node is idle when a frame
+   arrives): latency p50/p95/mean of the frames that produced a pose;
+2. sustained: frames at ``--flood-rate`` for ``--flood-seconds`` (faster than the node): the
+   rate of poses it sustains, their latency, and the drop count from its ``/diagnostics``.
+
+DDS stays on loopback (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``) in a random
+``ROS_DOMAIN_ID`` unless one is set.
+
+Usage::
+
+    .venv/bin/python bench/node_latency.py --map MAP.safetensors --json OUT.json \
+        [--data ../shared/data/redkitchen_dev] [--frames 500:560] [--rate 2] \
+        [--flood-rate 30] [--flood-seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _percentiles(values_ms: list[float]) -> dict[str, float | None]:
+    if not values_ms:
+        return {"p50": None, "p95": None, "mean": None, "max": None}
+    values = np.asarray(values_ms)
+    return {
+        "p50": round(float(np.percentile(values, 50)), 2),
+        "p95": round(float(np.percentile(values, 95)), 2),
+        "mean": round(float(values.mean()), 2),
+        "max": round(float(values.max()), 2),
+    }
+
+
+class _NodeProcess:
+    """The node under test as a subprocess (params file, log file, SIGINT on close)."""
+
+    def __init__(self, parameters: dict[str, Any], work_dir: Path) -> None:
+        params_file = work_dir / "params.yaml"
+        params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": parameters}}))
+        self.log_path = work_dir / "node.log"
+        with self.log_path.open("wb") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "seqace_ros.ros.relocalization_node", "--ros-args",
+                 "--params-file", str(params_file), "-r", "image:=/bench/image",
+                 "-r", "camera_info:=/bench/camera_info"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def wait_for_log(self, text: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log_path.read_text(errors="replace"):
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"node did not log {text!r}:\n{self.log_path.read_text(errors='replace')}"
+                )
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--map", type=Path, required=True, help="map file (seqace map)")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" /
+                        "redkitchen_dev", help="7-Scenes layout folder with the query frames")
+    parser.add_argument("--frames", default="500:560", help="query frames START:END")
+    parser.add_argument("--rate", type=float, default=2.0, help="paced phase rate, Hz")
+    parser.add_argument("--flood-rate", type=float, default=30.0, help="sustained phase, Hz")
+    parser.add_argument("--flood-seconds", type=float, default=20.0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, default=None, help="report file to write")
+    args = parser.parse_args()
+    if not args.map.is_file():
+        parser.error(f"--map {args.map}: no such file")
+    if args.rate <= 0 or args.flood_rate <= 0 or args.flood_seconds <= 0:
+        parser.error("--rate, --flood-rate and --flood-seconds must be positive")
+
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from seqace_ros.datasets.base import parse_frame_range
+    from seqace_ros.datasets.folder import FolderDataset
+    from seqace_ros.ros import conversions
+    from seqace_ros.ros.relocalization_node import MAP_READY_LOG
+
+    dataset = FolderDataset(args.data)
+    frames = [dataset[i] for i in parse_frame_range(args.frames, len(dataset))]
+    images = [conversions.image_msg_from_rgb(f.image_rgb, "bgr8", 0, "camera") for f in frames]
+    parameters = {"map_path": str(args.map.resolve()), "device": args.device,
+                  "qos_reliability": "reliable"}
+
+    with tempfile.TemporaryDirectory(prefix="node_latency_") as work:
+        node_process = _NodeProcess(parameters, Path(work))
+        try:
+            node_process.wait_for_log(MAP_READY_LOG, timeout_s=300)
+            rclpy.init()
+            node = rclpy.create_node("node_latency_bench")
+            received_s: dict[int, float] = {}
+            diagnostics: list[DiagnosticArray] = []
+            lock = threading.Lock()
+
+            def on_pose(msg: PoseWithCovarianceStamped) -> None:
+                with lock:
+                    received_s[conversions.header_stamp_ns(msg.header)] = time.monotonic()
+
+            node.create_subscription(PoseWithCovarianceStamped, "/pose", on_pose, 100)
+            node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+            image_pub = node.create_publisher(Image, "/bench/image", 5)
+            info_pub = node.create_publisher(CameraInfo, "/bench/camera_info", 5)
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            spinner = threading.Thread(target=executor.spin, daemon=True)
+            spinner.start()
+            deadline = time.monotonic() + 30
+            while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+            def run(rate_hz: float, count: int, base_ns: int) -> dict[int, float]:
+                published_s = {}
+                next_time = time.monotonic()
+                for k in range(count):
+                    stamp_ns = base_ns + k * 1_000_000
+                    frame_index = k % len(frames)
+                    image = images[frame_index]
+                    image.header.stamp = conversions.time_msg(stamp_ns)
+                    info_pub.publish(conversions.camera_info_msg(
+                        frames[frame_index].intrinsics, stamp_ns, "camera"))
+                    published_s[stamp_ns] = time.monotonic()
+                    image_pub.publish(image)
+                    next_time += 1.0 / rate_hz
+                    time.sleep(max(0.0, next_time - time.monotonic()))
+                time.sleep(2.0)
+                return published_s
+
+            def latencies(published_s: dict[int, float]) -> list[float]:
+                with lock:
+                    return [1000.0 * (received_s[s] - t) for s, t in published_s.items()
+                            if s in received_s]
+
+            paced = run(args.rate, len(frames), 10**12)
+            paced_ms = latencies(paced)
+            flood_count = round(args.flood_rate * args.flood_seconds)
+            flood_start = time.monotonic()
+            flood = run(args.flood_rate, flood_count, 2 * 10**12)
+            with lock:
+                flood_poses = sorted(received_s[s] for s in flood if s in received_s)
+            flood_ms = latencies(flood)
+            span_s = flood_poses[-1] - flood_poses[0] if len(flood_poses) > 1 else 0.0
+            values = ({kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+                      if diagnostics else {})
+            report = {
+                "benchmark": "node_latency",
+                "paced": {
+                    "rate_hz": args.rate,
+                    "frames": len(paced),
+                    "poses": len(paced_ms),
+                    "latency_ms": _percentiles(paced_ms),
+                },
+                "sustained": {
+                    "publish_rate_hz": args.flood_rate,
+                    "seconds": round(time.monotonic() - flood_start - 2.0, 2),
+                    "frames": flood_count,
+                    "poses": len(flood_poses),
+                    "pose_rate_hz": round((len(flood_poses) - 1) / span_s, 2) if span_s else 0.0,
+                    "latency_ms": _percentiles(flood_ms),
+                    "node_frames_dropped": int(values.get("frames_dropped", -1)),
+                    "node_frames_received": int(values.get("frames_received", -1)),
+                },
+                "config": {"map": str(args.map), "frames": args.frames, "device": args.device,
+                           "transport": "rmw_fastrtps_cpp, loopback, reliable"},
+                "platform": {"machine": platform.machine(), "processor": platform.processor(),
+                             "cpus": os.cpu_count(), "python": platform.python_version()},
+            }
+            executor.shutdown()
+            node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            node_process.close()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
