@@ -28,6 +28,7 @@ localizers for new maps, swapped in atomically.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -69,8 +70,9 @@ from seqace_ros.ros.tf_interface import StampedTransform, create_transform_inter
 NODE_NAME = "relocalization_node"
 #: Logged once a map is in use (tests and scripts wait for it).
 MAP_READY_LOG = "map ready:"
-#: Failures of the same kind are logged at most once per this many seconds.
+#: The same failure (numbers aside) is logged at most once per this many seconds.
 _LOG_PERIOD_S = 5.0
+_NUMBERS = re.compile(r"\d+(\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -303,9 +305,11 @@ class RelocalizationNode(Node):
         self._warn(kind, message)
 
     def _warn(self, kind: str, message: str) -> None:
+        """Log ``message`` unless the same message (numbers aside) was logged just before."""
+        key = f"{kind}:{_NUMBERS.sub('#', message)}"
         now = time.monotonic()
-        if now - self._last_logged_s.get(kind, -np.inf) >= _LOG_PERIOD_S:
-            self._last_logged_s[kind] = now
+        if now - self._last_logged_s.get(key, -np.inf) >= _LOG_PERIOD_S:
+            self._last_logged_s[key] = now
             self.get_logger().warning(message)
 
     def _on_worker_error(self, error: Exception) -> None:
