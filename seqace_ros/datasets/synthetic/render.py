@@ -252,24 +252,28 @@ def shade(
     material = hits.material_N
     st_N2 = hits.surface_uv_N2 / tile_M2[material] + offset_M2[material]
 
-    ray_length_N = np.linalg.norm(dirs_N3, axis=1)
-    cos_incidence_N = np.abs(np.einsum("ij,ij->i", dirs_N3, hits.normals_N3)) / ray_length_N
-    footprint_m = hits.t_N * ray_length_N / focal_px / np.sqrt(np.maximum(cos_incidence_N, 0.05))
-    texel_m = tile_M2[material].mean(axis=1) / scene.atlas.size
-    level_N = np.log2(np.maximum(footprint_m / texel_m, 1e-6))
+    # Lighting and filtering need no float64 precision.
+    normals_N3 = hits.normals_N3.astype(np.float32)
+    dirs_f_N3 = dirs_N3.astype(np.float32)
+    ray_length_N = np.sqrt(np.einsum("ij,ij->i", dirs_f_N3, dirs_f_N3))
+    cos_incidence_N = np.abs(np.einsum("ij,ij->i", dirs_f_N3, normals_N3)) / ray_length_N
+    footprint_m = (
+        hits.t_N.astype(np.float32) * ray_length_N / np.sqrt(np.maximum(cos_incidence_N, 0.05))
+    )
+    texel_m_M = (tile_M2.mean(axis=1) / scene.atlas.size * focal_px).astype(np.float32)
+    level_N = np.log2(np.maximum(footprint_m / texel_m_M[material], 1e-6))
     albedo_N3 = scene.atlas.sample(texture_M[material], st_N2[:, 0], st_N2[:, 1], level_N)
 
     lx, ly, lz = scene.room_size_m
-    light_3 = np.array([lx / 2, ly / 2, lz - POINT_BELOW_CEILING_M])
-    to_light_N3 = light_3 - hits.points_N3
-    light_distance_N = np.linalg.norm(to_light_N3, axis=1)
-    facing_N = np.einsum("ij,ij->i", to_light_N3, hits.normals_N3)
+    light_3 = np.array([lx / 2, ly / 2, lz - POINT_BELOW_CEILING_M], dtype=np.float32)
+    to_light_N3 = light_3 - hits.points_N3.astype(np.float32)
+    light_distance_N = np.sqrt(np.einsum("ij,ij->i", to_light_N3, to_light_N3))
+    facing_N = np.einsum("ij,ij->i", to_light_N3, normals_N3)
     point_N = np.maximum(facing_N, 0.0) / light_distance_N
     point_N /= 1.0 + (light_distance_N / POINT_FALLOFF_M) ** 2
-    sun_N = np.einsum("ij,j->i", hits.normals_N3, DIRECTIONAL_TOWARDS_LIGHT)
-    directional_N = np.maximum(sun_N, 0.0)
-    light_N = AMBIENT + DIRECTIONAL * directional_N + POINT * point_N
-    return np.clip(albedo_N3 * light_N.astype(np.float32)[:, None], 0.0, 255.0)
+    sun_N = np.einsum("ij,j->i", normals_N3, DIRECTIONAL_TOWARDS_LIGHT.astype(np.float32))
+    light_N = AMBIENT + DIRECTIONAL * np.maximum(sun_N, 0.0) + POINT * point_N
+    return np.clip(albedo_N3 * light_N[:, None], 0.0, 255.0)
 
 
 def render_view(

@@ -260,8 +260,8 @@ class TextureAtlas:
         level = np.clip(level_N, 0.0, n_levels - 1.0)
         fine_N = np.minimum(level.astype(np.intp), n_levels - 2)
         weight_N1 = (level - fine_N).astype(np.float32)[:, None]
-        s_frac = np.mod(s_N, 1.0)
-        t_frac = np.mod(t_N, 1.0)
+        s_frac = np.mod(s_N, 1.0).astype(np.float32)
+        t_frac = np.mod(t_N, 1.0).astype(np.float32)
         fine_N4 = self._bilinear(fine_N, texture_N, s_frac, t_frac)
         coarse_N4 = self._bilinear(fine_N + 1, texture_N, s_frac, t_frac)
         return (fine_N4 + weight_N1 * (coarse_N4 - fine_N4))[:, :3]
@@ -270,40 +270,44 @@ class TextureAtlas:
         self,
         level_N: NDArray[np.intp],
         texture_N: NDArray[np.intp],
-        s_N: NDArray[np.float64],
-        t_N: NDArray[np.float64],
+        s_N: NDArray[np.float32],
+        t_N: NDArray[np.float32],
     ) -> NDArray[np.float32]:
         """Bilinear RGBA (N, 4) at a per-point mip level; ``s_N``, ``t_N`` in [0, 1)."""
         texels, level_start_L = self._packed()
-        side_N = self.size >> level_N
-        x = s_N * side_N - 0.5
+        side_N = (self.size >> level_N).astype(np.float32)
+        x = s_N * side_N - 0.5  # in [-0.5, side - 0.5): texel centres at integers
         y = t_N * side_N - 0.5
         x0 = np.floor(x)
         y0 = np.floor(y)
-        wx = (x - x0).astype(np.float32)[:, None]
-        wy = (y - y0).astype(np.float32)[:, None]
-        xi0 = x0.astype(np.intp) % side_N
-        yi0 = y0.astype(np.intp) % side_N
-        xi1 = (xi0 + 1) % side_N
-        start_N = level_start_L[level_N] + texture_N * side_N * side_N
-        row0 = start_N + yi0 * side_N
-        row1 = start_N + (yi0 + 1) % side_N * side_N
+        wx = (x - x0)[:, None]
+        wy = (y - y0)[:, None]
+        # Levels are stored with a one-texel wrapped border: column c of the texture is at
+        # c + 1, so columns -1 and side need no modulo.
+        stride_N = (self.size >> level_N) + 2
+        index00 = (
+            level_start_L[level_N]
+            + texture_N * stride_N * stride_N
+            + (y0.astype(np.intp) + 1) * stride_N
+            + (x0.astype(np.intp) + 1)
+        )
 
         def fetch(index_N: NDArray[np.intp]) -> NDArray[np.float32]:
             return texels[index_N].view(np.uint8).reshape(-1, 4).astype(np.float32)
 
-        top = fetch(row0 + xi0) * (1 - wx) + fetch(row0 + xi1) * wx
-        bottom = fetch(row1 + xi0) * (1 - wx) + fetch(row1 + xi1) * wx
+        top = fetch(index00) * (1 - wx) + fetch(index00 + 1) * wx
+        bottom = fetch(index00 + stride_N) * (1 - wx) + fetch(index00 + stride_N + 1) * wx
         return top * (1 - wy) + bottom * wy
 
     def _packed(self) -> tuple[NDArray[np.uint32], NDArray[np.intp]]:
-        """All levels as one flat array of uint32 texels (RGBA bytes), level after level,
-        and the index where each level starts; built once."""
+        """All levels as one flat array of uint32 texels (RGBA bytes), level after level, each
+        texture padded by a one-texel wrapped border, and where each level starts; built once."""
         if not self._packed_cache:
             parts = []
             for rgb in self.levels:
-                rgba = np.zeros((*rgb.shape[:3], 4), dtype=np.uint8)
-                rgba[..., :3] = rgb
+                padded = np.pad(rgb, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
+                rgba = np.zeros((*padded.shape[:3], 4), dtype=np.uint8)
+                rgba[..., :3] = padded
                 parts.append(rgba.reshape(-1, 4).view(np.uint32).reshape(-1))
             starts = np.cumsum([0] + [p.size for p in parts[:-1]]).astype(np.intp)
             self._packed_cache.extend([np.concatenate(parts), starts])
