@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,24 @@ void require_shape(const py::array& a, const char* name, py::ssize_t rows, py::s
     if (!ok)
         throw std::invalid_argument(std::string(name) + " must have shape (N, " +
                                     std::to_string(cols) + "), got " + shape_of(a));
+}
+
+// Finite, orthonormal rotation block with det +1 (to 1e-6), last row (0, 0, 0, 1).
+template <typename Proxy>
+bool is_rigid(const Proxy& T, py::ssize_t f) {
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j)
+            if (!std::isfinite(T(f, i, j))) return false;
+    if (T(f, 3, 0) != 0.0 || T(f, 3, 1) != 0.0 || T(f, 3, 2) != 0.0 || T(f, 3, 3) != 1.0)
+        return false;
+    Mat3 R;
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) R.m[i][j] = T(f, i, j);
+    const Mat3 RtR = R.transpose() * R;
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j)
+            if (std::abs(RtR.m[i][j] - (i == j ? 1.0 : 0.0)) > 1e-6) return false;
+    return std::abs(determinant(R) - 1.0) < 1e-5;
 }
 
 Intrinsics intrinsics_from(const std::array<double, 4>& k) { return {k[0], k[1], k[2], k[3]}; }
@@ -77,11 +96,11 @@ py::tuple solve_generalized_pnp_py(const DoubleArray& points2d, const DoubleArra
     if (frame_index.ndim() != 1 || frame_index.shape(0) != n)
         throw std::invalid_argument("frame_index must have shape (" + std::to_string(n) +
                                     ",), got " + shape_of(frame_index));
-    require_shape(intrinsics_K4, "intrinsics", -1, 4);
+    require_shape(intrinsics_K4, "intrinsics_K4", -1, 4);
     const py::ssize_t k = intrinsics_K4.shape(0);
     if (T_ref_frame_K44.ndim() != 3 || T_ref_frame_K44.shape(0) != k ||
         T_ref_frame_K44.shape(1) != 4 || T_ref_frame_K44.shape(2) != 4)
-        throw std::invalid_argument("T_ref_frame must have shape (" + std::to_string(k) +
+        throw std::invalid_argument("T_ref_frame_K44 must have shape (" + std::to_string(k) +
                                     ", 4, 4), got " + shape_of(T_ref_frame_K44));
     std::vector<Intrinsics> intrinsics;
     std::vector<Rigid> T_ref_frame;
@@ -94,11 +113,10 @@ py::tuple solve_generalized_pnp_py(const DoubleArray& points2d, const DoubleArra
             for (int j = 0; j < 3; ++j) pose.R.m[i][j] = T(f, i, j);
             pose.t = {T(f, 0, 3), T(f, 1, 3), T(f, 2, 3)};
         }
-        for (int i = 0; i < 4; ++i)
-            for (int j = 0; j < 4; ++j)
-                if (!std::isfinite(T(f, i, j)))
-                    throw std::invalid_argument("T_ref_frame[" + std::to_string(f) +
-                                                "] has a non-finite value");
+        if (!is_rigid(T, f))
+            throw std::invalid_argument("T_ref_frame_K44[" + std::to_string(f) +
+                                        "] is not a rigid transform (finite, orthonormal "
+                                        "rotation with det +1, last row 0 0 0 1)");
         T_ref_frame.push_back(pose);
     }
     PoseSolution solution;
@@ -125,8 +143,11 @@ PYBIND11_MODULE(_ransac, m) {
         .def_readwrite("soft_scoring", &RansacOptions::soft_scoring)
         .def_readwrite("refine_top_k", &RansacOptions::refine_top_k)
         .def_readwrite("max_lo_rounds", &RansacOptions::max_lo_rounds)
+        .def_readwrite("lo_max_points", &RansacOptions::lo_max_points)
         .def_readwrite("max_refine_iterations", &RansacOptions::max_refine_iterations)
+        .def_readwrite("polish_iterations", &RansacOptions::polish_iterations)
         .def_readwrite("min_inliers", &RansacOptions::min_inliers)
+        .def_readwrite("max_score_points", &RansacOptions::max_score_points)
         .def_readwrite("seed", &RansacOptions::seed);
 
     py::class_<RansacStats>(m, "RansacStats", "What a robust PnP solve did.")

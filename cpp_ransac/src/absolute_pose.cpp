@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "seqace_ransac/p3p.h"
 
@@ -11,15 +12,19 @@ namespace seqace_ransac {
 namespace {
 
 constexpr std::size_t kScoreBlock = 128;  // points scored between bail-out checks
-constexpr double kCauchyScaleOfThreshold = 0.5;  // robust loss scale in refinement
+constexpr double kLossScaleOfThreshold = 0.5;  // robust loss scale in refinement
+
+bool is_identity(const Rigid& T) {
+    const Mat3 I = Mat3::identity();
+    return T.R.m == I.m && T.t.x == 0.0 && T.t.y == 0.0 && T.t.z == 0.0;
+}
 
 }  // namespace
 
 GeneralizedAbsolutePoseEstimator::GeneralizedAbsolutePoseEstimator(
     const GeneralizedCorrespondences& data, const RansacOptions& options)
     : tau2_(options.threshold_px * options.threshold_px),
-      soft_scoring_(options.soft_scoring),
-      max_refine_iterations_(options.max_refine_iterations) {
+      soft_scoring_(options.soft_scoring) {
     const std::size_t n = data.num_points;
     const std::size_t n_frames = data.intrinsics.size();
     auto frame_of_input = [&](std::size_t i) {
@@ -37,6 +42,7 @@ GeneralizedAbsolutePoseEstimator::GeneralizedAbsolutePoseEstimator(
         f.K = data.intrinsics[k];
         f.T_ref_frame = data.T_ref_frame[k];
         f.T_frame_ref = f.T_ref_frame.inverse();
+        f.is_reference = is_identity(f.T_ref_frame);
         can_sample_ = can_sample_ || (f.end - f.begin >= 3);
     }
     can_sample_ = can_sample_ && n >= static_cast<std::size_t>(kSampleSize);
@@ -50,28 +56,45 @@ GeneralizedAbsolutePoseEstimator::GeneralizedAbsolutePoseEstimator(
         original_[j] = static_cast<std::uint32_t>(i);
         frame_of_[j] = static_cast<std::uint32_t>(k);
     }
-    X_.resize(n);
-    Y_.resize(n);
-    Z_.resize(n);
-    xn_.resize(n);
-    yn_.resize(n);
+    all_.resize(n);
     bearing_.resize(n);
     for (std::size_t j = 0; j < n; ++j) {
         const std::size_t i = original_[j];
         const Intrinsics& K = frames_[frame_of_[j]].K;
-        X_[j] = data.points3d[3 * i];
-        Y_[j] = data.points3d[3 * i + 1];
-        Z_[j] = data.points3d[3 * i + 2];
-        xn_[j] = (data.points2d[2 * i] - K.cx) / K.fx;
-        yn_[j] = (data.points2d[2 * i + 1] - K.cy) / K.fy;
-        const Vec3 ray{xn_[j], yn_[j], 1.0};
+        all_.X[j] = data.points3d[3 * i];
+        all_.Y[j] = data.points3d[3 * i + 1];
+        all_.Z[j] = data.points3d[3 * i + 2];
+        all_.xn[j] = (data.points2d[2 * i] - K.cx) / K.fx;
+        all_.yn[j] = (data.points2d[2 * i + 1] - K.cy) / K.fy;
+        const Vec3 ray{all_.xn[j], all_.yn[j], 1.0};
         bearing_[j] = ray * (1.0 / norm(ray));
+    }
+    all_.frame_begin.assign(counts.begin(), counts.end());
+
+    // Ranking subsample: every (n / m)-th point in frame-sorted order, so frames keep their
+    // share; its frame offsets follow from the frame of each picked point.
+    const auto m = static_cast<std::size_t>(std::max(0, options.max_score_points));
+    if (m > 0 && n > m) {
+        ranking_.resize(m);
+        ranking_.frame_begin.assign(n_frames + 1, 0);
+        const double stride = static_cast<double>(n) / static_cast<double>(m);
+        for (std::size_t r = 0; r < m; ++r) {
+            const auto j = static_cast<std::size_t>(static_cast<double>(r) * stride);
+            ranking_.X[r] = all_.X[j];
+            ranking_.Y[r] = all_.Y[j];
+            ranking_.Z[r] = all_.Z[j];
+            ranking_.xn[r] = all_.xn[j];
+            ranking_.yn[r] = all_.yn[j];
+            ++ranking_.frame_begin[frame_of_[j] + 1];
+        }
+        for (std::size_t k = 0; k < n_frames; ++k)
+            ranking_.frame_begin[k + 1] += ranking_.frame_begin[k];
     }
 }
 
 bool GeneralizedAbsolutePoseEstimator::draw_sample(Rng& rng, int* sample) const {
     if (!can_sample_) return false;
-    const auto n = static_cast<std::uint32_t>(X_.size());
+    const auto n = static_cast<std::uint32_t>(all_.X.size());
     std::uint32_t i0;
     const Frame* f;
     do {  // terminates: some frame holds >= 3 points
@@ -96,10 +119,10 @@ bool GeneralizedAbsolutePoseEstimator::draw_sample(Rng& rng, int* sample) const 
 
 double GeneralizedAbsolutePoseEstimator::squared_error(const Rigid& T_frame_world,
                                                        const Frame& f, std::size_t i) const {
-    const Vec3 p = T_frame_world.apply({X_[i], Y_[i], Z_[i]});
+    const Vec3 p = T_frame_world.apply({all_.X[i], all_.Y[i], all_.Z[i]});
     if (!(p.z > 0.0)) return std::numeric_limits<double>::infinity();
-    const double du = f.K.fx * (p.x / p.z - xn_[i]);
-    const double dv = f.K.fy * (p.y / p.z - yn_[i]);
+    const double du = f.K.fx * (p.x / p.z - all_.xn[i]);
+    const double dv = f.K.fy * (p.y / p.z - all_.yn[i]);
     return du * du + dv * dv;
 }
 
@@ -109,7 +132,7 @@ int GeneralizedAbsolutePoseEstimator::generate(const int* sample, Model* models)
     for (int k = 0; k < 3; ++k) {
         const std::size_t i = static_cast<std::size_t>(sample[k]);
         bearings[k] = bearing_[i];
-        points[k] = {X_[i], Y_[i], Z_[i]};
+        points[k] = {all_.X[i], all_.Y[i], all_.Z[i]};
     }
     std::array<Rigid, 4> T_frame_world;
     const int n_solutions = p3p_lambda_twist(bearings, points, &T_frame_world);
@@ -125,24 +148,36 @@ int GeneralizedAbsolutePoseEstimator::generate(const int* sample, Model* models)
 }
 
 Score GeneralizedAbsolutePoseEstimator::score(const Model& T_ref_world, const Score& bail) const {
+    return score_points(ranking_.X.empty() ? all_ : ranking_, T_ref_world, bail);
+}
+
+Score GeneralizedAbsolutePoseEstimator::score_all(const Model& T_ref_world) const {
+    return score_points(all_, T_ref_world, Score{});
+}
+
+Score GeneralizedAbsolutePoseEstimator::score_points(const PointArrays& points,
+                                                     const Model& T_ref_world,
+                                                     const Score& bail) const {
     const double inv_tau2 = 1.0 / tau2_;
     const double tau2 = tau2_;
-    const double n_total = static_cast<double>(X_.size());
+    const double n_total = static_cast<double>(points.X.size());
     double soft = 0.0, inliers = 0.0, processed = 0.0;
-    const double* X = X_.data();
-    const double* Y = Y_.data();
-    const double* Z = Z_.data();
-    const double* xn = xn_.data();
-    const double* yn = yn_.data();
-    for (const Frame& f : frames_) {
+    const double* X = points.X.data();
+    const double* Y = points.Y.data();
+    const double* Z = points.Z.data();
+    const double* xn = points.xn.data();
+    const double* yn = points.yn.data();
+    for (std::size_t k = 0; k < frames_.size(); ++k) {
+        const Frame& f = frames_[k];
         const Rigid T = f.T_frame_ref * T_ref_world;
         const double r00 = T.R.m[0][0], r01 = T.R.m[0][1], r02 = T.R.m[0][2];
         const double r10 = T.R.m[1][0], r11 = T.R.m[1][1], r12 = T.R.m[1][2];
         const double r20 = T.R.m[2][0], r21 = T.R.m[2][1], r22 = T.R.m[2][2];
         const double t0 = T.t.x, t1 = T.t.y, t2 = T.t.z;
         const double fx = f.K.fx, fy = f.K.fy;
-        for (std::size_t b = f.begin; b < f.end; b += kScoreBlock) {
-            const std::size_t e = std::min(b + kScoreBlock, f.end);
+        const std::size_t frame_end = points.frame_begin[k + 1];
+        for (std::size_t b = points.frame_begin[k]; b < frame_end; b += kScoreBlock) {
+            const std::size_t e = std::min(b + kScoreBlock, frame_end);
             double block_soft = 0.0, block_inliers = 0.0;
 #pragma omp simd reduction(+ : block_soft, block_inliers)
             for (std::size_t i = b; i < e; ++i) {
@@ -171,25 +206,39 @@ Score GeneralizedAbsolutePoseEstimator::score(const Model& T_ref_world, const Sc
     return {soft, static_cast<int>(inliers)};
 }
 
-int GeneralizedAbsolutePoseEstimator::refine(Model* T_ref_world) const {
+int GeneralizedAbsolutePoseEstimator::refine(Model* T_ref_world, std::size_t max_points,
+                                             int max_iterations) const {
     // Inliers of the current pose, frame by frame (sorted order keeps frames contiguous).
     std::vector<std::uint32_t> idx;
-    idx.reserve(X_.size());
-    std::vector<std::size_t> frame_end(frames_.size());
-    for (std::size_t k = 0; k < frames_.size(); ++k) {
-        const Frame& f = frames_[k];
+    idx.reserve(all_.X.size());
+    for (const Frame& f : frames_) {
         const Rigid T = f.T_frame_ref * *T_ref_world;
         for (std::size_t i = f.begin; i < f.end; ++i)
             if (squared_error(T, f, i) < tau2_) idx.push_back(static_cast<std::uint32_t>(i));
-        frame_end[k] = idx.size();
     }
     if (idx.size() < 3) return 0;
+    if (max_points > 0 && idx.size() > max_points) {
+        // Even subsample (deterministic), still sorted by frame.
+        const double stride = static_cast<double>(idx.size()) / static_cast<double>(max_points);
+        for (std::size_t j = 0; j < max_points; ++j)
+            idx[j] = idx[static_cast<std::size_t>(static_cast<double>(j) * stride)];
+        idx.resize(max_points);
+    }
+    std::vector<std::size_t> frame_end(frames_.size());
+    {
+        std::size_t j = 0;
+        for (std::size_t k = 0; k < frames_.size(); ++k) {
+            while (j < idx.size() && idx[j] < frames_[k].end) ++j;
+            frame_end[k] = j;
+        }
+    }
 
-    // Levenberg-Marquardt with a Cauchy loss (scale kCauchyScaleOfThreshold * threshold):
-    // one pass per iteration evaluates the cost of the current pose and its normal
-    // equations; a pose whose cost went up is rolled back and the damping raised.
-    const double c2 = tau2_ * kCauchyScaleOfThreshold * kCauchyScaleOfThreshold;
-    const double behind_cost = std::log1p(tau2_ / c2);
+    // Levenberg-Marquardt with the Geman-McClure loss rho(s) = s / (1 + s), s = e^2 / c^2,
+    // c = kLossScaleOfThreshold * threshold (IRLS weight 1 / (1 + s)^2; no transcendental
+    // functions per point): one pass per iteration evaluates the cost of the current pose and
+    // its normal equations; a step whose cost went up is rolled back and the damping raised.
+    const double c2 = tau2_ * kLossScaleOfThreshold * kLossScaleOfThreshold;
+    const double behind_cost = 1.0;  // the loss's supremum: a full outlier
     std::vector<Mat3> R_frame_ref_T(frames_.size());
     for (std::size_t k = 0; k < frames_.size(); ++k)
         R_frame_ref_T[k] = frames_[k].T_frame_ref.R.transpose();
@@ -204,40 +253,53 @@ int GeneralizedAbsolutePoseEstimator::refine(Model* T_ref_world) const {
         double cost = 0.0;
         double g[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
         double H[21] = {};
+        // One correspondence; `kIdentity`: the frame is the reference frame itself.
+        auto add = [&](auto identity_tag, const Frame& f, const Rigid& T, const Mat3& Rt,
+                       std::size_t i) {
+            constexpr bool kIdentity = decltype(identity_tag)::value;
+            const double fx = f.K.fx, fy = f.K.fy;
+            const Vec3 p = T.apply({all_.X[i], all_.Y[i], all_.Z[i]});
+            if (!(p.z > 0.0)) {
+                cost += behind_cost;  // behind the camera: a full outlier
+                return;
+            }
+            const double iz = 1.0 / p.z, u = p.x * iz, v = p.y * iz;
+            const double ru = fx * (u - all_.xn[i]), rv = fy * (v - all_.yn[i]);
+            const double s = (ru * ru + rv * rv) / c2;
+            const double inv = 1.0 / (1.0 + s);
+            cost += s * inv;
+            const double w = inv * inv;
+            // d(residual)/d(p_frame) rows, pulled back to the reference frame; the
+            // perturbation p_ref -> p_ref + omega x p_ref + nu gives d/d omega = p_ref x row.
+            Vec3 du_dp{fx * iz, 0.0, -fx * u * iz}, dv_dp{0.0, fy * iz, -fy * v * iz}, p_ref = p;
+            if constexpr (!kIdentity) {
+                du_dp = Rt * du_dp;
+                dv_dp = Rt * dv_dp;
+                p_ref = Rt * (p - f.T_frame_ref.t);
+            }
+            const Vec3 du_dw = cross(p_ref, du_dp), dv_dw = cross(p_ref, dv_dp);
+            const double Ju[6] = {du_dw.x, du_dw.y, du_dw.z, du_dp.x, du_dp.y, du_dp.z};
+            const double Jv[6] = {dv_dw.x, dv_dw.y, dv_dw.z, dv_dp.x, dv_dp.y, dv_dp.z};
+            const double wru = w * ru, wrv = w * rv;
+            // Fully unrolled rank-2 update of the upper triangle (21 entries) and gradient.
+#pragma GCC unroll 6
+            for (int a = 0; a < 6; ++a) {
+                g[a] += Ju[a] * wru + Jv[a] * wrv;
+                const double wJua = w * Ju[a], wJva = w * Jv[a];
+                const int row = a * (11 - a) / 2;  // offset of H(a, a) in the packed upper part
+#pragma GCC unroll 6
+                for (int b = a; b < 6; ++b) H[row + b] += wJua * Ju[b] + wJva * Jv[b];
+            }
+        };
         std::size_t j = 0;
         for (std::size_t k = 0; k < frames_.size(); ++k) {
             const Frame& f = frames_[k];
             const Rigid T = f.T_frame_ref * T_rw;
             const Mat3& Rt = R_frame_ref_T[k];
-            const double fx = f.K.fx, fy = f.K.fy;
-            for (; j < frame_end[k]; ++j) {
-                const std::size_t i = idx[j];
-                const Vec3 p = T.apply({X_[i], Y_[i], Z_[i]});
-                if (!(p.z > 0.0)) {
-                    cost += behind_cost;  // behind the camera: a full outlier
-                    continue;
-                }
-                // Point in the reference frame, for the rotation part of the Jacobian.
-                const Vec3 p_ref = Rt * (p - f.T_frame_ref.t);
-                const double iz = 1.0 / p.z, u = p.x * iz, v = p.y * iz;
-                const double ru = fx * (u - xn_[i]), rv = fy * (v - yn_[i]);
-                const double s = (ru * ru + rv * rv) / c2;
-                cost += std::log1p(s);
-                const double w = 1.0 / (1.0 + s);
-                // d(residual)/d(p_frame) rows, pulled back to the reference frame.
-                const Vec3 du_dp = Rt * Vec3{fx * iz, 0.0, -fx * u * iz};
-                const Vec3 dv_dp = Rt * Vec3{0.0, fy * iz, -fy * v * iz};
-                // Perturbation p_ref -> p_ref + omega x p_ref + nu: d/d omega = p_ref x row.
-                const Vec3 du_dw = cross(p_ref, du_dp), dv_dw = cross(p_ref, dv_dp);
-                const double Ju[6] = {du_dw.x, du_dw.y, du_dw.z, du_dp.x, du_dp.y, du_dp.z};
-                const double Jv[6] = {dv_dw.x, dv_dw.y, dv_dw.z, dv_dp.x, dv_dp.y, dv_dp.z};
-                const double wru = w * ru, wrv = w * rv;
-                int h = 0;
-                for (int a = 0; a < 6; ++a) {
-                    g[a] += Ju[a] * wru + Jv[a] * wrv;
-                    const double wJua = w * Ju[a], wJva = w * Jv[a];
-                    for (int b = a; b < 6; ++b, ++h) H[h] += wJua * Ju[b] + wJva * Jv[b];
-                }
+            if (f.is_reference) {
+                for (; j < frame_end[k]; ++j) add(std::true_type{}, f, T, Rt, idx[j]);
+            } else {
+                for (; j < frame_end[k]; ++j) add(std::false_type{}, f, T, Rt, idx[j]);
             }
         }
         n->cost = cost;
@@ -253,7 +315,7 @@ int GeneralizedAbsolutePoseEstimator::refine(Model* T_ref_world) const {
     Rigid pose = *T_ref_world;
     double lambda = 1e-4;
     int iteration = 0;
-    while (iteration < max_refine_iterations_) {
+    while (iteration < max_iterations) {
         ++iteration;
         std::array<double, 36> A = current.H;
         for (int a = 0; a < 6; ++a) A[a * 6 + a] += lambda * std::max(A[a * 6 + a], 1e-12);
@@ -282,10 +344,10 @@ int GeneralizedAbsolutePoseEstimator::refine(Model* T_ref_world) const {
     return iteration;
 }
 
-void GeneralizedAbsolutePoseEstimator::evaluate(const Model& T_ref_world, std::uint8_t* inliers_N,
-                                                double* rmse_px) const {
-    double sum = 0.0;
-    std::size_t count = 0;
+Score GeneralizedAbsolutePoseEstimator::evaluate(const Model& T_ref_world, std::uint8_t* inliers_N,
+                                                 double* rmse_px) const {
+    double sum = 0.0, soft = 0.0;
+    int count = 0;
     for (const Frame& f : frames_) {
         const Rigid T = f.T_frame_ref * T_ref_world;
         for (std::size_t i = f.begin; i < f.end; ++i) {
@@ -294,11 +356,13 @@ void GeneralizedAbsolutePoseEstimator::evaluate(const Model& T_ref_world, std::u
             inliers_N[original_[i]] = inlier ? 1 : 0;
             if (inlier) {
                 sum += e2;
+                soft += 1.0 - e2 / tau2_;
                 ++count;
             }
         }
     }
-    *rmse_px = count > 0 ? std::sqrt(sum / static_cast<double>(count)) : 0.0;
+    *rmse_px = count > 0 ? std::sqrt(sum / count) : 0.0;
+    return {soft, count};
 }
 
 }  // namespace seqace_ransac

@@ -24,22 +24,30 @@ void check_options(const RansacOptions& o) {
     if (o.refine_top_k < 1)
         throw std::invalid_argument("refine_top_k must be >= 1, got " +
                                     std::to_string(o.refine_top_k));
-    if (o.max_lo_rounds < 0 || o.max_refine_iterations < 0)
-        throw std::invalid_argument("max_lo_rounds and max_refine_iterations must be >= 0");
+    if (o.max_lo_rounds < 0 || o.max_refine_iterations < 0 || o.lo_max_points < 0 ||
+        o.polish_iterations < 0)
+        throw std::invalid_argument(
+            "max_lo_rounds, max_refine_iterations, lo_max_points and polish_iterations must be "
+            ">= 0, got " + std::to_string(o.max_lo_rounds) + ", " +
+            std::to_string(o.max_refine_iterations) + ", " + std::to_string(o.lo_max_points) +
+            ", " + std::to_string(o.polish_iterations));
+    if (o.max_score_points < 0)
+        throw std::invalid_argument("max_score_points must be >= 0, got " +
+                                    std::to_string(o.max_score_points));
     if (o.min_inliers < 1)
         throw std::invalid_argument("min_inliers must be >= 1, got " +
                                     std::to_string(o.min_inliers));
 }
 
-void check_intrinsics(const Intrinsics& K, std::size_t frame) {
+void check_intrinsics(const Intrinsics& K, const std::string& name) {
     if (!(std::isfinite(K.fx) && std::isfinite(K.fy) && std::isfinite(K.cx) &&
           std::isfinite(K.cy)))
-        throw std::invalid_argument("intrinsics of frame " + std::to_string(frame) +
-                                    " must be finite");
+        throw std::invalid_argument(name + " must be finite, got fx=" + std::to_string(K.fx) +
+                                    " fy=" + std::to_string(K.fy) + " cx=" +
+                                    std::to_string(K.cx) + " cy=" + std::to_string(K.cy));
     if (!(K.fx > 0.0 && K.fy > 0.0))
-        throw std::invalid_argument("focal lengths of frame " + std::to_string(frame) +
-                                    " must be > 0, got fx=" + std::to_string(K.fx) +
-                                    " fy=" + std::to_string(K.fy));
+        throw std::invalid_argument(name + ": focal lengths must be > 0, got fx=" +
+                                    std::to_string(K.fx) + " fy=" + std::to_string(K.fy));
 }
 
 // Nearest rotation by Newton's polar iteration R <- (R + R^-T) / 2 (R is near-orthonormal).
@@ -72,7 +80,9 @@ PoseSolution solve_generalized_pnp(const double* points2d, const double* points3
         throw std::invalid_argument("need one intrinsics and one T_ref_frame per frame, got " +
                                     std::to_string(intrinsics.size()) + " and " +
                                     std::to_string(T_ref_frame.size()));
-    for (std::size_t k = 0; k < intrinsics.size(); ++k) check_intrinsics(intrinsics[k], k);
+    for (std::size_t k = 0; k < intrinsics.size(); ++k)
+        check_intrinsics(intrinsics[k], frame_index ? "intrinsics_K4[" + std::to_string(k) + "]"
+                                                    : std::string("intrinsics"));
     for (std::size_t i = 0; i < 2 * num_points; ++i)
         if (!std::isfinite(points2d[i]))
             throw std::invalid_argument("points2d has a non-finite value at row " +
@@ -106,8 +116,8 @@ PoseSolution solve_generalized_pnp(const double* points2d, const double* points3
         const std::size_t needed =
             std::min(num_points, static_cast<std::size_t>(options.min_inliers));
         RansacStats& s = solution.stats;
-        estimator.evaluate(T_ref_world, solution.inliers.data(), &s.rmse_px);
-        const Score final_score = estimator.score(T_ref_world, Score{});
+        const Score final_score =
+            estimator.evaluate(T_ref_world, solution.inliers.data(), &s.rmse_px);
         s.num_inliers = final_score.inliers;
         s.score = final_score.soft;
         solution.success = static_cast<std::size_t>(s.num_inliers) >= needed;

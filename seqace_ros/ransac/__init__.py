@@ -10,8 +10,9 @@ Method: Lambda Twist P3P on three correspondences, a 4th-correspondence consiste
 pre-check, DSAC*-style fixed hypothesis budget (``max_hypotheses``) with an early stop once
 the best inlier ratio makes an all-inlier sample near certain (``confidence``), soft inlier
 scoring (sum of ``max(0, 1 - e^2 / threshold^2)`` over reprojection errors ``e``) with early
-bail-out, then Levenberg-Marquardt on SE(3) over the inliers of the best
-``refine_top_k`` hypotheses, repeated while the inlier set grows. Equal seeds give equal
+bail-out, then Levenberg-Marquardt on SE(3) over (a subsample of) the inliers of the best
+``refine_top_k`` hypotheses, repeated while the inlier set grows, and a final polish on all
+inliers. Equal seeds give equal
 results. Poses are camera-to-world 4x4 float64, OpenCV camera axes (x right, y down,
 z forward); pixels follow OpenCV (origin at the centre of the top-left pixel).
 
@@ -31,7 +32,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from seqace_ros.core.camera import Intrinsics
-from seqace_ros.core.geometry import is_rigid_transform
 
 try:
     from seqace_ros.ransac import _ransac
@@ -120,12 +120,12 @@ def _float_array(name: str, value: ArrayLike, trailing: tuple[int, ...]) -> NDAr
     array = np.asarray(value)
     if array.dtype.kind != "f":
         raise ValueError(f"{name} must have a floating-point dtype, got {array.dtype}")
-    expected = "(N, " + ", ".join(str(d) for d in trailing) + ")"
     if array.ndim != 1 + len(trailing) or array.shape[1:] != trailing:
+        expected = "(N, " + ", ".join(str(d) for d in trailing) + ")"
         raise ValueError(f"{name} must have shape {expected}, got {array.shape}")
-    finite_rows = np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
-    if not finite_rows.all():
-        row = int(np.flatnonzero(~finite_rows)[0])
+    finite = np.isfinite(array)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite.reshape(len(array), -1).all(axis=1))[0])
         raise ValueError(f"{name} must be finite, found NaN or Inf in row {row}")
     return np.ascontiguousarray(array, dtype=np.float64)
 
@@ -145,25 +145,9 @@ def _correspondences(
     return points2d_N2, points3d_N3
 
 
-def _check_focals(name: str, intrinsics_K4: NDArray[np.float64]) -> None:
-    bad = np.flatnonzero((intrinsics_K4[:, 0] <= 0.0) | (intrinsics_K4[:, 1] <= 0.0))
-    if bad.size:
-        fx, fy = intrinsics_K4[bad[0], :2]
-        raise ValueError(f"{name}: focal lengths must be > 0, got fx={fx}, fy={fy} (row {bad[0]})")
-
-
-def _options(
-    threshold_px: float,
-    max_hypotheses: int,
-    seed: int | None,
-    max_samples: int,
-    confidence: float,
-    soft_scoring: bool,
-    refine_top_k: int,
-    max_lo_rounds: int,
-    max_refine_iterations: int,
-    min_inliers: int,
-) -> RansacOptions:
+def _options(seed: int | None, **values: float | int | bool) -> RansacOptions:
+    """Typed options: pybind11 rejects a value of the wrong type with TypeError; the C++
+    solver rejects out-of-range values with ValueError."""
     if seed is None:
         seed = secrets.randbits(64)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -171,16 +155,9 @@ def _options(
     if not 0 <= int(seed) <= _MAX_SEED:
         raise ValueError(f"seed must be in [0, 2**64), got {seed}")
     options = RansacOptions()
-    options.threshold_px = float(threshold_px)
-    options.max_hypotheses = max_hypotheses
     options.seed = int(seed)
-    options.max_samples = max_samples
-    options.confidence = float(confidence)
-    options.soft_scoring = soft_scoring
-    options.refine_top_k = refine_top_k
-    options.max_lo_rounds = max_lo_rounds
-    options.max_refine_iterations = max_refine_iterations
-    options.min_inliers = min_inliers
+    for name, value in values.items():
+        setattr(options, name, value)
     return options
 
 
@@ -197,7 +174,10 @@ def solve_pnp(
     soft_scoring: bool = _DEFAULTS.soft_scoring,
     refine_top_k: int = _DEFAULTS.refine_top_k,
     max_lo_rounds: int = _DEFAULTS.max_lo_rounds,
+    lo_max_points: int = _DEFAULTS.lo_max_points,
     max_refine_iterations: int = _DEFAULTS.max_refine_iterations,
+    polish_iterations: int = _DEFAULTS.polish_iterations,
+    max_score_points: int = _DEFAULTS.max_score_points,
     min_inliers: int = _DEFAULTS.min_inliers,
 ) -> PnPResult:
     """Camera pose from 2D-3D correspondences, robust to outliers.
@@ -216,7 +196,12 @@ def solve_pnp(
         soft_scoring: rank hypotheses by soft inlier count (else by hard count).
         refine_top_k: hypotheses that get local optimisation.
         max_lo_rounds: local optimisation rounds (repeated while the inlier set grows).
+        lo_max_points: inliers used per local optimisation round (an even subsample, 0 =
+            all); the winner is then polished on all of its inliers.
         max_refine_iterations: Levenberg-Marquardt iterations per round.
+        polish_iterations: Levenberg-Marquardt iterations of the final polish on all inliers.
+        max_score_points: hypotheses are ranked on an even subsample of at most this many
+            correspondences (0 = all); refinement and the result use all of them.
         min_inliers: success needs at least ``min(min_inliers, N)`` inliers.
 
     Returns:
@@ -228,14 +213,18 @@ def solve_pnp(
     """
     points2d_N2, points3d_N3 = _correspondences(points2d, points3d)
     values = intrinsics.as_tuple if isinstance(intrinsics, Intrinsics) else intrinsics
-    intrinsics_14 = _float_array("intrinsics", np.asarray(values, dtype=float).reshape(1, -1), (4,))
-    _check_focals("intrinsics", intrinsics_14)
+    intrinsics_4 = tuple(float(v) for v in values)
+    if len(intrinsics_4) != 4:
+        raise ValueError(f"intrinsics must be (fx, fy, cx, cy), got {len(intrinsics_4)} values")
     options = _options(
-        threshold_px, max_hypotheses, seed, max_samples, confidence, soft_scoring,
-        refine_top_k, max_lo_rounds, max_refine_iterations, min_inliers,
+        seed, threshold_px=threshold_px, max_hypotheses=max_hypotheses, max_samples=max_samples,
+        confidence=confidence, soft_scoring=soft_scoring, refine_top_k=refine_top_k,
+        max_lo_rounds=max_lo_rounds, lo_max_points=lo_max_points,
+        max_refine_iterations=max_refine_iterations, polish_iterations=polish_iterations,
+        max_score_points=max_score_points, min_inliers=min_inliers,
     )  # fmt: skip
     success, T_world_cam, inliers, stats = _ransac.solve_pnp(
-        points2d_N2, points3d_N3, tuple(intrinsics_14[0]), options
+        points2d_N2, points3d_N3, intrinsics_4, options
     )
     return PnPResult(success=success, inliers=inliers, stats=stats, T_world_cam=T_world_cam)
 
@@ -255,7 +244,10 @@ def solve_generalized_pnp(
     soft_scoring: bool = _DEFAULTS.soft_scoring,
     refine_top_k: int = _DEFAULTS.refine_top_k,
     max_lo_rounds: int = _DEFAULTS.max_lo_rounds,
+    lo_max_points: int = _DEFAULTS.lo_max_points,
     max_refine_iterations: int = _DEFAULTS.max_refine_iterations,
+    polish_iterations: int = _DEFAULTS.polish_iterations,
+    max_score_points: int = _DEFAULTS.max_score_points,
     min_inliers: int = _DEFAULTS.min_inliers,
 ) -> GeneralizedPnPResult:
     """Pose of a reference frame from correspondences seen by K rigidly linked cameras.
@@ -272,7 +264,8 @@ def solve_generalized_pnp(
         intrinsics_K4: (K, 4) rows (fx, fy, cx, cy), pixels.
         T_ref_frame_K44: (K, 4, 4) rigid transforms, frame k camera to reference frame.
         threshold_px, max_hypotheses, seed, max_samples, confidence, soft_scoring,
-        refine_top_k, max_lo_rounds, max_refine_iterations, min_inliers: as in
+        refine_top_k, max_lo_rounds, lo_max_points, max_refine_iterations,
+        polish_iterations, max_score_points, min_inliers: as in
             :func:`solve_pnp`.
 
     Returns:
@@ -284,19 +277,12 @@ def solve_generalized_pnp(
     """
     points2d_N2, points3d_N3 = _correspondences(points2d, points3d)
     intrinsics_K4 = _float_array("intrinsics_K4", intrinsics_K4, (4,))
-    _check_focals("intrinsics_K4", intrinsics_K4)
-    n_frames = len(intrinsics_K4)
-    if n_frames == 0:
-        raise ValueError("intrinsics_K4 must have at least one frame, got shape (0, 4)")
     T_ref_frame_K44 = _float_array("T_ref_frame_K44", T_ref_frame_K44, (4, 4))
-    if len(T_ref_frame_K44) != n_frames:
+    if len(intrinsics_K4) == 0 or len(T_ref_frame_K44) != len(intrinsics_K4):
         raise ValueError(
-            f"T_ref_frame_K44 must have shape ({n_frames}, 4, 4) to match intrinsics_K4, got "
-            f"{T_ref_frame_K44.shape}"
+            "need one intrinsics_K4 row and one T_ref_frame_K44 matrix per frame (K >= 1), got "
+            f"shapes {intrinsics_K4.shape} and {T_ref_frame_K44.shape}"
         )
-    for k, T_ref_frame in enumerate(T_ref_frame_K44):
-        if not is_rigid_transform(T_ref_frame):
-            raise ValueError(f"T_ref_frame_K44[{k}] is not a rigid transform: {T_ref_frame}")
     frame_index_N = np.asarray(frame_index)
     if frame_index_N.dtype.kind not in "iu":
         raise ValueError(f"frame_index must have an integer dtype, got {frame_index_N.dtype}")
@@ -304,15 +290,12 @@ def solve_generalized_pnp(
         raise ValueError(
             f"frame_index must have shape ({len(points2d_N2)},), got {frame_index_N.shape}"
         )
-    out_of_range = (frame_index_N < 0) | (frame_index_N >= n_frames)
-    if out_of_range.any():
-        i = int(np.flatnonzero(out_of_range)[0])
-        raise ValueError(
-            f"frame_index must be in [0, {n_frames}), got {frame_index_N[i]} at position {i}"
-        )
     options = _options(
-        threshold_px, max_hypotheses, seed, max_samples, confidence, soft_scoring,
-        refine_top_k, max_lo_rounds, max_refine_iterations, min_inliers,
+        seed, threshold_px=threshold_px, max_hypotheses=max_hypotheses, max_samples=max_samples,
+        confidence=confidence, soft_scoring=soft_scoring, refine_top_k=refine_top_k,
+        max_lo_rounds=max_lo_rounds, lo_max_points=lo_max_points,
+        max_refine_iterations=max_refine_iterations, polish_iterations=polish_iterations,
+        max_score_points=max_score_points, min_inliers=min_inliers,
     )  # fmt: skip
     success, T_world_ref, inliers, stats = _ransac.solve_generalized_pnp(
         points2d_N2,

@@ -13,7 +13,10 @@ class RansacOptions:
     soft_scoring: bool
     refine_top_k: int
     max_lo_rounds: int
+    lo_max_points: int
     max_refine_iterations: int
+    polish_iterations: int
+    max_score_points: int
     min_inliers: int
     seed: int
     def __init__(self) -> None: ...

@@ -32,7 +32,7 @@ def problem():
         (np.zeros((5, 2)), np.zeros((5, 3)), (0.0, 500.0, 1.0, 1.0), r"focal .* > 0.*fx=0.0"),
         (np.zeros((5, 2)), np.zeros((5, 3)), (500.0, -1.0, 1.0, 1.0), r"focal .* > 0.*fy=-1.0"),
         (np.zeros((5, 2)), np.zeros((5, 3)), (500.0, 500.0, np.nan, 1.0), r"intrinsics .*finite"),
-        (np.zeros((5, 2)), np.zeros((5, 3)), (500.0, 500.0, 1.0), r"intrinsics .*shape"),
+        (np.zeros((5, 2)), np.zeros((5, 3)), (500.0, 500.0, 1.0), r"intrinsics must be .*got 3"),
     ],
 )
 def test_invalid_input_raises_value_error(points2d, points3d, intrinsics, match):
@@ -85,21 +85,21 @@ def test_generalized_input_errors(problem):
     frames = np.zeros(n, dtype=np.int64)
     K1 = np.array([K])
     T1 = np.eye(4)[None]
-    with pytest.raises(ValueError, match=r"frame_index must be in \[0, 1\), got 1 at position 3"):
+    with pytest.raises(ValueError, match=r"frame_index\[3\] = 1 is outside \[0, 1\)"):
         solve_generalized_pnp(p2, p3, np.where(np.arange(n) == 3, 1, 0), K1, T1)
     with pytest.raises(ValueError, match=r"frame_index must have an integer dtype"):
         solve_generalized_pnp(p2, p3, frames.astype(float), K1, T1)
     with pytest.raises(ValueError, match=rf"frame_index must have shape \({n},\)"):
         solve_generalized_pnp(p2, p3, frames[:-1], K1, T1)
-    with pytest.raises(ValueError, match=r"T_ref_frame_K44 must have shape \(1, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"one T_ref_frame_K44 matrix per frame"):
         solve_generalized_pnp(p2, p3, frames, K1, np.tile(np.eye(4), (2, 1, 1)))
     not_rigid = np.eye(4)[None].copy()
     not_rigid[0, 0, 0] = 2.0
     with pytest.raises(ValueError, match=r"T_ref_frame_K44\[0\] is not a rigid transform"):
         solve_generalized_pnp(p2, p3, frames, K1, not_rigid)
-    with pytest.raises(ValueError, match=r"intrinsics_K4: focal lengths must be > 0"):
+    with pytest.raises(ValueError, match=r"intrinsics_K4\[0\]: focal lengths must be > 0"):
         solve_generalized_pnp(p2, p3, frames, np.array([[500.0, 0.0, 1.0, 1.0]]), T1)
-    with pytest.raises(ValueError, match=r"intrinsics_K4 must have at least one frame"):
+    with pytest.raises(ValueError, match=r"per frame \(K >= 1\)"):
         solve_generalized_pnp(p2, p3, frames, np.zeros((0, 4)), np.zeros((0, 4, 4)))
 
 

@@ -46,14 +46,21 @@ public:
     GeneralizedAbsolutePoseEstimator(const GeneralizedCorrespondences& data,
                                      const RansacOptions& options);
 
-    std::size_t num_data() const { return X_.size(); }
+    // Correspondences score() counts (the inlier ratio's denominator).
+    std::size_t num_ranked() const {
+        return ranking_.X.empty() ? all_.X.size() : ranking_.X.size();
+    }
     bool draw_sample(Rng& rng, int* sample) const;
     int generate(const int* sample, Model* models) const;
+    // Score on the ranking subset (all points when N <= max_score_points), bailing out once
+    // `bail` cannot be beaten; score_all scores every point.
     Score score(const Model& T_ref_world, const Score& bail) const;
-    int refine(Model* T_ref_world) const;
+    Score score_all(const Model& T_ref_world) const;
+    int refine(Model* T_ref_world, std::size_t max_points, int max_iterations) const;
 
-    // Inlier flags in the caller's order, and the reprojection RMSE (pixels) over inliers.
-    void evaluate(const Model& T_ref_world, std::uint8_t* inliers_N, double* rmse_px) const;
+    // Exact score, inlier flags in the caller's order and the reprojection RMSE (pixels)
+    // over the inliers, in one pass.
+    Score evaluate(const Model& T_ref_world, std::uint8_t* inliers_N, double* rmse_px) const;
 
 private:
     struct Frame {
@@ -61,22 +68,34 @@ private:
         Intrinsics K;
         Rigid T_frame_ref;
         Rigid T_ref_frame;
+        bool is_reference;  // T_ref_frame is exactly the identity
+    };
+
+    // Frame-sorted structure-of-arrays: world points and normalised image coordinates;
+    // frame k owns [frame_begin[k], frame_begin[k + 1]).
+    struct PointArrays {
+        std::vector<double> X, Y, Z, xn, yn;
+        std::vector<std::size_t> frame_begin;
+        void resize(std::size_t n) {
+            for (auto* v : {&X, &Y, &Z, &xn, &yn}) v->resize(n);
+        }
     };
 
     // Squared pixel reprojection error of sorted point i in its frame, given T_frame_world;
     // +inf when the point is behind the camera.
     double squared_error(const Rigid& T_frame_world, const Frame& f, std::size_t i) const;
+    Score score_points(const PointArrays& points, const Model& T_ref_world,
+                       const Score& bail) const;
 
     std::vector<Frame> frames_;
     std::vector<std::uint32_t> frame_of_;  // sorted index -> frame
     std::vector<std::uint32_t> original_;  // sorted index -> caller's index
-    // Frame-sorted structure-of-arrays: world points, normalised image coordinates, bearings.
-    std::vector<double> X_, Y_, Z_, xn_, yn_;
-    std::vector<Vec3> bearing_;
+    PointArrays all_;
+    PointArrays ranking_;  // even subsample for hypothesis ranking; empty: use all_
+    std::vector<Vec3> bearing_;  // unit bearing vectors of all_ (P3P input)
     bool can_sample_ = false;
     double tau2_;  // squared threshold, px^2
     bool soft_scoring_;
-    int max_refine_iterations_;
 };
 
 }  // namespace seqace_ransac

@@ -5,13 +5,16 @@
 //     using Model = ...;
 //     static constexpr int kSampleSize;        // indices per sample (minimal set + pre-check)
 //     static constexpr int kMaxModels;         // most models one sample can produce
-//     size_t num_data() const;
+//     size_t num_ranked() const;               // data counted by score()
 //     bool draw_sample(Rng&, int* sample);     // false: no valid sample can ever be drawn
 //     int generate(const int* sample, Model* models);  // minimal solve + pre-check, count
-//     Score score(const Model&, const Score& bail) const;  // Score::bailed() once it cannot
-//                                                           // beat `bail` under `mode`
-//     int refine(Model*) const;                // least squares over the model's inliers,
-//                                              // returns iterations taken
+//     Score score(const Model&, const Score& bail) const;  // ranking score; Score::bailed()
+//                                                           // once it cannot beat `bail`
+//     Score score_all(const Model&) const;     // exact score over all data
+//     int refine(Model*, size_t max_points, int max_iterations) const;  // robust least
+//                                              // squares over the model's inliers (an even
+//                                              // subsample of at most max_points, 0 = all);
+//                                              // returns the iterations taken
 //   };
 //
 // A mock estimator (e.g. a line or a constant) can exercise this loop on its own.
@@ -34,11 +37,17 @@ struct RansacOptions {
                                       // this probability given the best inlier ratio; >= 1
                                       // disables the early stop (full budget)
     bool soft_scoring = true;         // rank by soft inlier count (else by hard count)
-    int refine_top_k = 2;             // hypotheses that get local optimisation
+    int refine_top_k = 1;             // hypotheses that get local optimisation
     int max_lo_rounds = 4;            // local optimisation rounds per hypothesis (repeated
                                       // while the inlier set grows)
+    int lo_max_points = 256;          // inliers used per local optimisation round (an even
+                                      // subsample; 0 = all); a final polish uses them all
     int max_refine_iterations = 10;   // Levenberg-Marquardt iterations per round
+    int polish_iterations = 1;        // Levenberg-Marquardt iterations of the final polish
     int min_inliers = 12;             // success needs min(min_inliers, N) inliers
+    int max_score_points = 1024;      // hypotheses are ranked on an even subsample of at most
+                                      // this many correspondences (0 = all); local
+                                      // optimisation and the result use all of them
     std::uint64_t seed = 0;           // random seed; equal seeds give equal results
 };
 
@@ -132,7 +141,7 @@ RansacOutput<typename Estimator::Model> ransac(Estimator& estimator, const Ransa
     };
     const bool soft = options.soft_scoring;
     const std::size_t top_k = static_cast<std::size_t>(std::max(1, options.refine_top_k));
-    const double n_data = static_cast<double>(estimator.num_data());
+    const double n_ranked = static_cast<double>(estimator.num_ranked());
     const double log_miss =
         options.confidence < 1.0 ? std::log(1.0 - std::max(options.confidence, 0.0)) : 0.0;
 
@@ -162,7 +171,7 @@ RansacOutput<typename Estimator::Model> ransac(Estimator& estimator, const Ransa
             if (top.size() > top_k) top.pop_back();
             if (log_miss < 0.0) {
                 // Samples needed to draw one all-inlier sample with the requested confidence.
-                const double w = top.front().score.inliers / n_data;
+                const double w = top.front().score.inliers / n_ranked;
                 const double p_good = std::pow(w, Estimator::kSampleSize);
                 required_samples = p_good >= 1.0 ? 1.0
                                    : p_good > 0.0 ? log_miss / std::log1p(-p_good)
@@ -178,13 +187,17 @@ RansacOutput<typename Estimator::Model> ransac(Estimator& estimator, const Ransa
 
     RansacOutput<Model> out;
     const auto t_refine = Clock::now();
+    const auto lo_points = static_cast<std::size_t>(std::max(0, options.lo_max_points));
+    // Local optimisation of the top hypotheses on (a subsample of) their inliers, repeated
+    // while the inlier set grows; the winner is then polished on all of its inliers.
     for (const Candidate& candidate : top) {
-        Candidate current = candidate;
+        Candidate current{candidate.model, estimator.score_all(candidate.model)};
         for (int round = 0; round < options.max_lo_rounds; ++round) {
             Model refined = current.model;
-            stats->refinement_iterations += estimator.refine(&refined);
+            stats->refinement_iterations +=
+                estimator.refine(&refined, lo_points, options.max_refine_iterations);
             ++stats->lo_rounds;
-            const Score s = estimator.score(refined, Score{});
+            const Score s = estimator.score_all(refined);
             if (better(current.score, s, soft)) break;  // refinement made it worse
             const bool grew = s.inliers > current.score.inliers;
             current = Candidate{refined, s};
@@ -194,6 +207,16 @@ RansacOutput<typename Estimator::Model> ransac(Estimator& estimator, const Ransa
             out.found = true;
             out.model = current.model;
             out.score = current.score;
+        }
+    }
+    if (out.found && lo_points > 0 && options.polish_iterations > 0) {
+        Model polished = out.model;
+        stats->refinement_iterations +=
+            estimator.refine(&polished, 0, options.polish_iterations);
+        const Score s = estimator.score_all(polished);
+        if (!better(out.score, s, soft)) {
+            out.model = polished;
+            out.score = s;
         }
     }
     stats->refinement_ms = detail::ms_since(t_refine);
