@@ -9,6 +9,7 @@ Faces are numbered 0..5 as (-x, +x, -y, +y, -z, +z) in the box's own frame.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -139,19 +140,19 @@ def generate_scene(config: SyntheticSceneConfig, rng: np.random.Generator) -> Sc
 
     def new_material(fixed_tile: tuple[float, float] | None = None) -> int:
         group = len(materials)
-        texture, natural_tile = texture_plan[group]
-        if fixed_tile is not None:
+        texture, plan_tile = texture_plan[group]
+        if fixed_tile is not None:  # posters: one whole image, corner-aligned
             materials.append(Material(texture, fixed_tile, (0.0, 0.0)))
-        elif config.texture_mode == "repetitive":
-            tile = config.repetitive_cell_m * REPETITIVE_CELLS
-            materials.append(Material(texture, (tile, tile), (0.0, 0.0)))
+        elif config.texture_mode == "repetitive":  # one world-aligned grid everywhere
+            materials.append(Material(texture, (plan_tile, plan_tile), (0.0, 0.0)))
         else:
-            offset = tuple(float(v) for v in rng.random(2))
-            materials.append(Material(texture, (natural_tile, natural_tile), offset))  # type: ignore[arg-type]
+            offset_u, offset_v = rng.random(2)
+            materials.append(
+                Material(texture, (plan_tile, plan_tile), (float(offset_u), float(offset_v)))
+            )
         return group
 
-    room_materials = tuple(new_material() for _ in range(N_FACES))
-
+    room_groups = [new_material() for _ in range(N_FACES)]
     for _ in range(config.n_furniture):
         _place_furniture(layout, config, rng, new_material)
     for _ in range(config.n_tables):
@@ -159,15 +160,22 @@ def generate_scene(config: SyntheticSceneConfig, rng: np.random.Generator) -> Sc
     for _ in range(config.n_posters):
         _place_poster(layout, config, rng, new_material)
 
-    used = sorted({m.texture for m in materials})
-    remap = {old: new for new, old in enumerate(used)}
-    materials = [Material(remap[m.texture], m.tile_m, m.offset) for m in materials]
-    images, names = texture_plan.build(used, config.texture_size)
+    # Keep only the materials and textures that something uses (placement may give up).
+    used_groups = sorted(set(room_groups) | {box.material for box in layout.boxes})
+    group_index = {group: i for i, group in enumerate(used_groups)}
+    used_textures = sorted({materials[g].texture for g in used_groups})
+    texture_index = {texture: i for i, texture in enumerate(used_textures)}
+    images, names = texture_plan.build(used_textures, config.texture_size)
     return Scene(
         room_size_m=(float(lx), float(ly), float(lz)),
-        room_materials=room_materials,  # type: ignore[arg-type]
-        boxes=tuple(layout.boxes),
-        materials=tuple(materials),
+        room_materials=tuple(group_index[g] for g in room_groups),  # type: ignore[arg-type]
+        boxes=tuple(
+            dataclasses.replace(box, material=group_index[box.material]) for box in layout.boxes
+        ),
+        materials=tuple(
+            dataclasses.replace(materials[g], texture=texture_index[materials[g].texture])
+            for g in used_groups
+        ),
         atlas=TextureAtlas.from_images(images, names),
     )
 
@@ -214,7 +222,7 @@ def _plan_textures(
     if config.texture_mode == "repetitive":
         source = str(rng.choice(REPETITIVE_SOURCES))
         specs.append((f"repetitive:{source}", int(seeds[-1])))
-        tiles.append(config.repetitive_cell_m * REPETITIVE_CELLS)
+        tiles.append(config.repetitive_cell_m * REPETITIVE_CELLS)  # the whole cell grid
         plan.extend([0] * n_plain)
     else:
         order = rng.permutation(len(ALL_TEXTURES))
