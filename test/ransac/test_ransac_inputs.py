@@ -62,6 +62,10 @@ def test_non_finite_values_are_rejected_with_their_row(problem, bad):
         ("confidence", 0.0, r"confidence must be in \(0, 1\]"),
         ("refine_top_k", 0, "refine_top_k must be >= 1"),
         ("min_inliers", 0, "min_inliers must be >= 1"),
+        ("max_score_points", -1, "max_score_points must be >= 0"),
+        ("lo_max_points", -1, "lo_max_points and polish_iterations must be >= 0"),
+        ("polish_iterations", -2, "lo_max_points and polish_iterations must be >= 0"),
+        ("max_lo_rounds", -1, "lo_max_points and polish_iterations must be >= 0"),
         ("seed", -1, r"seed must be in \[0, 2\*\*64\)"),
     ],
 )
@@ -153,7 +157,7 @@ def test_fuzz_never_crashes(points2d, points3d, intrinsics, threshold_px, seed):
     assert 0 <= result.num_inliers <= n
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(4, 60),
     scale=st.sampled_from([1e-6, 1e-3, 1.0, 1e3, 1e6]),
@@ -171,3 +175,27 @@ def test_fuzz_degenerate_geometry_gives_a_result(n, scale, duplicates, seed):
     result = solve_pnp(points2d, points3d, K, seed=seed)
     assert result.inliers.shape == (n,)
     assert np.all(np.isfinite(result.T_world_cam))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(4, 40),
+    n_frames=st.integers(1, 4),
+    data=st.data(),
+)
+def test_fuzz_generalized_never_crashes(n, n_frames, data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32)))
+    points2d = rng.uniform(-100, 700, size=(n, 2))
+    points3d = rng.normal(size=(n, 3)) * data.draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    frame_index = data.draw(hnp.arrays(np.int64, n, elements=st.integers(-1, n_frames)))
+    intrinsics = data.draw(hnp.arrays(np.float64, (n_frames, 4), elements=_values))
+    T = np.tile(np.eye(4), (n_frames, 1, 1))
+    T[:, :3, 3] = rng.normal(size=(n_frames, 3))
+    if data.draw(st.booleans()):
+        T[0, 0, 1] = data.draw(_values)  # maybe not rigid (or not finite)
+    try:
+        result = solve_generalized_pnp(points2d, points3d, frame_index, intrinsics, T, seed=0)
+    except ValueError:
+        return
+    assert result.inliers.shape == (n,)
+    assert np.all(np.isfinite(result.T_world_ref))
