@@ -50,25 +50,29 @@ def render_scene(
     existing = _finished_config(out)
     if existing is not None and existing == config.to_json_dict() and not overwrite:
         return out
-    if out.exists() and not overwrite:
-        if existing is not None:
-            raise FileExistsError(
-                f"{out} holds a synthetic scene of a different config; pass overwrite=True "
-                f"to replace it (differs in: {_differences(existing, config.to_json_dict())})"
-            )
-        if not out.is_dir() or any(out.iterdir()):
-            raise FileExistsError(f"{out} exists and is not an empty folder; pass overwrite=True")
-    write_folder(SyntheticScene(config), out)
-    return out
+    if existing is not None and not overwrite:
+        raise FileExistsError(
+            f"{out} holds a synthetic scene of a different config; pass overwrite=True "
+            f"to replace it (differs in: {_differences(existing, config.to_json_dict())})"
+        )
+    return write_folder(SyntheticScene(config), out, overwrite=overwrite)
 
 
-def write_folder(scene: SyntheticScene, out_dir: str | os.PathLike[str]) -> Path:
-    """Render every frame of ``scene`` into ``out_dir``, replacing whatever is there.
+def write_folder(
+    scene: SyntheticScene, out_dir: str | os.PathLike[str], overwrite: bool = False
+) -> Path:
+    """Render every frame of ``scene`` into ``out_dir``.
 
     Files are written into a temporary sibling folder, ``scene.json`` last, then the folder
     is renamed to ``out_dir``; on any error the temporary folder is removed.
+
+    Raises:
+        FileExistsError: if ``out_dir`` exists (other than as an empty folder) and
+            ``overwrite`` is False.
     """
     out = Path(out_dir)
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty folder; pass overwrite=True")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

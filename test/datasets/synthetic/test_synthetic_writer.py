@@ -11,7 +11,7 @@ import pytest
 
 from seqace_ros.core.geometry import is_rigid_transform
 from seqace_ros.datasets.folder import FolderDataset
-from seqace_ros.datasets.synthetic import SyntheticScene, preset, render_scene
+from seqace_ros.datasets.synthetic import SyntheticScene, preset, render_scene, write_folder
 from seqace_ros.datasets.synthetic.render import render_view
 from seqace_ros.datasets.synthetic.writer import intrinsics_text
 
@@ -148,3 +148,12 @@ def test_interrupted_render_leaves_no_scene(
     with pytest.raises(KeyboardInterrupt):
         render_scene(preset("tiny", n_mapping_frames=4, n_query_frames=0), tmp_path / "scene")
     assert list(tmp_path.iterdir()) == []  # neither the scene nor its staging folder
+
+
+def test_write_folder_refuses_to_replace_unless_asked(tmp_path: Path) -> None:
+    scene = SyntheticScene(preset("tiny", n_mapping_frames=1, n_query_frames=0))
+    out = write_folder(scene, tmp_path / "scene")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_folder(scene, out)
+    assert write_folder(scene, out, overwrite=True) == out
+    assert len(list(out.glob("*.pose.txt"))) == 1
