@@ -12,7 +12,7 @@ namespace seqace_ransac {
 namespace {
 
 constexpr std::size_t kScoreBlock = 128;  // points scored between bail-out checks
-constexpr double kLossScaleOfThreshold = 0.5;  // robust loss scale in refinement
+constexpr double kLossScaleOfThreshold = 1.0;  // robust loss scale in refinement
 
 bool is_identity(const Rigid& T) {
     const Mat3 I = Mat3::identity();
