@@ -111,23 +111,121 @@ def _map_arguments(parser: argparse.ArgumentParser) -> None:
     _add_runtime_arguments(parser)
 
 
-def _map_run(args: argparse.Namespace) -> int:
-    from seqace_ros.core.map_file import save_map
-    from seqace_ros.pipeline.mapping import map_scene, preset
+def _mapping_config(args: argparse.Namespace) -> Any:
+    """The preset of ``--preset`` with ``--seed`` and ``--iterations`` applied."""
+    from seqace_ros.pipeline.mapping import preset
 
-    _check_output(args.out, "--out")
-    _set_threads(args.threads)
     overrides: dict[str, object] = {"seed": args.seed}
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
-    config = preset(args.preset, **overrides)
+    try:
+        return preset(args.preset, **overrides)
+    except ValueError as error:
+        raise CliError(str(error)) from error
+
+
+def _print_map_written(path: Path) -> None:
+    import json
+
+    from seqace_ros.pipeline.mapping.report import ReportPaths
+
+    report_path = ReportPaths.for_map(path).json
+    report = json.loads(report_path.read_text())
+    print(f"map written to {path} ({report['map']['bytes']} bytes, {report['frames']['used']} "
+          f"frames, {report['timing_s']['total']:.0f} s); report: {report_path}")
+
+
+def _map_run(args: argparse.Namespace) -> int:
+    import time
+
+    from seqace_ros.pipeline.mapping.report import FrameAccounting, map_with_report
+
+    start = time.perf_counter()
+    _check_output(args.out, "--out")
+    _set_threads(args.threads)
+    config = _mapping_config(args)
     dataset, indices = _open_dataset(args, require_poses=True)
-    scene_map = map_scene(dataset, indices, config, device=args.device,
-                          progress=not args.quiet)
-    path = save_map(scene_map, args.out)
-    stats = scene_map.mapping_stats
-    print(f"map written to {path} ({path.stat().st_size} bytes, {stats['frames']} frames, "
-          f"{stats['encode_seconds'] + stats['train_seconds']:.0f} s)")
+    accounting = FrameAccounting(len(dataset), len(indices),
+                                 {"outside_frame_range": len(dataset) - len(indices)})
+    source = {"kind": "folder", "path": str(args.dataset), "frames": args.frames}
+    path = map_with_report(dataset, indices, config, args.out, source, accounting,
+                           device=args.device, progress=not args.quiet, started_at=start,
+                           read_seconds=time.perf_counter() - start)
+    _print_map_written(path)
+    return 0
+
+
+# --- seqace bag-map -------------------------------------------------------------------------
+
+
+def _bag_map_arguments(parser: argparse.ArgumentParser) -> None:
+    from seqace_ros.datasets.bag_poses import POSE_SOURCES
+    from seqace_ros.pipeline.mapping.config import PRESETS
+
+    parser.add_argument("bag", type=Path, help="rosbag2 folder (sqlite3 or mcap) or ROS 1 .bag")
+    parser.add_argument("--image-topic", required=True,
+                        help="sensor_msgs/Image or CompressedImage topic")
+    parser.add_argument("--camera-info-topic", default=None,
+                        help="CameraInfo topic (default: next to the image topic, "
+                        "/cam/image_raw -> /cam/camera_info)")
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="camera-info YAML file used instead of the CameraInfo topic")
+    parser.add_argument("--camera-frame", default=None,
+                        help="optical frame of the images (default: their header.frame_id)")
+    parser.add_argument("--pose-source", default="tf", choices=POSE_SOURCES,
+                        help="where camera poses come from: TF (/tf, /tf_static), an Odometry "
+                        "topic, a PoseStamped/PoseWithCovarianceStamped topic or a TUM file")
+    parser.add_argument("--map-frame", default="map", help="world frame of the map")
+    parser.add_argument("--pose-topic", default=None,
+                        help="Odometry or pose topic (--pose-source odometry / pose)")
+    parser.add_argument("--tum-file", type=Path, default=None,
+                        help="TUM trajectory 'stamp tx ty tz qx qy qz qw' (--pose-source tum)")
+    parser.add_argument("--body-frame", default=None,
+                        help="frame the pose topic / TUM poses describe (default: the camera "
+                        "frame); /tf_static links it to the camera")
+    parser.add_argument("--max-gap", type=float, default=0.1,
+                        help="largest time from an image to its pose samples, seconds")
+    parser.add_argument("--min-translation", type=float, default=0.0,
+                        help="skip frames that moved less than this (metres) since the last "
+                        "kept one, unless they turned --min-rotation (0: off)")
+    parser.add_argument("--min-rotation", type=float, default=0.0,
+                        help="see --min-translation (degrees; 0: off)")
+    parser.add_argument("--max-frames", type=int, default=None,
+                        help="map with at most this many frames, evenly spaced")
+    parser.add_argument("--out", type=Path, required=True, help="map file to write")
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="override the preset's training steps")
+    _add_runtime_arguments(parser)
+
+
+def _bag_config(args: argparse.Namespace) -> Any:
+    from seqace_ros.datasets.bag import BagConfig
+    from seqace_ros.datasets.bag_poses import PoseSourceConfig
+    from seqace_ros.datasets.frame_selection import FrameSelectionConfig
+
+    try:
+        poses = PoseSourceConfig(source=args.pose_source, map_frame=args.map_frame,
+                                 topic=args.pose_topic, tum_file=args.tum_file,
+                                 body_frame=args.body_frame, max_gap_s=args.max_gap)
+        selection = FrameSelectionConfig(min_translation_m=args.min_translation,
+                                         min_rotation_deg=args.min_rotation,
+                                         max_frames=args.max_frames)
+    except ValueError as error:
+        raise CliError(str(error)) from error
+    return BagConfig(image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+                     calibration_file=args.calibration, camera_frame=args.camera_frame,
+                     poses=poses, selection=selection, progress=not args.quiet)
+
+
+def _bag_map_run(args: argparse.Namespace) -> int:
+    from seqace_ros.pipeline.mapping.bag_mapping import map_bag
+
+    _set_threads(args.threads)
+    path = map_bag(args.bag, _bag_config(args), _mapping_config(args), args.out,
+                   device=args.device, progress=not args.quiet)
+    _print_map_written(path)
     return 0
 
 
@@ -258,6 +356,8 @@ def _synth_run(args: argparse.Namespace) -> int:
 
 COMMANDS: list[Command] = [
     Command("map", "train a scene map from posed images", _map_arguments, _map_run),
+    Command("bag-map", "train a scene map from the posed images of a rosbag",
+            _bag_map_arguments, _bag_map_run),
     Command("eval", "relocalize frames with ground truth and report accuracy",
             _eval_arguments, _eval_run),
     Command("localize", "relocalize frames and write their poses (TUM format)",
@@ -281,13 +381,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input (reported in one line), not a bug."""
     from seqace_ros.core.encoder import EncoderError
     from seqace_ros.core.map_file import MapFileError
+    from seqace_ros.datasets.bag import BagError
     from seqace_ros.datasets.folder import DatasetError
     from seqace_ros.datasets.trajectory import TrajectoryError
     from seqace_ros.pipeline.evaluation import EvaluationError
     from seqace_ros.pipeline.localization.single import LocalizationError
     from seqace_ros.pipeline.mapping.buffer import MappingDataError
 
-    return (CliError, DatasetError, MapFileError, EncoderError, EvaluationError,
+    return (CliError, BagError, DatasetError, MapFileError, EncoderError, EvaluationError,
             LocalizationError, MappingDataError, TrajectoryError, OSError)
 
 

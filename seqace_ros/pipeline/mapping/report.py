@@ -1,0 +1,427 @@
+"""The mapping report, and the one mapping run that writes a map together with it.
+
+Folder mapping (``seqace map``) and bag mapping (``seqace bag-map``, ``mapping_node``) both go
+through :func:`map_with_report`, which writes, for a map ``DIR/NAME.EXT``:
+
+- ``DIR/NAME.EXT``: the map (see :mod:`seqace_ros.core.map_file`);
+- ``DIR/NAME.report.json``: the source, frames used and skipped (with the reason), the
+  trajectory summary, the training loss curve, the time taken per stage;
+- ``DIR/NAME.trajectory.png``: the mapping camera positions in the map frame (three
+  orthographic views, coloured by time, with viewing directions);
+- ``DIR/NAME.loss.png``: training loss per step (and the soft clamp and valid fraction).
+
+All four are written atomically, and together: if any of them fails, none is left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from seqace_ros.core.atomic_io import atomic_write_bytes, atomic_write_text
+from seqace_ros.core.map_file import save_map
+from seqace_ros.datasets.base import PosedFrame, PosedFrameSource
+from seqace_ros.pipeline.mapping.config import MappingConfig
+from seqace_ros.pipeline.mapping.mapper import map_scene
+from seqace_ros.pipeline.mapping.trainer import soft_clamp_px
+
+REPORT_VERSION = 1
+
+Stage = Literal["read", "encode", "train", "write"]
+
+
+class MappingOutputError(OSError):
+    """The map (or its report) cannot be written where asked."""
+
+
+@dataclass(frozen=True)
+class MappingProgress:
+    """One progress event of a mapping run.
+
+    Attributes:
+        stage: ``read`` (indexing the source), ``encode`` (frames into the feature buffer),
+            ``train`` (optimiser steps) or ``write`` (map and report files).
+        done: units done in this stage (frames, steps); 0 at the start of a stage.
+        total: units in this stage (0 when unknown).
+        detail: a short human-readable note (e.g. the current loss).
+    """
+
+    stage: Stage
+    done: int
+    total: int
+    detail: str = ""
+
+
+ProgressCallback = Callable[[MappingProgress], None]
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the report files of a map go (next to the map, named after its stem)."""
+
+    json: Path
+    trajectory_png: Path
+    loss_png: Path
+
+    @classmethod
+    def for_map(cls, map_path: str | Path) -> ReportPaths:
+        """``NAME.report.json``, ``NAME.trajectory.png``, ``NAME.loss.png`` beside ``map_path``."""
+        path = Path(map_path)
+        return cls(
+            json=path.with_suffix(".report.json"),
+            trajectory_png=path.with_suffix(".trajectory.png"),
+            loss_png=path.with_suffix(".loss.png"),
+        )
+
+    def all(self) -> tuple[Path, Path, Path]:
+        """The three paths."""
+        return self.json, self.trajectory_png, self.loss_png
+
+
+@dataclass(frozen=True)
+class FrameAccounting:
+    """Which frames of the source went into the map, and why the others did not.
+
+    Attributes:
+        in_source: images (frames) the source holds.
+        used: frames the map was trained on.
+        skipped: reason -> number of frames skipped for it (e.g. ``no_pose_within_max_gap``,
+            ``below_min_motion``, ``over_max_frames``, ``outside_frame_range``).
+
+    Raises:
+        ValueError: negative counts, or counts that do not add up to ``in_source``.
+    """
+
+    in_source: int
+    used: int
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        counts = [self.in_source, self.used, *self.skipped.values()]
+        if any(count < 0 for count in counts):
+            raise ValueError(f"frame counts must be >= 0, got {self}")
+        if self.used + sum(self.skipped.values()) != self.in_source:
+            raise ValueError(
+                f"used ({self.used}) + skipped ({dict(self.skipped)}) must add up to the "
+                f"{self.in_source} frames in the source"
+            )
+
+
+class LossRecorder:
+    """Records training steps (a ``map_scene`` ``on_step`` observer) and reports progress.
+
+    Args:
+        total_steps: optimiser steps of the run (for progress events).
+        on_progress: receives a ``train`` event per recorded step.
+    """
+
+    def __init__(self, total_steps: int, on_progress: ProgressCallback | None = None) -> None:
+        self.total_steps = total_steps
+        self.on_progress = on_progress
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.valid_fractions: list[float] = []
+
+    def __call__(self, step: int, loss: float, valid_fraction: float) -> None:
+        self.steps.append(step)
+        self.losses.append(loss)
+        self.valid_fractions.append(valid_fraction)
+        if self.on_progress is not None:
+            self.on_progress(MappingProgress(
+                "train", step + 1, self.total_steps,
+                f"loss {loss:.3f}, valid {valid_fraction:.2f}",
+            ))
+
+    def as_dict(self) -> dict[str, list[float] | list[int]]:
+        """The curve as JSON-ready lists."""
+        return {
+            "step": list(self.steps),
+            "loss": [round(v, 5) for v in self.losses],
+            "valid_fraction": [round(v, 4) for v in self.valid_fractions],
+        }
+
+
+class _ObservedFrames:
+    """A ``PosedFrameSource`` wrapper that keeps each read frame's pose and reports progress."""
+
+    def __init__(
+        self, frames: PosedFrameSource, total: int, on_progress: ProgressCallback | None
+    ) -> None:
+        self._frames = frames
+        self._total = total
+        self._on_progress = on_progress
+        self.T_world_cam: dict[int, NDArray[np.float64]] = {}
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: int) -> PosedFrame:
+        frame = self._frames[index]
+        if frame.T_world_cam is not None:
+            self.T_world_cam[index] = frame.T_world_cam
+        if self._on_progress is not None:
+            self._on_progress(MappingProgress("encode", len(self.T_world_cam), self._total))
+        return frame
+
+    def __iter__(self) -> Iterator[PosedFrame]:
+        return (self[index] for index in range(len(self)))
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail early, before any work, when the map cannot be written at ``path``.
+
+    Checks that ``path`` is not a folder and that a file can really be created in its folder
+    (a probe file, removed at once: permission bits alone do not tell, e.g. for root or on a
+    read-only mount).
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        MappingOutputError: ``path`` is a folder, its folder is missing or not a folder, or a
+            file cannot be created there.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise MappingOutputError(f"map path {str(target)!r} is a folder, expected a file path")
+    for report_path in ReportPaths.for_map(target).all():
+        if report_path.is_dir():
+            raise MappingOutputError(f"report path {str(report_path)!r} is a folder")
+    if not folder.exists():
+        raise MappingOutputError(f"output folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise MappingOutputError(f"output folder {str(folder)!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+    except OSError as error:
+        raise MappingOutputError(
+            f"cannot write in output folder {str(folder)!r}: {error.strerror or error}"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return target
+
+
+def _trajectory_summary(T_world_cam_N44: NDArray[np.float64]) -> dict[str, Any]:
+    centres_N3 = T_world_cam_N44[:, :3, 3]
+    steps_m = np.linalg.norm(np.diff(centres_N3, axis=0), axis=1)
+    return {
+        "frames": len(centres_N3),
+        "length_m": round(float(steps_m.sum()), 4),
+        "min_m": [round(float(v), 4) for v in centres_N3.min(axis=0)],
+        "max_m": [round(float(v), 4) for v in centres_N3.max(axis=0)],
+    }
+
+
+def render_trajectory_png(T_world_cam_N44: NDArray[np.float64], title: str) -> bytes:
+    """PNG of the camera centres of (N, 4, 4) camera-to-map poses, in temporal order.
+
+    Three orthographic views of the map frame (x-y, x-z, y-z, metres); the path is coloured
+    by frame order, start and end are marked, and every few frames a short line shows where
+    the camera looks (its optical +z axis).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    centres_N3 = T_world_cam_N44[:, :3, 3]
+    view_dirs_N3 = T_world_cam_N44[:, :3, 2]
+    n = len(centres_N3)
+    extent = float(np.ptp(centres_N3, axis=0).max()) if n > 1 else 1.0
+    arrow_m = 0.08 * max(extent, 1e-3)
+    every = max(1, n // 25)
+    figure, axes = plt.subplots(1, 3, figsize=(15, 5.2))
+    order = np.arange(n)
+    for ax, (i, j) in zip(axes, ((0, 1), (0, 2), (1, 2)), strict=True):
+        ax.plot(centres_N3[:, i], centres_N3[:, j], "-", color="0.75", lw=0.8, zorder=1)
+        points = ax.scatter(centres_N3[:, i], centres_N3[:, j], c=order, cmap="viridis", s=8,
+                            zorder=2)
+        for k in range(0, n, every):
+            tip = centres_N3[k] + arrow_m * view_dirs_N3[k]
+            ax.plot([centres_N3[k, i], tip[i]], [centres_N3[k, j], tip[j]], "-",
+                    color="tab:orange", lw=0.8, zorder=3)
+        ax.scatter(*centres_N3[0, [i, j]], marker="o", s=60, facecolors="none",
+                   edgecolors="green", lw=2, zorder=4, label="first frame")
+        ax.scatter(*centres_N3[-1, [i, j]], marker="s", s=60, facecolors="none",
+                   edgecolors="red", lw=2, zorder=4, label="last frame")
+        ax.set_xlabel(f"{'xyz'[i]} (m)")
+        ax.set_ylabel(f"{'xyz'[j]} (m)")
+        ax.set_title(f"map frame, {'xyz'[i]}-{'xyz'[j]} view")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.grid(color="0.92")
+    axes[0].legend(loc="best", fontsize=8)
+    figure.colorbar(points, ax=axes, label="frame (temporal order)", shrink=0.8)
+    figure.suptitle(f"{title}: {n} mapping frames (orange: viewing direction)")
+    return _png_bytes(figure)
+
+
+def render_loss_png(curve: LossRecorder, config: MappingConfig, title: str) -> bytes:
+    """PNG of the training loss per recorded step (log scale), with the soft clamp schedule
+    (the loss's upper bound per valid patch, pixels) and the valid-prediction fraction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    steps = np.asarray(curve.steps)
+    losses = np.asarray(curve.losses)
+    figure, ax_loss = plt.subplots(figsize=(9, 5))
+    ax_loss.plot(steps, losses, ".-", color="tab:blue", lw=1, ms=3, label="batch loss")
+    schedule_steps = np.linspace(0, config.iterations, 200)
+    ax_loss.plot(schedule_steps,
+                 [soft_clamp_px(s / config.iterations, config) for s in schedule_steps],
+                 "--", color="0.5", lw=1, label="soft clamp (px)")
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("training step")
+    ax_loss.set_ylabel("loss (reprojection px, soft-clamped; log scale)")
+    ax_loss.set_xlim(0, config.iterations)
+    ax_loss.grid(color="0.92", which="both")
+    ax_valid = ax_loss.twinx()
+    ax_valid.plot(steps, curve.valid_fractions, "-", color="tab:green", lw=1,
+                  label="valid predictions")
+    ax_valid.set_ylim(0, 1.02)
+    ax_valid.set_ylabel("fraction of valid predictions", color="tab:green")
+    handles = ax_loss.get_legend_handles_labels()
+    more = ax_valid.get_legend_handles_labels()
+    ax_loss.legend(handles[0] + more[0], handles[1] + more[1], loc="center right", fontsize=8)
+    final = f"final loss {losses[-1]:.3f}" if len(losses) else "no steps recorded"
+    ax_loss.set_title(f"{title}: training, {config.iterations} steps ({final})")
+    return _png_bytes(figure)
+
+
+def _png_bytes(figure: Any) -> bytes:
+    from matplotlib import pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _json_number(value: Any) -> Any:
+    """Floats that JSON cannot hold (nan, inf) become ``null``."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_number(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_number(v) for v in value]
+    return value
+
+
+def map_with_report(
+    frames: PosedFrameSource,
+    indices: Sequence[int],
+    config: MappingConfig,
+    out_path: str | Path,
+    source: Mapping[str, Any],
+    accounting: FrameAccounting,
+    *,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    on_progress: ProgressCallback | None = None,
+    started_at: float | None = None,
+    read_seconds: float = 0.0,
+) -> Path:
+    """Train a map on ``frames[indices]``, write it to ``out_path`` and its report beside it.
+
+    Args:
+        frames: posed frames (a folder dataset, a bag, ...).
+        indices: the frames to map with, in temporal order.
+        config: mapping settings.
+        out_path: map file to write; the report files go beside it (see :class:`ReportPaths`).
+        source: JSON-ready description of where the frames came from (kind, path, topics).
+        accounting: frames in the source, used, skipped and why.
+        device: torch device (``auto``: CUDA when present).
+        progress: tqdm progress bars on stderr.
+        on_progress: receives :class:`MappingProgress` events (encode, train, write).
+        started_at: ``time.perf_counter()`` at the start of the whole job (reading
+            included); defaults to now.
+        read_seconds: time spent reading or indexing the source before this call.
+
+    Returns:
+        The map path.
+
+    Raises:
+        MappingOutputError: the output cannot be written (nothing is left behind).
+        MappingDataError: no frames, or a frame without a pose.
+    """
+    start = time.perf_counter() if started_at is None else started_at
+    target = check_output_path(out_path)
+    if accounting.used != len(indices):
+        raise ValueError(f"accounting says {accounting.used} frames used, got {len(indices)}")
+    observed = _ObservedFrames(frames, len(indices), on_progress)
+    recorder = LossRecorder(config.iterations, on_progress)
+    scene_map = map_scene(observed, indices, config, device=device, progress=progress,
+                          on_step=recorder)
+    if on_progress is not None:
+        on_progress(MappingProgress("write", 0, 1, str(target)))
+    write_start = time.perf_counter()
+    T_world_cam_N44 = np.stack([observed.T_world_cam[i] for i in indices])
+    title = target.name
+    paths = ReportPaths.for_map(target)
+    trajectory_png = render_trajectory_png(T_world_cam_N44, title)
+    loss_png = render_loss_png(recorder, config, title)
+    stats = scene_map.mapping_stats
+    written: list[Path] = []
+    try:
+        written.append(save_map(scene_map, target))
+        written.append(atomic_write_bytes(paths.trajectory_png, trajectory_png))
+        written.append(atomic_write_bytes(paths.loss_png, loss_png))
+        now = time.perf_counter()
+        report = {
+            "report_version": REPORT_VERSION,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "map": {"path": str(target), "bytes": target.stat().st_size},
+            "source": dict(source),
+            "frames": {"in_source": accounting.in_source, "used": accounting.used,
+                       "skipped": dict(accounting.skipped)},
+            "trajectory": _trajectory_summary(T_world_cam_N44),
+            "training": {
+                "device": stats["device"],
+                "iterations": stats["iterations"],
+                "buffer_patches": stats["buffer_patches"],
+                "final_loss": stats["final_loss"],
+                "final_valid_fraction": stats["final_valid_fraction"],
+                "loss_curve": recorder.as_dict(),
+            },
+            "timing_s": {
+                "read": round(read_seconds, 2),
+                "encode": stats["encode_seconds"],
+                "train": stats["train_seconds"],
+                "write": round(now - write_start, 2),
+                "total": round(now - start, 2),
+            },
+            "mapping_config": asdict(config),
+            "files": {"trajectory_png": paths.trajectory_png.name,
+                      "loss_png": paths.loss_png.name},
+        }
+        written.append(atomic_write_text(
+            paths.json, json.dumps(_json_number(report), indent=2) + "\n"
+        ))
+    except BaseException as error:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise MappingOutputError(
+                f"cannot write the map or its report next to {str(target)!r}: "
+                f"{error.strerror or error}; nothing was left behind"
+            ) from error
+        raise
+    if on_progress is not None:
+        on_progress(MappingProgress("write", 1, 1, str(target)))
+    return target
