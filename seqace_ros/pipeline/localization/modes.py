@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.map_file import SceneMap
+from seqace_ros.pipeline.localization.sequence import SequenceLocalizer
 from seqace_ros.pipeline.localization.single import LocalizationResult, Localizer
 
 
@@ -30,6 +31,7 @@ ModeFactory = Callable[[SceneMap, torch.device], FrameLocalizer]
 
 MODES: dict[str, ModeFactory] = {
     "single": lambda scene_map, device: Localizer(scene_map, device=device),
+    "sequence": lambda scene_map, device: SequenceLocalizer(scene_map, device=device),
 }
 
 

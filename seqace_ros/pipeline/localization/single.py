@@ -106,6 +106,22 @@ class LocalizationResult:
     inliers_N: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
+def check_frame(image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> None:
+    """Raise unless ``image_rgb`` is an (H, W, 3) uint8 image and ``intrinsics`` are for W x H.
+
+    Raises:
+        EncoderError: on a malformed image.
+        LocalizationError: when the intrinsics are for another image size.
+    """
+    check_image(image_rgb)
+    height, width = image_rgb.shape[:2]
+    if (intrinsics.width, intrinsics.height) != (width, height):
+        raise LocalizationError(
+            f"intrinsics are for {intrinsics.width}x{intrinsics.height} images, "
+            f"the image is {width}x{height}"
+        )
+
+
 class Localizer:
     """Relocalizes single images against a scene map.
 
@@ -188,13 +204,7 @@ class Localizer:
             EncoderError: on a malformed image.
             LocalizationError: when the intrinsics are for another image size.
         """
-        check_image(image_rgb)
-        height, width = image_rgb.shape[:2]
-        if (intrinsics.width, intrinsics.height) != (width, height):
-            raise LocalizationError(
-                f"intrinsics are for {intrinsics.width}x{intrinsics.height} images, "
-                f"the image is {width}x{height}"
-            )
+        check_frame(image_rgb, intrinsics)
         t0 = time.perf_counter()
         encoded = self.encode(image_rgb)
         self._sync()

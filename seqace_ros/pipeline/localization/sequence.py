@@ -1,0 +1,396 @@
+"""Sequence-mode relocalization (SeqACE): a rolling buffer of verified 2D-3D points.
+
+A camera sees a stream; consecutive frames see the same scene points. For every frame:
+
+1. the single-frame stages run (encoder, head, RANSAC PnP on this frame's patches): the
+   single-frame estimate ``T_single``, also the fallback;
+2. the local map (inlier 2D-3D points of the last frames, see :mod:`.local_map`) is carried
+   into this image by Lucas-Kanade optical flow with a forward-backward check;
+3. when enough tracks survive, a sequence estimate is solved: ``"joint"`` fusion solves this
+   frame's and the carried correspondences together in one RANSAC; ``"weighted"`` fusion
+   (SeqACE's scheme) solves the carried points alone and blends that pose with ``T_single``,
+   weighted by inlier counts;
+4. a consistency gate compares the sequence and single-frame estimates, and the motion
+   prediction (odometry when ``T_odom_cam`` is given, else constant velocity): a sequence
+   estimate that keeps disagreeing with confident single-frame estimates is a tracking loss,
+   and the buffer is reset to the single-frame estimate;
+5. the local map becomes the inliers of the accepted pose among the carried and the new
+   points; points older than ``buffer_length`` frames are dropped.
+
+Only past and current frames are used (causal). The buffer also resets on an image-size
+change, a stamp gap longer than ``max_gap_s``, a failed frame, or an explicit :meth:`reset`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.geometry import interpolate_transform, invert_transform, pose_error
+from seqace_ros.core.map_file import SceneMap, load_map
+from seqace_ros.pipeline.localization.local_map import (
+    LocalMap,
+    reprojection_errors_px,
+    update_local_map,
+)
+from seqace_ros.pipeline.localization.single import (
+    LocalizationError,
+    LocalizationResult,
+    Localizer,
+    LocalizerConfig,
+    check_frame,
+)
+from seqace_ros.pipeline.localization.tracking import FlowConfig, to_gray, track_points
+
+Fusion = Literal["joint", "weighted"]
+FUSIONS: tuple[str, ...] = ("joint", "weighted")
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Sequence-mode settings.
+
+    Attributes:
+        localizer: the single-frame stages' settings (patches, RANSAC threshold, min inliers).
+        flow: optical-flow settings of the tracker.
+        fusion: ``"joint"`` (one RANSAC over this frame's and the carried points) or
+            ``"weighted"`` (carried points solved alone, pose blended with the single-frame
+            pose by inlier counts).
+        buffer_length: frames a verified point is carried after the frame that regressed it.
+        max_local_points: cap on the local map size (newest points win).
+        min_tracked: fewer surviving tracks than this and the local map counts as lost.
+        gate_translation_m: two estimates further apart than this (camera centres) disagree.
+        gate_rotation_deg: two estimates rotated more than this apart disagree.
+        max_conflicts: consecutive frames where the sequence estimate disagrees with a
+            single-frame estimate (and the motion prediction does not settle it) before the
+            buffer is declared lost and reset to the single-frame estimate.
+        max_gap_s: a stamp gap longer than this (seconds) resets the buffer.
+    """
+
+    localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    fusion: Fusion = "joint"
+    buffer_length: int = 5
+    max_local_points: int = 2000
+    min_tracked: int = 30
+    gate_translation_m: float = 0.10
+    gate_rotation_deg: float = 5.0
+    max_conflicts: int = 2
+    max_gap_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise LocalizationError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.buffer_length < 1 or self.max_conflicts < 1:
+            raise LocalizationError(
+                f"need buffer_length >= 1 and max_conflicts >= 1, got {self.buffer_length}, "
+                f"{self.max_conflicts}"
+            )
+        if self.min_tracked < 4 or self.max_local_points < self.min_tracked:
+            raise LocalizationError(
+                f"need 4 <= min_tracked <= max_local_points, got {self.min_tracked}, "
+                f"{self.max_local_points}"
+            )
+        if self.gate_translation_m <= 0 or self.gate_rotation_deg <= 0 or self.max_gap_s <= 0:
+            raise LocalizationError(
+                f"need gate_translation_m, gate_rotation_deg and max_gap_s > 0, got "
+                f"{self.gate_translation_m}, {self.gate_rotation_deg}, {self.max_gap_s}"
+            )
+
+
+class PoseSource(Enum):
+    """Where an accepted pose came from."""
+
+    SEQUENCE = "sequence"  # fused with the carried local map
+    SINGLE = "single"  # single-frame estimate (no usable local map, or after a reset)
+    NONE = "none"  # the frame failed
+
+
+@dataclass(frozen=True)
+class SequenceStatus:
+    """What the sequence mode did with the last frame (for diagnostics and tests).
+
+    Attributes:
+        source: where the returned pose came from.
+        tracked_points: local-map points that survived optical flow into this frame.
+        local_points: size of the local map after this frame.
+        reset_reason: why the buffer was reset before or at this frame (``""``: it was not).
+        single_success: the single-frame estimate succeeded.
+        conflicts: consecutive frames where the sequence and single-frame estimates disagree.
+    """
+
+    source: PoseSource
+    tracked_points: int
+    local_points: int
+    reset_reason: str
+    single_success: bool
+    conflicts: int
+
+
+@dataclass(frozen=True)
+class _Estimate:
+    """A pose with its RANSAC inliers and how many of this frame's own patches it explains."""
+
+    T_world_cam: NDArray[np.float64]
+    num_inliers: int
+    current_inliers: int
+
+
+class SequenceLocalizer:
+    """Relocalizes the frames of a stream, fed in order, using the recent frames.
+
+    Same call as :class:`~seqace_ros.pipeline.localization.single.Localizer`, plus optional
+    stamps and odometry, plus :meth:`reset`. Not thread-safe: feed one stream from one thread.
+
+    Args:
+        scene_map: the map.
+        config: sequence settings.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
+
+    Raises:
+        MapFileError: when this installation's encoder weights differ from the map's.
+    """
+
+    def __init__(
+        self, scene_map: SceneMap, config: SequenceConfig | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.config = config or SequenceConfig()
+        self.single = Localizer(scene_map, self.config.localizer, device)
+        self.status = SequenceStatus(PoseSource.NONE, 0, 0, "", False, 0)
+        self._frame_index = 0
+        self.reset()
+
+    @classmethod
+    def from_map_file(
+        cls, path: str | Path, config: SequenceConfig | None = None,
+        device: str | torch.device = "auto",
+    ) -> SequenceLocalizer:
+        """Sequence localizer for the map stored at ``path`` (see :func:`load_map`)."""
+        return cls(load_map(path), config, device)
+
+    def reset(self) -> None:
+        """Forget the stream: empty local map, no motion history. The next frame is localized
+        on its own (the node's reset service calls this)."""
+        self._local_map = LocalMap.empty()
+        self._previous_gray: NDArray[np.uint8] | None = None
+        self._previous_stamp_ns: int | None = None
+        self._T_world_cam_history: list[NDArray[np.float64]] = []
+        self._previous_T_odom_cam: NDArray[np.float64] | None = None
+        self._conflicts = 0
+
+    @property
+    def local_map(self) -> LocalMap:
+        """The current local map (points of the last localized frame)."""
+        return self._local_map
+
+    def _predict(self, T_odom_cam: NDArray[np.float64] | None) -> NDArray[np.float64] | None:
+        """Motion prediction of this frame's pose: odometry when given, else constant velocity."""
+        if not self._T_world_cam_history:
+            return None
+        T_world_prev = self._T_world_cam_history[-1]
+        if T_odom_cam is not None and self._previous_T_odom_cam is not None:
+            return T_world_prev @ invert_transform(self._previous_T_odom_cam) @ T_odom_cam
+        if len(self._T_world_cam_history) < 2:
+            return None
+        T_prev2_prev = invert_transform(self._T_world_cam_history[-2]) @ T_world_prev
+        return T_world_prev @ T_prev2_prev
+
+    def _agree(self, T_a: NDArray[np.float64], T_b: NDArray[np.float64]) -> bool:
+        translation_m, rotation_deg = pose_error(T_a, T_b)
+        return (translation_m < self.config.gate_translation_m
+                and rotation_deg < self.config.gate_rotation_deg)
+
+    def _solve_sequence(
+        self, current: LocalMap, carried: LocalMap, single: _Estimate | None,
+        intrinsics: Intrinsics,
+    ) -> _Estimate | None:
+        """The sequence estimate from the carried points (and this frame's, for joint fusion)."""
+        points = carried if self.config.fusion == "weighted" else LocalMap(
+            np.concatenate([current.points2d_M2, carried.points2d_M2]),
+            np.concatenate([current.scene_points_M3, carried.scene_points_M3]),
+            np.concatenate([current.birth_M, carried.birth_M]),
+        )
+        T_world_cam, inliers = self.single.solve(points.points2d_M2, points.scene_points_M3,
+                                                 intrinsics)
+        num_inliers = int(inliers.sum())
+        if T_world_cam is None or num_inliers < self.config.localizer.min_inliers:
+            return None
+        if self.config.fusion == "weighted" and single is not None and self._agree(
+                T_world_cam, single.T_world_cam):
+            alpha = num_inliers / (num_inliers + single.num_inliers)
+            T_world_cam = interpolate_transform(single.T_world_cam, T_world_cam, alpha)
+            num_inliers += single.num_inliers
+        errors_K = reprojection_errors_px(T_world_cam, intrinsics, current.points2d_M2,
+                                          current.scene_points_M3)
+        current_inliers = int((errors_K < self.config.localizer.threshold_px).sum())
+        return _Estimate(T_world_cam, num_inliers, current_inliers)
+
+    def _choose(
+        self, sequence: _Estimate | None, single: _Estimate | None,
+        T_pred: NDArray[np.float64] | None,
+    ) -> tuple[_Estimate | None, PoseSource, str]:
+        """The gate: accepted estimate, its source, and a reset reason (``""`` if none)."""
+        if sequence is None:
+            self._conflicts = 0
+            return single, PoseSource.SINGLE if single else PoseSource.NONE, ""
+        if single is None or self._agree(sequence.T_world_cam, single.T_world_cam):
+            self._conflicts = 0
+            return sequence, PoseSource.SEQUENCE, ""
+        if T_pred is not None:
+            sequence_ok = self._agree(sequence.T_world_cam, T_pred)
+            single_ok = self._agree(single.T_world_cam, T_pred)
+            if single_ok and not sequence_ok:
+                self._conflicts = 0
+                return single, PoseSource.SINGLE, "sequence estimate left the motion prediction"
+            if sequence_ok and not single_ok:
+                self._conflicts = 0
+                return sequence, PoseSource.SEQUENCE, ""
+        if single.num_inliers <= sequence.current_inliers:
+            self._conflicts = 0
+            return sequence, PoseSource.SEQUENCE, ""
+        self._conflicts += 1
+        if self._conflicts >= self.config.max_conflicts:
+            self._conflicts = 0
+            return single, PoseSource.SINGLE, (
+                f"sequence and single-frame estimates disagreed {self.config.max_conflicts} "
+                "frames in a row")
+        return sequence, PoseSource.SEQUENCE, ""
+
+    def _stream_break(self, gray: NDArray[np.uint8], stamp_ns: int | None) -> str:
+        """Why the buffer cannot continue into this frame (``""``: it can)."""
+        if self._previous_gray is None:
+            return ""
+        if self._previous_gray.shape != gray.shape:
+            return f"image size changed from {self._previous_gray.shape} to {gray.shape}"
+        if stamp_ns is not None and self._previous_stamp_ns is not None:
+            gap_s = (stamp_ns - self._previous_stamp_ns) * 1e-9
+            if not 0.0 <= gap_s <= self.config.max_gap_s:
+                return f"stamp gap of {gap_s:.3f} s (allowed 0 to {self.config.max_gap_s} s)"
+        return ""
+
+    def localize(
+        self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
+        T_odom_cam: NDArray[np.float64] | None = None,
+    ) -> LocalizationResult:
+        """Pose of the camera that took ``image_rgb``, the next frame of the stream.
+
+        Args:
+            image_rgb: (H, W, 3) uint8 RGB image.
+            intrinsics: its pinhole camera.
+            stamp_ns: capture time (nanoseconds); a gap over ``max_gap_s`` or a step back in
+                time resets the buffer. ``None``: not checked.
+            T_odom_cam: (4, 4) camera-to-odometry pose of this frame from a drifting but
+                smooth odometry (the node's odom TF), used as the motion prediction of the
+                gate; ``None``: constant-velocity prediction from the previous estimates.
+
+        Returns:
+            The :class:`LocalizationResult`; its correspondences are this frame's patches
+            followed by the carried local-map points, with inliers under the returned pose.
+            ``timings_ms`` adds ``tracking`` (optical flow) and counts every solve in
+            ``ransac``; ``total`` covers all the work done for the frame.
+
+        Raises:
+            EncoderError: on a malformed image.
+            LocalizationError: when the intrinsics are for another image size, or
+                ``T_odom_cam`` is not a (4, 4) matrix.
+        """
+        check_frame(image_rgb, intrinsics)
+        if T_odom_cam is not None:
+            T_odom_cam = np.asarray(T_odom_cam, dtype=np.float64)
+            if T_odom_cam.shape != (4, 4) or not np.isfinite(T_odom_cam).all():
+                raise LocalizationError(
+                    f"T_odom_cam must be a finite (4, 4) matrix, got shape {T_odom_cam.shape}")
+        t0 = time.perf_counter()
+        encoded = self.single.encode(image_rgb)
+        self.single._sync()
+        t1 = time.perf_counter()
+        scene_points_K3 = self.single.regress(encoded)
+        t2 = time.perf_counter()
+        frame_index = self._frame_index
+        self._frame_index += 1
+        current = LocalMap(encoded.points2d_K2, scene_points_K3,
+                           np.full(len(scene_points_K3), frame_index, dtype=np.int64))
+        T_single, inliers_single = self.single.solve(current.points2d_M2,
+                                                     current.scene_points_M3, intrinsics)
+        num_single = int(inliers_single.sum())
+        single = (_Estimate(T_single, num_single, num_single) if T_single is not None
+                  and num_single >= self.config.localizer.min_inliers else None)
+        t3 = time.perf_counter()
+
+        gray = to_gray(image_rgb)
+        reset_reason = self._stream_break(gray, stamp_ns)
+        if reset_reason:
+            self.reset()
+        carried = LocalMap.empty()
+        if self._previous_gray is not None and len(self._local_map):
+            tracked_M2, ok_M = track_points(self._previous_gray, gray,
+                                            self._local_map.points2d_M2, self.config.flow)
+            carried = self._local_map.select(ok_M, tracked_M2)
+        t4 = time.perf_counter()
+
+        sequence = None
+        if len(carried) >= self.config.min_tracked:
+            sequence = self._solve_sequence(current, carried, single, intrinsics)
+        T_pred = self._predict(T_odom_cam)
+        accepted, source, gate_reason = self._choose(sequence, single, T_pred)
+        reset_reason = reset_reason or gate_reason
+        t5 = time.perf_counter()
+
+        if accepted is None:
+            self.reset()
+            if not reset_reason and len(carried):
+                reset_reason = "frame failed"
+        else:
+            if source is PoseSource.SINGLE:
+                self._T_world_cam_history = []
+            base = carried if source is PoseSource.SEQUENCE else LocalMap.empty()
+            self._local_map = update_local_map(
+                base, current, accepted.T_world_cam, intrinsics,
+                self.config.localizer.threshold_px, frame_index, self.config.buffer_length,
+                self.config.max_local_points)
+            self._T_world_cam_history = [*self._T_world_cam_history[-1:], accepted.T_world_cam]
+            self._previous_gray = gray
+            self._previous_stamp_ns = stamp_ns
+            self._previous_T_odom_cam = T_odom_cam
+        t6 = time.perf_counter()
+
+        points2d_N2 = np.concatenate([current.points2d_M2, carried.points2d_M2])
+        scene_points_N3 = np.concatenate([current.scene_points_M3, carried.scene_points_M3])
+        if accepted is None:
+            inliers_N = np.zeros(len(points2d_N2), dtype=bool)
+        else:
+            inliers_N = reprojection_errors_px(accepted.T_world_cam, intrinsics, points2d_N2,
+                                               scene_points_N3) < self.config.localizer.threshold_px
+        self.status = SequenceStatus(
+            source=source, tracked_points=len(carried), local_points=len(self._local_map),
+            reset_reason=reset_reason, single_success=single is not None,
+            conflicts=self._conflicts,
+        )
+        num_inliers = int(inliers_N.sum())
+        return LocalizationResult(
+            success=accepted is not None,
+            T_world_cam=None if accepted is None else accepted.T_world_cam,
+            num_inliers=num_inliers,
+            num_correspondences=len(points2d_N2),
+            confidence=num_inliers / len(points2d_N2) if len(points2d_N2) else 0.0,
+            timings_ms={
+                "encoder": 1000.0 * (t1 - t0),
+                "head": 1000.0 * (t2 - t1),
+                "ransac": 1000.0 * ((t3 - t2) + (t5 - t4)),
+                "tracking": 1000.0 * (t4 - t3),
+                "update": 1000.0 * (t6 - t5),
+                "total": 1000.0 * (t6 - t0),
+            },
+            points2d_N2=points2d_N2,
+            scene_points_N3=scene_points_N3,
+            inliers_N=inliers_N,
+        )
