@@ -1,0 +1,300 @@
+"""Bag mapping end to end (issue 7): four real bag forms map as well as the folder dataset.
+
+The bags are written with ``rosbags`` (through ``bag_writer``) from the shared redkitchen dev
+frames 0-499:
+
+1. rosbag2 mcap, raw bgr8 images, TF chain ``map -> odom -> base_link -> camera_optical``
+   (extrinsic on ``/tf_static``; ``map -> odom`` at 10 Hz and ``odom -> base_link`` at 45 Hz
+   sampled from the continuous ground-truth trajectory, images at 7.5 Hz);
+2. rosbag2 sqlite3, JPEG ``CompressedImage``, ``nav_msgs/Odometry`` of ``base_link``;
+3. ROS 1 bag, raw images, ``PoseStamped`` of the camera;
+4. image-only mcap bag with a TUM trajectory file.
+
+CI budget (documented subset): every 4th frame of 0-499 (125 frames), the ``test`` preset with
+300 steps at network height 240, identical for the folder map and the four bag maps;
+``seqace eval`` on all 200 queries 500-699. Each bag map must be within 3 recall points
+(5 cm / 5 deg) of the folder map.
+
+Bad input (missing topic, no overlapping pose, unconnected TF, truncated bag, unwritable
+output) must raise a clear error and leave no map behind; those tests use small bags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from data_paths import require_redkitchen
+
+from seqace_ros.cli import main as seqace_main
+from seqace_ros.core.geometry import interpolate_transform, invert_transform, make_transform
+from seqace_ros.datasets.bag import BagConfig, BagError
+from seqace_ros.datasets.bag_poses import PoseSourceConfig
+from seqace_ros.datasets.bag_writer import BagWriter, FramesBagConfig, write_frames_bag
+from seqace_ros.datasets.base import PosedFrame
+from seqace_ros.datasets.folder import FolderDataset
+from seqace_ros.datasets.trajectory import write_tum_trajectory
+from seqace_ros.pipeline.mapping import MappingConfig, preset
+from seqace_ros.pipeline.mapping.bag_mapping import map_bag
+from seqace_ros.pipeline.mapping.report import (
+    FrameAccounting,
+    MappingOutputError,
+    ReportPaths,
+    map_with_report,
+)
+
+pytestmark = pytest.mark.real_data
+
+MAP_FRAMES = range(0, 500, 4)
+QUERY_RANGE = "500:700"
+CONFIG: MappingConfig = preset("test", iterations=300, image_height=240)
+MAX_RECALL_GAP = 0.03
+T0_NS = 1_700_000_000 * 1_000_000_000
+FRAME_PERIOD_NS = 33_333_333  # the dev frames were recorded at 30 Hz
+T_BASE_CAM = make_transform(
+    np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]), [0.12, -0.03, 0.25]
+)
+T_BASE_CAM_ROWS = tuple(tuple(row) for row in T_BASE_CAM.tolist())
+BAG_FORMS = ("mcap_raw_tf_chain", "sqlite_jpeg_odometry", "ros1_raw_pose", "mcap_images_tum")
+
+
+def stamp_of(index: int) -> int:
+    return T0_NS + index * FRAME_PERIOD_NS
+
+
+def T_map_odom_at(stamp_ns: int) -> np.ndarray:
+    """A slow, smooth odometry drift."""
+    t = (stamp_ns - T0_NS) / 1e9
+    angle = 0.02 * np.sin(0.7 * t)
+    c, s = np.cos(angle), np.sin(angle)
+    R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return make_transform(R, [0.05 * t, 0.02 * np.sin(0.5 * t), 0.0])
+
+
+def T_map_cam_at(T_world_cam_N44: np.ndarray, stamp_ns: int) -> np.ndarray:
+    """The continuous ground-truth trajectory through all dev poses (linear + slerp)."""
+    position = np.clip((stamp_ns - T0_NS) / FRAME_PERIOD_NS, 0, len(T_world_cam_N44) - 1)
+    k = min(int(position), len(T_world_cam_N44) - 2)
+    return interpolate_transform(T_world_cam_N44[k], T_world_cam_N44[k + 1], position - k)
+
+
+def write_tf_chain_bag(path: Path, frames: list[PosedFrame], T_world_cam_N44: np.ndarray) -> None:
+    """mcap, raw bgr8; ``map -> odom`` at 10 Hz, ``odom -> base_link`` at 45 Hz; extrinsic."""
+    start, end = frames[0].stamp_ns - 50_000_000, frames[-1].stamp_ns + 50_000_000
+    events: list[tuple[int, str]] = [(f.stamp_ns, "image") for f in frames]
+    events += [(int(t), "map_odom") for t in np.arange(start, end, 100_000_000)]
+    events += [(int(t), "odom_base") for t in np.arange(start + 7_000_000, end, 22_222_222)]
+    by_stamp = {f.stamp_ns: f for f in frames}
+    with BagWriter(path, "mcap") as writer:
+        writer.write_transforms(start, [("base_link", "camera_optical", T_BASE_CAM)], static=True)
+        for stamp, kind in sorted(events):
+            if kind == "image":
+                frame = by_stamp[stamp]
+                writer.write_image("/camera/image_raw", stamp, frame.image_rgb, "camera_optical")
+                writer.write_camera_info(
+                    "/camera/camera_info", stamp, frame.intrinsics, "camera_optical"
+                )
+            elif kind == "map_odom":
+                writer.write_transforms(stamp, [("map", "odom", T_map_odom_at(stamp))])
+            else:
+                T_odom_base = (
+                    invert_transform(T_map_odom_at(stamp))
+                    @ T_map_cam_at(T_world_cam_N44, stamp)
+                    @ invert_transform(T_BASE_CAM)
+                )
+                writer.write_transforms(stamp, [("odom", "base_link", T_odom_base)])
+
+
+def write_bag(form: str, folder: Path, frames: list[PosedFrame],
+              T_world_cam_N44: np.ndarray) -> tuple[Path, BagConfig]:
+    """Write one of the four bag forms; returns the bag and the config to read it."""
+    image_topic = "/camera/image_raw"
+    if form == "mcap_raw_tf_chain":
+        path = folder / form
+        write_tf_chain_bag(path, frames, T_world_cam_N44)
+        poses = PoseSourceConfig(source="tf", map_frame="map")
+    elif form == "sqlite_jpeg_odometry":
+        path, image_topic = folder / form, "/camera/image_raw/compressed"
+        write_frames_bag(path, frames, FramesBagConfig(
+            storage="sqlite3", image_topic=image_topic, transport="jpeg", jpeg_quality=95,
+            poses="odometry", pose_topic="/odom", body_frame="base_link",
+            T_body_cam=T_BASE_CAM_ROWS,
+        ))
+        poses = PoseSourceConfig(source="odometry", topic="/odom")
+    elif form == "ros1_raw_pose":
+        path = folder / f"{form}.bag"
+        write_frames_bag(path, frames, FramesBagConfig(
+            storage="ros1", poses="pose", pose_topic="/camera_pose"))
+        poses = PoseSourceConfig(source="pose", topic="/camera_pose")
+    else:
+        path = folder / form
+        write_frames_bag(path, frames, FramesBagConfig(storage="mcap", poses="none"))
+        tum = write_tum_trajectory(
+            folder / f"{form}.tum.txt",
+            np.array([f.stamp_ns for f in frames]),
+            np.stack([f.T_world_cam for f in frames]),
+        )
+        poses = PoseSourceConfig(source="tum", tum_file=tum)
+    return path, BagConfig(image_topic=image_topic, poses=poses, progress=False)
+
+
+def seqace_eval(map_path: Path, data: Path, json_path: Path) -> dict:
+    """``seqace eval DATA MAP --frames 500:700``; returns its JSON report."""
+    status = seqace_main(["eval", str(data), str(map_path), "--frames", QUERY_RANGE,
+                          "--device", "cpu", "--json", str(json_path), "--quiet"])
+    assert status == 0
+    return json.loads(json_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Maps of the folder dataset and the four bag forms, each evaluated with seqace eval.
+
+    Each bag is deleted once mapped (raw 640x480 bags are ~115 MB each).
+    """
+    data = require_redkitchen()
+    torch.set_num_threads(2)
+    folder = tmp_path_factory.mktemp("bag_mapping")
+    dataset = FolderDataset(data)
+    T_world_cam_N44 = np.stack([dataset.pose(i) for i in range(500)])
+    frames = [dataclasses.replace(dataset[i], stamp_ns=stamp_of(i)) for i in MAP_FRAMES]
+    results: dict[str, dict] = {}
+    started = time.perf_counter()
+    folder_map = map_with_report(
+        dataset, MAP_FRAMES, CONFIG, folder / "folder.safetensors",
+        {"kind": "folder", "path": str(data)},
+        FrameAccounting(len(dataset), len(MAP_FRAMES),
+                        {"outside_frame_range": len(dataset) - len(MAP_FRAMES)}),
+        device="cpu", progress=False,
+    )
+    results["folder"] = seqace_eval(folder_map, data, folder / "folder.eval.json")
+    for form in BAG_FORMS:
+        bag, bag_config = write_bag(form, folder, frames, T_world_cam_N44)
+        map_path = map_bag(bag, bag_config, CONFIG, folder / f"{form}.safetensors",
+                           device="cpu", progress=False)
+        results[form] = seqace_eval(map_path, data, folder / f"{form}.eval.json")
+        results[form]["report"] = json.loads(ReportPaths.for_map(map_path).json.read_text())
+        shutil.rmtree(bag) if bag.is_dir() else bag.unlink()
+    summary = {name: r["recall_5cm_5deg"] for name, r in results.items()}
+    print(f"recall 5cm/5deg: {summary}; {time.perf_counter() - started:.0f} s in all")
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", BAG_FORMS)
+def test_bag_map_recall_matches_folder_map(form: str, comparison: dict[str, dict]) -> None:
+    folder, bag = comparison["folder"], comparison[form]
+    assert bag["n_queries"] == folder["n_queries"] == 200
+    assert folder["recall_5cm_5deg"] > 0.5, folder  # a map worth comparing against
+    gap = abs(bag["recall_5cm_5deg"] - folder["recall_5cm_5deg"])
+    assert gap <= MAX_RECALL_GAP + 1e-9, (form, bag, folder)
+    report = bag["report"]
+    assert report["frames"]["used"] == len(MAP_FRAMES)
+    assert report["frames"]["in_source"] == len(MAP_FRAMES)
+    assert report["source"]["kind"] == "bag"
+    assert len(report["training"]["loss_curve"]["step"]) == CONFIG.iterations // 20 + 1
+
+
+# --- bad input: each raises one clear error and leaves no map ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_frames() -> list[PosedFrame]:
+    """Ten dev frames (every 5th), 160x120, stamped at 6 Hz."""
+    dataset = FolderDataset(require_redkitchen())
+    frames = []
+    for k, index in enumerate(range(0, 50, 5)):
+        frame = dataset[index]
+        image = cv2.resize(frame.image_rgb, (160, 120), interpolation=cv2.INTER_AREA)
+        frames.append(dataclasses.replace(
+            frame, image_rgb=image, intrinsics=frame.intrinsics.resized(160, 120),
+            stamp_ns=T0_NS + k * 166_666_667,
+        ))
+    return frames
+
+
+def map_must_fail(bag: Path, config: BagConfig, out: Path, error: type[Exception],
+                  match: str) -> str:
+    before = set(out.parent.iterdir()) if out.parent.is_dir() else set()
+    with pytest.raises(error, match=match) as raised:
+        map_bag(bag, config, preset("test", iterations=20), out, device="cpu", progress=False)
+    after = set(out.parent.iterdir()) if out.parent.is_dir() else set()
+    assert after == before, f"left behind: {sorted(after - before)}"
+    return str(raised.value)
+
+
+def test_missing_topic_lists_the_topics(tmp_path: Path, small_frames: list[PosedFrame]) -> None:
+    bag = write_frames_bag(tmp_path / "bag", small_frames, FramesBagConfig())
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    message = map_must_fail(bag, BagConfig("/cam/image", progress=False),
+                            out_dir / "m.safetensors", BagError, "/cam/image is not in bag")
+    assert "/camera/image_raw (sensor_msgs/msg/Image)" in message
+    assert "/camera/camera_info" in message
+    assert "\n" not in message
+
+
+def test_no_pose_overlapping_the_images(tmp_path: Path, small_frames: list[PosedFrame]) -> None:
+    bag = write_frames_bag(tmp_path / "bag", small_frames, FramesBagConfig(poses="none"))
+    late = np.array([f.stamp_ns + 3_600 * 10**9 for f in small_frames])
+    tum = write_tum_trajectory(tmp_path / "t.txt", late,
+                               np.stack([f.T_world_cam for f in small_frames]))
+    config = BagConfig("/camera/image_raw", progress=False,
+                       poses=PoseSourceConfig(source="tum", tum_file=tum))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    map_must_fail(bag, config, out_dir / "m.safetensors", BagError, "no pose within 0.1 s")
+
+
+def test_tf_chain_that_never_connects(tmp_path: Path, small_frames: list[PosedFrame]) -> None:
+    bag = tmp_path / "bag"
+    with BagWriter(bag, "mcap") as writer:
+        first = small_frames[0].stamp_ns
+        writer.write_transforms(first, [("base_link", "camera_optical", T_BASE_CAM)], static=True)
+        for frame in small_frames:
+            writer.write_image("/camera/image_raw", frame.stamp_ns, frame.image_rgb,
+                               "camera_optical")
+            writer.write_camera_info("/camera/camera_info", frame.stamp_ns, frame.intrinsics,
+                                     "camera_optical")
+            writer.write_transforms(frame.stamp_ns, [("map", "odom", np.eye(4))])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    message = map_must_fail(bag, BagConfig("/camera/image_raw", progress=False),
+                            out_dir / "m.safetensors", BagError, "never connects 'map'")
+    assert "{map, odom}" in message
+    assert "{base_link, camera_optical}" in message
+
+
+@pytest.mark.parametrize("storage", ["mcap", "ros1"])
+def test_truncated_bag(tmp_path: Path, small_frames: list[PosedFrame], storage: str) -> None:
+    path = tmp_path / ("bag.bag" if storage == "ros1" else "bag")
+    write_frames_bag(path, small_frames, FramesBagConfig(storage=storage))  # type: ignore[arg-type]
+    data_file = path if storage == "ros1" else next(path.glob("*.mcap"))
+    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    map_must_fail(path, BagConfig("/camera/image_raw", progress=False),
+                  out_dir / "m.safetensors", BagError, "truncated or corrupt|cannot read")
+
+
+def test_unwritable_output_fails_before_reading(
+    tmp_path: Path, small_frames: list[PosedFrame]
+) -> None:
+    bag = write_frames_bag(tmp_path / "bag", small_frames, FramesBagConfig())
+    config = BagConfig("/camera/image_raw", progress=False)
+    map_must_fail(bag, config, tmp_path / "missing" / "m.safetensors", MappingOutputError,
+                  "does not exist")
+    (tmp_path / "a_file").write_text("")
+    map_must_fail(bag, config, tmp_path / "a_file" / "m.safetensors", MappingOutputError,
+                  "is not a folder")
+    map_must_fail(bag, config, tmp_path, MappingOutputError, "is a folder")
+    # A bag that does not exist is not read either when the output is bad: output first.
+    map_must_fail(tmp_path / "no_bag", config, tmp_path / "missing" / "m.safetensors",
+                  MappingOutputError, "does not exist")
