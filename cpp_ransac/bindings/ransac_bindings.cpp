@@ -147,6 +147,7 @@ PYBIND11_MODULE(_ransac, m) {
         .def_readwrite("max_refine_iterations", &RansacOptions::max_refine_iterations)
         .def_readwrite("polish_iterations", &RansacOptions::polish_iterations)
         .def_readwrite("min_inliers", &RansacOptions::min_inliers)
+        .def_readwrite("min_inlier_ratio", &RansacOptions::min_inlier_ratio)
         .def_readwrite("max_score_points", &RansacOptions::max_score_points)
         .def_readwrite("seed", &RansacOptions::seed);
 

@@ -34,6 +34,9 @@ void check_options(const RansacOptions& o) {
     if (o.max_score_points < 0)
         throw std::invalid_argument("max_score_points must be >= 0, got " +
                                     std::to_string(o.max_score_points));
+    if (!(o.min_inlier_ratio >= 0.0 && o.min_inlier_ratio <= 1.0))
+        throw std::invalid_argument("min_inlier_ratio must be in [0, 1], got " +
+                                    std::to_string(o.min_inlier_ratio));
     if (o.min_inliers < 1)
         throw std::invalid_argument("min_inliers must be >= 1, got " +
                                     std::to_string(o.min_inliers));
@@ -113,8 +116,9 @@ PoseSolution solve_generalized_pnp(const double* points2d, const double* points3
     const RansacOutput<Rigid> best = ransac(estimator, options, &solution.stats);
     if (best.found) {
         const Rigid T_ref_world{nearest_rotation(best.model.R), best.model.t};
-        const std::size_t needed =
-            std::min(num_points, static_cast<std::size_t>(options.min_inliers));
+        const std::size_t needed = std::max(
+            std::min(num_points, static_cast<std::size_t>(options.min_inliers)),
+            static_cast<std::size_t>(std::ceil(options.min_inlier_ratio * num_points)));
         RansacStats& s = solution.stats;
         const Score final_score =
             estimator.evaluate(T_ref_world, solution.inliers.data(), &s.rmse_px);

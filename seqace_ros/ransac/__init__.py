@@ -92,7 +92,7 @@ class PnPResult(_RobustResult):
     """Result of :func:`solve_pnp`.
 
     Attributes:
-        success: a pose with at least ``min(min_inliers, N)`` inliers was found.
+        success: a pose with enough inliers was found (see ``min_inliers``).
         inliers: (N,) bool, inlier flags in input order (all False on failure).
         stats: hypotheses, samples, inliers, score, refinement steps, per-stage times.
         T_world_cam: (4, 4) float64 camera-to-world pose; identity on failure.
@@ -106,7 +106,7 @@ class GeneralizedPnPResult(_RobustResult):
     """Result of :func:`solve_generalized_pnp`.
 
     Attributes:
-        success: a pose with at least ``min(min_inliers, N)`` inliers was found.
+        success: a pose with enough inliers was found (see ``min_inliers``).
         inliers: (N,) bool, inlier flags in input order (all False on failure).
         stats: hypotheses, samples, inliers, score, refinement steps, per-stage times.
         T_world_ref: (4, 4) float64 reference-frame-to-world pose; identity on failure.
@@ -179,6 +179,7 @@ def solve_pnp(
     polish_iterations: int = _DEFAULTS.polish_iterations,
     max_score_points: int = _DEFAULTS.max_score_points,
     min_inliers: int = _DEFAULTS.min_inliers,
+    min_inlier_ratio: float = _DEFAULTS.min_inlier_ratio,
 ) -> PnPResult:
     """Camera pose from 2D-3D correspondences, robust to outliers.
 
@@ -202,7 +203,9 @@ def solve_pnp(
         polish_iterations: Levenberg-Marquardt iterations of the final polish on all inliers.
         max_score_points: hypotheses are ranked on an even subsample of at most this many
             correspondences (0 = all); refinement and the result use all of them.
-        min_inliers: success needs at least ``min(min_inliers, N)`` inliers.
+        min_inliers: success needs at least ``min(min_inliers, N)`` inliers ...
+        min_inlier_ratio: ... and at least ``min_inlier_ratio * N`` (a random pose keeps
+            about 0.1 % of random pixels within 10 px in a 640x480 image).
 
     Returns:
         :class:`PnPResult` with ``T_world_cam`` (4, 4) camera-to-world, OpenCV axes.
@@ -222,6 +225,7 @@ def solve_pnp(
         max_lo_rounds=max_lo_rounds, lo_max_points=lo_max_points,
         max_refine_iterations=max_refine_iterations, polish_iterations=polish_iterations,
         max_score_points=max_score_points, min_inliers=min_inliers,
+        min_inlier_ratio=min_inlier_ratio,
     )  # fmt: skip
     success, T_world_cam, inliers, stats = _ransac.solve_pnp(
         points2d_N2, points3d_N3, intrinsics_4, options
@@ -249,6 +253,7 @@ def solve_generalized_pnp(
     polish_iterations: int = _DEFAULTS.polish_iterations,
     max_score_points: int = _DEFAULTS.max_score_points,
     min_inliers: int = _DEFAULTS.min_inliers,
+    min_inlier_ratio: float = _DEFAULTS.min_inlier_ratio,
 ) -> GeneralizedPnPResult:
     """Pose of a reference frame from correspondences seen by K rigidly linked cameras.
 
@@ -265,7 +270,7 @@ def solve_generalized_pnp(
         T_ref_frame_K44: (K, 4, 4) rigid transforms, frame k camera to reference frame.
         threshold_px, max_hypotheses, seed, max_samples, confidence, soft_scoring,
         refine_top_k, max_lo_rounds, lo_max_points, max_refine_iterations,
-        polish_iterations, max_score_points, min_inliers: as in
+        polish_iterations, max_score_points, min_inliers, min_inlier_ratio: as in
             :func:`solve_pnp`.
 
     Returns:
@@ -296,6 +301,7 @@ def solve_generalized_pnp(
         max_lo_rounds=max_lo_rounds, lo_max_points=lo_max_points,
         max_refine_iterations=max_refine_iterations, polish_iterations=polish_iterations,
         max_score_points=max_score_points, min_inliers=min_inliers,
+        min_inlier_ratio=min_inlier_ratio,
     )  # fmt: skip
     success, T_world_ref, inliers, stats = _ransac.solve_generalized_pnp(
         points2d_N2,

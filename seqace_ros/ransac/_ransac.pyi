@@ -18,6 +18,7 @@ class RansacOptions:
     polish_iterations: int
     max_score_points: int
     min_inliers: int
+    min_inlier_ratio: float
     seed: int
     def __init__(self) -> None: ...
 

@@ -63,6 +63,7 @@ def test_non_finite_values_are_rejected_with_their_row(problem, bad):
         ("refine_top_k", 0, "refine_top_k must be >= 1"),
         ("min_inliers", 0, "min_inliers must be >= 1"),
         ("max_score_points", -1, "max_score_points must be >= 0"),
+        ("min_inlier_ratio", 1.5, r"min_inlier_ratio must be in \[0, 1\]"),
         ("lo_max_points", -1, "lo_max_points and polish_iterations must be >= 0"),
         ("polish_iterations", -2, "lo_max_points and polish_iterations must be >= 0"),
         ("max_lo_rounds", -1, "lo_max_points and polish_iterations must be >= 0"),

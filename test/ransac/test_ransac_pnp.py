@@ -126,10 +126,11 @@ def test_hard_scoring_also_recovers_the_pose():
     assert deg < 0.1
 
 
-def test_all_outliers_fail():
-    rng = np.random.default_rng(6)
+@pytest.mark.parametrize("num_points", [200, 1000, 4000])
+def test_all_outliers_fail(num_points: int):
+    rng = np.random.default_rng(num_points)
     for trial in range(5):
-        problem = make_pnp_problem(rng, 1000, 1.0, 0.0)
+        problem = make_pnp_problem(rng, num_points, 1.0, 0.0)
         result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=trial)
         assert not result.success
         assert not result.inliers.any()
@@ -152,6 +153,15 @@ def test_collinear_points_fail():
     assert result.num_hypotheses == 0
 
 
+def test_low_inlier_ratio_still_succeeds():
+    """90 % outliers in 1000: 100 inliers are far above chance, so this is a success."""
+    problem = make_pnp_problem(np.random.default_rng(12), 1000, 0.9, 1.0)
+    result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0,
+                       max_hypotheses=256)  # fmt: skip
+    assert result.success
+    assert pose_error(result.T_world_cam, problem.T_world_cam)[0] < 0.02
+
+
 def test_min_inliers_sets_the_success_bar():
     problem = make_pnp_problem(np.random.default_rng(9), 100, 0.5, 1.0)
     ok = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0)
@@ -159,6 +169,9 @@ def test_min_inliers_sets_the_success_bar():
                        min_inliers=90)  # fmt: skip
     assert ok.success
     assert not strict.success
+    by_ratio = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0,
+                         min_inlier_ratio=0.9)  # fmt: skip
+    assert not by_ratio.success
 
 
 def test_accepts_float32_and_intrinsics_object():

@@ -44,7 +44,9 @@ struct RansacOptions {
                                       // subsample; 0 = all); a final polish uses them all
     int max_refine_iterations = 10;   // Levenberg-Marquardt iterations per round
     int polish_iterations = 1;        // Levenberg-Marquardt iterations of the final polish
-    int min_inliers = 12;             // success needs min(min_inliers, N) inliers
+    int min_inliers = 12;             // success needs min(min_inliers, N) inliers ...
+    double min_inlier_ratio = 0.01;   // ... and min_inlier_ratio * N of them (a random pose
+                                      // keeps ~0.1% at 10 px in a 640x480 image)
     int max_score_points = 1024;      // hypotheses are ranked on an even subsample of at most
                                       // this many correspondences (0 = all); local
                                       // optimisation and the result use all of them

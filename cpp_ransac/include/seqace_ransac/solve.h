@@ -12,7 +12,8 @@
 namespace seqace_ransac {
 
 struct PoseSolution {
-    bool success = false;           // a pose with >= min(min_inliers, N) inliers was found
+    bool success = false;           // a pose with >= max(min(min_inliers, N),
+                                    // min_inlier_ratio * N) inliers was found
     Rigid T_world_ref;              // camera (or reference frame) to world; identity on failure
     std::vector<std::uint8_t> inliers;  // (N,) in input order; all zero on failure
     RansacStats stats;
