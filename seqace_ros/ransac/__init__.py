@@ -216,9 +216,9 @@ def solve_pnp(
     """
     points2d_N2, points3d_N3 = _correspondences(points2d, points3d)
     values = intrinsics.as_tuple if isinstance(intrinsics, Intrinsics) else intrinsics
-    intrinsics_4 = tuple(float(v) for v in values)
-    if len(intrinsics_4) != 4:
-        raise ValueError(f"intrinsics must be (fx, fy, cx, cy), got {len(intrinsics_4)} values")
+    intrinsics_4 = np.asarray(values, dtype=np.float64)
+    if intrinsics_4.shape != (4,):
+        raise ValueError(f"intrinsics must be (fx, fy, cx, cy), got shape {intrinsics_4.shape}")
     options = _options(
         seed, threshold_px=threshold_px, max_hypotheses=max_hypotheses, max_samples=max_samples,
         confidence=confidence, soft_scoring=soft_scoring, refine_top_k=refine_top_k,
@@ -228,7 +228,7 @@ def solve_pnp(
         min_inlier_ratio=min_inlier_ratio,
     )  # fmt: skip
     success, T_world_cam, inliers, stats = _ransac.solve_pnp(
-        points2d_N2, points3d_N3, intrinsics_4, options
+        points2d_N2, points3d_N3, tuple(intrinsics_4.tolist()), options
     )
     return PnPResult(success=success, inliers=inliers, stats=stats, T_world_cam=T_world_cam)
 

@@ -32,7 +32,12 @@ def problem():
         (np.zeros((5, 2)), np.zeros((5, 3)), (0.0, 500.0, 1.0, 1.0), r"focal .* > 0.*fx=0.0"),
         (np.zeros((5, 2)), np.zeros((5, 3)), (500.0, -1.0, 1.0, 1.0), r"focal .* > 0.*fy=-1.0"),
         (np.zeros((5, 2)), np.zeros((5, 3)), (500.0, 500.0, np.nan, 1.0), r"intrinsics .*finite"),
-        (np.zeros((5, 2)), np.zeros((5, 3)), (500.0, 500.0, 1.0), r"intrinsics must be .*got 3"),
+        (
+            np.zeros((5, 2)),
+            np.zeros((5, 3)),
+            (500.0, 500.0, 1.0),
+            r"intrinsics must be .*got shape \(3,\)",
+        ),
     ],
 )
 def test_invalid_input_raises_value_error(points2d, points3d, intrinsics, match):
@@ -73,6 +78,12 @@ def test_non_finite_values_are_rejected_with_their_row(problem, bad):
 def test_invalid_options_raise_value_error(problem, option, value, match):
     with pytest.raises(ValueError, match=match):
         solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, **{option: value})
+
+
+@pytest.mark.parametrize("intrinsics", [np.ones((1, 4)), ("a", 1, 1, 1), None])
+def test_malformed_intrinsics_raise_value_error(problem, intrinsics):
+    with pytest.raises((ValueError, TypeError), match=r"intrinsics|float|could not convert"):
+        solve_pnp(problem.points2d, problem.points3d, intrinsics)
 
 
 def test_unknown_or_mistyped_options_are_rejected(problem):
