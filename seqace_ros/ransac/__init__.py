@@ -12,9 +12,9 @@ the best inlier ratio makes an all-inlier sample near certain (``confidence``), 
 scoring (sum of ``max(0, 1 - e^2 / threshold^2)`` over reprojection errors ``e``) with early
 bail-out, then Levenberg-Marquardt on SE(3) over (a subsample of) the inliers of the best
 ``refine_top_k`` hypotheses, repeated while the inlier set grows, and a final polish on all
-inliers. Equal seeds give equal
-results. Poses are camera-to-world 4x4 float64, OpenCV camera axes (x right, y down,
-z forward); pixels follow OpenCV (origin at the centre of the top-left pixel).
+inliers. Equal seeds give equal results. Poses are camera-to-world 4x4 float64, OpenCV
+camera axes (x right, y down, z forward); pixels follow OpenCV (origin at the centre of the
+top-left pixel). ``result.stats`` carries per-stage times (C++ side, milliseconds).
 
 Errors: invalid input (shapes, dtypes, non-finite values, N < 4, non-positive focal
 lengths, bad option values) raises ``ValueError`` naming the problem; an unknown option is
