@@ -11,7 +11,7 @@ frames 0-499:
 4. image-only mcap bag with a TUM trajectory file.
 
 CI budget (documented subset): every 4th frame of 0-499 (125 frames), the ``test`` preset with
-300 steps at network height 240, identical for the folder map and the four bag maps;
+300 steps at network height 256, identical for the folder map and the four bag maps;
 ``seqace eval`` on all 200 queries 500-699. Each bag map must be within 3 recall points
 (5 cm / 5 deg) of the folder map.
 
@@ -54,7 +54,7 @@ pytestmark = pytest.mark.real_data
 
 MAP_FRAMES = range(0, 500, 4)
 QUERY_RANGE = "500:700"
-CONFIG: MappingConfig = preset("test", iterations=300, image_height=240)
+CONFIG: MappingConfig = preset("test", iterations=300, image_height=256)
 MAX_RECALL_GAP = 0.03
 T0_NS = 1_700_000_000 * 1_000_000_000
 FRAME_PERIOD_NS = 33_333_333  # the dev frames were recorded at 30 Hz

@@ -1,0 +1,156 @@
+"""The mapping report: file names, frame accounting, output checks, a real tiny mapping run with
+its JSON and PNGs, and all-or-nothing writing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from data_paths import require_redkitchen
+
+from seqace_ros.core.map_file import load_map
+from seqace_ros.datasets.base import PosedFrame
+from seqace_ros.datasets.folder import FolderDataset
+from seqace_ros.pipeline.mapping import preset
+from seqace_ros.pipeline.mapping import report as report_module
+from seqace_ros.pipeline.mapping.report import (
+    FrameAccounting,
+    LossRecorder,
+    MappingOutputError,
+    MappingProgress,
+    ReportPaths,
+    check_output_path,
+    map_with_report,
+)
+
+TINY_CONFIG = preset("test", iterations=41, image_height=128)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_paths_sit_beside_the_map() -> None:
+    paths = ReportPaths.for_map("/maps/kitchen.safetensors")
+    assert paths.json == Path("/maps/kitchen.report.json")
+    assert paths.trajectory_png == Path("/maps/kitchen.trajectory.png")
+    assert paths.loss_png == Path("/maps/kitchen.loss.png")
+    assert ReportPaths.for_map("run.v2.map").json == Path("run.v2.report.json")
+
+
+def test_frame_accounting_must_add_up() -> None:
+    accounting = FrameAccounting(10, 7, {"no_pose_within_max_gap": 2, "below_min_motion": 1})
+    assert accounting.used == 7
+    with pytest.raises(ValueError, match="add up to the 10 frames"):
+        FrameAccounting(10, 7, {"below_min_motion": 1})
+    with pytest.raises(ValueError, match=">= 0"):
+        FrameAccounting(3, 4, {"over_max_frames": -1})
+
+
+def test_loss_recorder_keeps_the_curve_and_reports_progress() -> None:
+    events: list[MappingProgress] = []
+    recorder = LossRecorder(100, events.append)
+    recorder(0, 30.0, 0.5)
+    recorder(20, 12.5, 0.9)
+    assert recorder.as_dict() == {"step": [0, 20], "loss": [30.0, 12.5],
+                                  "valid_fraction": [0.5, 0.9]}
+    assert events[-1] == MappingProgress("train", 21, 100, "loss 12.500, valid 0.90")
+
+
+def test_check_output_path_rejects_unwritable_places(tmp_path: Path) -> None:
+    assert check_output_path(tmp_path / "m.safetensors") == tmp_path / "m.safetensors"
+    with pytest.raises(MappingOutputError, match="is a folder, expected a file"):
+        check_output_path(tmp_path)
+    with pytest.raises(MappingOutputError, match="does not exist"):
+        check_output_path(tmp_path / "no" / "m.safetensors")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MappingOutputError, match="is not a folder"):
+        check_output_path(tmp_path / "file" / "m.safetensors")
+    (tmp_path / "m.loss.png").mkdir()
+    with pytest.raises(MappingOutputError, match=r"report path .*m\.loss\.png.* is a folder"):
+        check_output_path(tmp_path / "m.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "m.loss.png"]  # no probe left
+
+
+@pytest.fixture(scope="module")
+def tiny_frames() -> list[PosedFrame]:
+    """Eight dev frames (every 6th), 160x120."""
+    dataset = FolderDataset(require_redkitchen())
+    frames = []
+    for index in range(0, 48, 6):
+        frame = dataset[index]
+        frames.append(dataclasses.replace(
+            frame, image_rgb=cv2.resize(frame.image_rgb, (160, 120), interpolation=cv2.INTER_AREA),
+            intrinsics=frame.intrinsics.resized(160, 120),
+        ))
+    return frames
+
+
+def run_tiny(frames: list[PosedFrame], out: Path,
+             events: list[MappingProgress] | None = None) -> Path:
+    accounting = FrameAccounting(len(frames) + 2, len(frames), {"outside_frame_range": 2})
+    return map_with_report(frames, range(len(frames)), TINY_CONFIG, out,
+                           {"kind": "test", "path": "memory"}, accounting, device="cpu",
+                           progress=False, on_progress=None if events is None else events.append,
+                           read_seconds=0.25)
+
+
+@pytest.mark.real_data
+def test_map_with_report_writes_map_json_and_plots(
+    tmp_path: Path, tiny_frames: list[PosedFrame]
+) -> None:
+    events: list[MappingProgress] = []
+    path = run_tiny(tiny_frames, tmp_path / "tiny.safetensors", events)
+    assert path == tmp_path / "tiny.safetensors"
+    assert load_map(path).mapping_stats["frames"] == len(tiny_frames)
+    paths = ReportPaths.for_map(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["tiny.safetensors", "tiny.report.json", "tiny.trajectory.png", "tiny.loss.png"])
+    report = json.loads(paths.json.read_text())
+    assert report["map"] == {"path": str(path), "bytes": path.stat().st_size}
+    assert report["source"] == {"kind": "test", "path": "memory"}
+    assert report["frames"] == {"in_source": 10, "used": 8, "skipped": {"outside_frame_range": 2}}
+    centres = np.stack([f.T_world_cam[:3, 3] for f in tiny_frames])
+    assert report["trajectory"]["frames"] == 8
+    np.testing.assert_allclose(report["trajectory"]["min_m"], centres.min(axis=0), atol=1e-4)
+    np.testing.assert_allclose(report["trajectory"]["length_m"],
+                               np.linalg.norm(np.diff(centres, axis=0), axis=1).sum(), atol=1e-4)
+    curve = report["training"]["loss_curve"]
+    assert curve["step"] == [0, 20, 40]
+    assert all(loss > 0 for loss in curve["loss"])
+    assert report["training"]["iterations"] == 41
+    timing = report["timing_s"]
+    assert timing["read"] == 0.25
+    assert timing["total"] >= timing["encode"] + timing["train"] > 0
+    assert report["mapping_config"]["image_height"] == 128
+    for png in (paths.trajectory_png, paths.loss_png):
+        assert png.read_bytes().startswith(PNG_SIGNATURE)
+        image = cv2.imread(str(png))
+        assert image.shape[0] > 300
+        assert image.shape[1] > 500
+        assert image.std() > 10  # something is drawn
+    stages = [e.stage for e in events]
+    assert stages == sorted(stages, key=["encode", "train", "write"].index)
+    assert [e.done for e in events if e.stage == "encode"] == list(range(1, 9))
+    assert events[-1] == MappingProgress("write", 1, 1, str(path))
+
+
+@pytest.mark.real_data
+def test_failed_report_write_leaves_nothing_behind(
+    tmp_path: Path, tiny_frames: list[PosedFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(path: object, text: str) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report_module, "atomic_write_text", disk_full)
+    with pytest.raises(MappingOutputError, match="No space left on device; nothing was left"):
+        run_tiny(tiny_frames, tmp_path / "tiny.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_accounting_must_match_the_frames_mapped(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="3 frames used, got 2"):
+        map_with_report([], range(2), TINY_CONFIG, tmp_path / "m.safetensors", {},
+                        FrameAccounting(3, 3), device="cpu", progress=False)
+    assert list(tmp_path.iterdir()) == []
