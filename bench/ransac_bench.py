@@ -12,7 +12,9 @@ Peer settings: poselib.estimate_absolute_pose with its defaults (success probabi
 cv2.solvePnPRansac with confidence 0.9999 (the same as ours and poselib's), at most 10 000
 iterations and reprojectionError 10 px, flags AP3P, SQPNP or USAC_MAGSAC. Methods run
 interleaved on each problem, so machine load hits all of them alike; times are wall-clock
-per call, Python wrappers included.
+per call, Python wrappers included ("median_ms"); "median_cpu_ms" is process CPU time,
+which on a shared, overloaded machine is free of the waits for a CPU that inflate long
+calls' wall times.
 
 Usage:
     python bench/ransac_bench.py --json bench/results/ransac.json [--quick]
@@ -31,8 +33,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -43,6 +46,7 @@ from seqace_ros.ransac import solve_generalized_pnp, solve_pnp
 from seqace_ros.ransac.synthetic import (
     HEIGHT,
     WIDTH,
+    GeneralizedPnPProblem,
     PnPProblem,
     make_generalized_problem,
     make_pnp_problem,
@@ -57,12 +61,21 @@ OUTLIER_RATIOS = (0.3, 0.5, 0.7)
 METHODS = ("seqace", "poselib", "opencv_ap3p", "opencv_sqpnp", "opencv_magsac")
 
 Solver = Callable[[PnPProblem, int], "np.ndarray | None"]
+P = TypeVar("P", PnPProblem, GeneralizedPnPProblem)
 
 
 def _seqace(problem: PnPProblem, seed: int) -> np.ndarray | None:
     result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics,
                        threshold_px=THRESHOLD_PX, seed=seed)  # fmt: skip
     return result.T_world_cam if result.success else None
+
+
+def _seqace_multiframe(problem: GeneralizedPnPProblem, seed: int) -> np.ndarray | None:
+    result = solve_generalized_pnp(
+        problem.points2d, problem.points3d, problem.frame_index, problem.intrinsics_K4,
+        problem.T_ref_frame_K44, threshold_px=THRESHOLD_PX, seed=seed,
+    )  # fmt: skip
+    return result.T_world_ref if result.success else None
 
 
 def _poselib(problem: PnPProblem, seed: int) -> np.ndarray | None:
@@ -105,11 +118,27 @@ SOLVERS: dict[str, Solver] = {
 
 @dataclass
 class Runs:
-    """Per-trial times (ms) and errors (deg, cm; inf when no pose came back)."""
+    """Per-trial wall and process-CPU times (ms), errors (deg, cm; inf when no pose)."""
 
-    ms: list[float]
-    rot_deg: list[float]
-    trans_cm: list[float]
+    ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    rot_deg: list[float] = field(default_factory=list)
+    trans_cm: list[float] = field(default_factory=list)
+
+    def timed(self, solver: Callable[[P, int], np.ndarray | None], problem: P, seed: int,
+              T_gt: np.ndarray) -> None:  # fmt: skip
+        """Run ``solver(problem, seed)`` (a pose or None); record its times and errors."""
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        T_est = solver(problem, seed)
+        self.ms.append(1e3 * (time.perf_counter() - wall0))
+        self.cpu_ms.append(1e3 * (time.process_time() - cpu0))
+        if T_est is None:
+            self.rot_deg.append(float("inf"))
+            self.trans_cm.append(float("inf"))
+            return
+        translation_m, rotation_deg = pose_error(T_est, T_gt)
+        self.rot_deg.append(rotation_deg)
+        self.trans_cm.append(100.0 * translation_m)
 
     def row(self, **keys: object) -> dict[str, object]:
         rot, trans = np.asarray(self.rot_deg), np.asarray(self.trans_cm)
@@ -117,6 +146,7 @@ class Runs:
         return {
             **keys,
             "median_ms": float(np.median(self.ms)),
+            "median_cpu_ms": float(np.median(self.cpu_ms)),
             "success_rate": float(success.mean()),
             "median_rot_deg": float(np.median(rot)),
             "median_trans_cm": float(np.median(trans)),
@@ -124,47 +154,25 @@ class Runs:
         }
 
 
-def _record(runs: Runs, T_est: np.ndarray | None, T_gt: np.ndarray, ms: float) -> None:
-    runs.ms.append(ms)
-    if T_est is None:
-        runs.rot_deg.append(float("inf"))
-        runs.trans_cm.append(float("inf"))
-        return
-    translation_m, rotation_deg = pose_error(T_est, T_gt)
-    runs.rot_deg.append(rotation_deg)
-    runs.trans_cm.append(100.0 * translation_m)
-
-
 def bench_single(n: int, outlier_ratio: float, trials: int, seed: int) -> list[dict[str, object]]:
     rng = np.random.default_rng([seed, n, int(100 * outlier_ratio)])
     problems = [make_pnp_problem(rng, n, outlier_ratio, NOISE_PX) for _ in range(trials)]
-    runs = {m: Runs([], [], []) for m in METHODS}
+    runs = {m: Runs() for m in METHODS}
     for trial, problem in enumerate(problems):
         for method in METHODS:  # interleaved, so load changes hit every method alike
-            t0 = time.perf_counter()
-            T_world_cam = SOLVERS[method](problem, trial)
-            _record(runs[method], T_world_cam, problem.T_world_cam,
-                    1e3 * (time.perf_counter() - t0))  # fmt: skip
+            runs[method].timed(SOLVERS[method], problem, trial, problem.T_world_cam)
     return [runs[m].row(n=n, outlier_ratio=outlier_ratio, method=m) for m in METHODS]
 
 
 def bench_multiframe(outlier_ratio: float, trials: int, seed: int) -> list[dict[str, object]]:
     """4 frames x 500 (generalized) against one frame x 1000, same outlier ratio."""
     rng = np.random.default_rng([seed, 4, int(100 * outlier_ratio)])
-    multi, single = Runs([], [], []), Runs([], [], [])
+    multi, single = Runs(), Runs()
     for trial in range(trials):
         problem = make_generalized_problem(rng, 4, 500, outlier_ratio, NOISE_PX)
-        t0 = time.perf_counter()
-        result = solve_generalized_pnp(
-            problem.points2d, problem.points3d, problem.frame_index, problem.intrinsics_K4,
-            problem.T_ref_frame_K44, threshold_px=THRESHOLD_PX, seed=trial,
-        )  # fmt: skip
-        ms = 1e3 * (time.perf_counter() - t0)
-        _record(multi, result.T_world_ref if result.success else None, problem.T_world_ref, ms)
+        multi.timed(_seqace_multiframe, problem, trial, problem.T_world_ref)
         one = make_pnp_problem(rng, 1000, outlier_ratio, NOISE_PX)
-        t0 = time.perf_counter()
-        T_world_cam = _seqace(one, trial)
-        _record(single, T_world_cam, one.T_world_cam, 1e3 * (time.perf_counter() - t0))
+        single.timed(_seqace, one, trial, one.T_world_cam)
     return [
         multi.row(n=2000, outlier_ratio=outlier_ratio, method="seqace_multiframe", frames=4,
                   points_per_frame=500),
@@ -195,6 +203,14 @@ def summarize(rows: list[dict[str, object]]) -> dict[str, object]:
     ours70, pl70 = _find(rows, "seqace", 1000, 0.7), _find(rows, "poselib", 1000, 0.7)
     multi = _find(rows, "seqace_multiframe", 2000, 0.5)
     single = _find(rows, "seqace_single_1000", 1000, 0.5)
+    multi_ratio_by_outliers = {
+        str(ratio): {
+            key: _find(rows, "seqace_multiframe", 2000, ratio)[key]
+            / _find(rows, "seqace_single_1000", 1000, ratio)[key]
+            for key in ("median_ms", "median_cpu_ms")
+        }
+        for ratio in OUTLIER_RATIOS
+    }
     targets = {
         "n1000_out0.5_speedup_vs_poselib_ge_5": ratios["n1000_out0.5"]["speedup_vs_poselib"] >= 5,
         "n1000_out0.5_speedup_vs_opencv_ap3p_ge_2": ratios["n1000_out0.5"]["speedup_vs_opencv_ap3p"]
@@ -214,6 +230,7 @@ def summarize(rows: list[dict[str, object]]) -> dict[str, object]:
             "opencv_ap3p": ap3p50["median_ms"],
         },
         "multiframe_over_single_time": multi["median_ms"] / single["median_ms"],
+        "multiframe_over_single_by_outlier_ratio": multi_ratio_by_outliers,
     }
 
 
