@@ -11,6 +11,7 @@ import torch
 
 from seqace_ros.core.head import SceneHead
 from seqace_ros.pipeline.mapping.augment import random_augmentation, warp_image
+from seqace_ros.pipeline.mapping.buffer import patch_budget
 from seqace_ros.pipeline.mapping.config import PRESETS, AugmentConfig, MappingConfig, preset
 from seqace_ros.pipeline.mapping.trainer import reprojection_loss, soft_clamp_px
 
@@ -98,3 +99,13 @@ def test_presets() -> None:
         assert 2 * sum(p.numel() for p in head.parameters()) < 4.1e6
     with pytest.raises(ValueError, match="lr_min"):
         dataclasses.replace(MappingConfig(), lr_min=1.0, lr_max=0.1)
+
+
+def test_patch_budget_respects_buffer_cap() -> None:
+    assert patch_budget(MappingConfig(patches_per_image=1500), 500) == 1500
+    capped = MappingConfig(patches_per_image=1500, max_buffer_patches=100_000,
+                           augmentation_passes=2)
+    assert patch_budget(capped, 500) == 100
+    assert patch_budget(MappingConfig(patches_per_image=None), 10) is None
+    gpu = PRESETS["gpu"]
+    assert patch_budget(gpu, 1000) * 1000 * gpu.augmentation_passes <= 8_000_000

@@ -58,23 +58,34 @@ class FeatureBuffer:
 
 
 def _select_patches(
-    scores_HW: torch.Tensor, valid_HW: torch.Tensor, config: MappingConfig,
+    scores_HW: torch.Tensor, valid_HW: torch.Tensor, budget: int | None, config: MappingConfig,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, int]:
-    """Flat indices of the patches to keep (salient first) and how many are salient."""
+    """Flat indices of at most ``budget`` patches to keep (salient first), and how many are
+    salient."""
     valid_flat = valid_HW.flatten()
     masked = torch.where(valid_HW, scores_HW, torch.full_like(scores_HW, -1.0))
     salient = torch.zeros(0, dtype=torch.long)
     if config.salient_per_image > 0:
         salient = select_salient_cells(masked, config.salient_per_image, config.nms_radius)
-        salient = salient[valid_flat[salient]]
+        salient = salient[valid_flat[salient]][:budget]
     taken = torch.zeros_like(valid_flat)
     taken[salient] = True
     rest = torch.nonzero(valid_flat & ~taken).flatten()
     rest = rest[torch.randperm(rest.numel(), generator=generator)]
-    if config.patches_per_image is not None:
-        rest = rest[: max(0, config.patches_per_image - salient.numel())]
+    if budget is not None:
+        rest = rest[: max(0, budget - salient.numel())]
     return torch.cat([salient, rest]), int(salient.numel())
+
+
+def patch_budget(config: MappingConfig, num_images: int) -> int | None:
+    """Patches per augmented image: ``patches_per_image``, lowered so the buffer holds at most
+    ``max_buffer_patches``; ``None`` means all valid patches."""
+    budget = config.patches_per_image
+    if config.max_buffer_patches is not None:
+        share = max(1, config.max_buffer_patches // (num_images * config.augmentation_passes))
+        budget = share if budget is None else min(budget, share)
+    return budget
 
 
 def build_buffer(
@@ -92,6 +103,7 @@ def build_buffer(
     generator = torch.Generator().manual_seed(config.seed)
     features, pixels, frame_ids, salient_flags = [], [], [], []
     K_list, T_cam_world_list, centres = [], [], []
+    budget = patch_budget(config, len(indices))
     bar = tqdm(total=len(indices) * config.augmentation_passes, desc="encoding",
                unit="img", disable=not progress, dynamic_ncols=True)
     for frame_id, index in enumerate(indices):
@@ -117,8 +129,8 @@ def build_buffer(
                      & (uv_orig[:, 1] >= BORDER_MARGIN_PX)
                      & (uv_orig[:, 1] <= height - 1 - BORDER_MARGIN_PX))
             valid_HW = torch.from_numpy(valid).reshape(grid_h, grid_w)
-            keep, n_salient = _select_patches(output.scores_HW.cpu(), valid_HW, config,
-                                              generator)
+            keep, n_salient = _select_patches(output.scores_HW.cpu(), valid_HW, budget,
+                                              config, generator)
             features_CN = output.features_CHW.reshape(output.features_CHW.shape[0], -1)
             features.append(features_CN[:, keep.to(features_CN.device)].T.half().cpu())
             pixels.append(torch.from_numpy(uv_orig[keep.numpy()]).float())

@@ -47,6 +47,8 @@ class MappingConfig:
         salient_per_image: salient (top-K after NMS) patches taken first from each image.
         patches_per_image: total patches per augmented image (salient first, then random
             valid ones); ``None`` takes all valid patches.
+        max_buffer_patches: cap on the buffer size (patches); lowers the per-image budget
+            for large mapping sets (``None``: no cap).
         nms_radius: keypoint non-maximum suppression radius in grid cells.
         iterations: optimiser steps.
         batch_size: patches per step.
@@ -69,6 +71,7 @@ class MappingConfig:
     augmentation_passes: int = 1
     salient_per_image: int = 1000
     patches_per_image: int | None = 1500
+    max_buffer_patches: int | None = None
     nms_radius: int = 1
     iterations: int = 2000
     batch_size: int = 5120
@@ -90,6 +93,8 @@ class MappingConfig:
             raise ValueError(f"salient_per_image must be >= 0, got {self.salient_per_image}")
         if self.patches_per_image is not None and self.patches_per_image < 1:
             raise ValueError(f"patches_per_image must be >= 1, got {self.patches_per_image}")
+        if self.max_buffer_patches is not None and self.max_buffer_patches < 1:
+            raise ValueError(f"max_buffer_patches must be >= 1, got {self.max_buffer_patches}")
         if not 0 < self.lr_min <= self.lr_max:
             raise ValueError(f"need 0 < lr_min <= lr_max, got {self.lr_min}, {self.lr_max}")
         if not 0 < self.clamp_min_px <= self.clamp_max_px:
@@ -99,11 +104,13 @@ class MappingConfig:
 
 
 PRESETS: dict[str, MappingConfig] = {
-    # ACE's scale: width-512 head, 16 augmented passes' worth of patches, 25k steps of 5120.
+    # ACE's scale: width-512 head, a buffer of up to 8M patches from 8 augmented passes,
+    # 25k steps of 5120 (16 epochs of an 8M buffer).
     "gpu": MappingConfig(
         head=HeadConfig(width=512, num_blocks=1),
         augmentation_passes=8,
         patches_per_image=None,
+        max_buffer_patches=8_000_000,
         iterations=25_000,
     ),
     # The best accuracy that fits 10 minutes on 2 CPU cores (see the issue-4 report).
