@@ -104,7 +104,7 @@ class _ProgressLog:
         if not (new_stage or finished or now - self._last_log >= self._period_s):
             return
         self._stage, self._last_log = event.stage, now
-        count = f" {event.done}/{event.total}" if event.total else ""
+        count = f" {event.done}/{event.total}" if event.total > 1 else ""
         detail = f": {event.detail}" if event.detail else ""
         self._logger.info(f"{event.stage}{count}{detail}")
 
