@@ -12,8 +12,8 @@
 #   VENV's site-packages. `VENV/bin/python -c "import rclpy, tf2_msgs.msg"` then works with
 #   nothing sourced.
 #
-# A second run with nothing changed only runs one import check: the wheel install is skipped when
-# its stamp (the pin list) matches and the imports work; the tf2_msgs build is skipped when its
+# A second run with nothing changed only runs import checks: the wheel install is skipped when
+# its stamp (the pins and constraints) matches and the imports work; the tf2_msgs build is skipped when its
 # stamp (hash of the interface sources, the pins, the Python and NumPy versions) matches and
 # tf2_msgs imports.
 set -euo pipefail
@@ -26,13 +26,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(cd "$1" && pwd)"
 PY="$VENV/bin/python"
 INTERFACES_DIR="$ROOT/scripts/ros_interfaces/tf2_msgs"
+CONSTRAINTS="$ROOT/scripts/ros_constraints.txt"
 GEN_DIR="$VENV/ros_gen"
 WHEEL_STAMP="$GEN_DIR/wheels.stamp"
 TF2_STAMP="$GEN_DIR/tf2_msgs.stamp"
 TF2_MANIFEST="$GEN_DIR/tf2_msgs.install_manifest.txt"
 TF2_BUILD="$GEN_DIR/tf2_msgs-build"
 
-# ROS 2 Kilted wheels. Runtime: rclpy, the message packages the nodes use, and an RMW (rclpy does
+# ROS 2 Kilted wheels (their transitive requirements are fixed by $CONSTRAINTS). Runtime: rclpy, the message packages the nodes use, and an RMW (rclpy does
 # not import without one).
 RUNTIME_PINS=(
   ros-rclpy==9.1.2
@@ -79,13 +80,14 @@ if [ -n "$rclpy_file" ] && [ "${rclpy_file#"$VENV"/}" = "$rclpy_file" ]; then
 fi
 
 # --- the wheels --------------------------------------------------------------------------
-wheel_hash="$(printf '%s\n' "${RUNTIME_PINS[@]}" "${BUILD_PINS[@]}" | sha256sum | cut -d' ' -f1)"
+wheel_hash="$( (printf '%s\n' "${RUNTIME_PINS[@]}" "${BUILD_PINS[@]}"; cat "$CONSTRAINTS") \
+  | sha256sum | cut -d' ' -f1)"
 if [ -f "$WHEEL_STAMP" ] && [ "$(cat "$WHEEL_STAMP")" = "$wheel_hash" ] \
   && can_import "$RUNTIME_MODULES"; then
   log "ROS 2 wheels up to date"
 else
   log "installing the ROS 2 Kilted wheels (runtime and rosidl build tools)"
-  vpip install "${RUNTIME_PINS[@]}" "${BUILD_PINS[@]}"
+  vpip install -c "$CONSTRAINTS" "${RUNTIME_PINS[@]}" "${BUILD_PINS[@]}"
   can_import "$RUNTIME_MODULES" || die "the ROS 2 wheels installed but do not import: $RUNTIME_MODULES"
   echo "$wheel_hash" >"$WHEEL_STAMP"
 fi
@@ -107,10 +109,27 @@ if ! command -v cmake >/dev/null 2>&1; then
   export PATH="$VENV/bin:$PATH"
 fi
 
-# Remove the files a previous build installed (every one lies inside the venv) before
-# installing the new ones, so a changed interface set leaves nothing stale behind.
+log "generating tf2_msgs (rosidl + CMake, log in $TF2_BUILD/build.log)"
+rm -rf "$TF2_BUILD"
+mkdir -p "$TF2_BUILD"
+build_log="$TF2_BUILD/build.log"
+start_s=$SECONDS
+build_env=(env CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV")
+if ! { "${build_env[@]}" cmake -S "$INTERFACES_DIR" -B "$TF2_BUILD" \
+         -DCMAKE_BUILD_TYPE=Release \
+         -DCMAKE_INSTALL_PREFIX="$VENV" \
+         -DPython3_EXECUTABLE="$PY" \
+         -DBUILD_TESTING=OFF \
+       && "${build_env[@]}" cmake --build "$TF2_BUILD" --parallel "$(nproc)"; } >"$build_log" 2>&1
+then
+  tail -n 40 "$build_log" >&2
+  die "the tf2_msgs build failed (full log: $build_log)"
+fi
+
+# Only now remove what a previous build installed (every file lies inside the venv), so a
+# changed interface set leaves nothing stale behind and a failed build leaves the old one working.
 if [ -f "$TF2_MANIFEST" ]; then
-  log "removing the previously generated tf2_msgs"
+  log "replacing the previously generated tf2_msgs"
   while IFS= read -r installed; do
     case "$installed" in
       "$VENV"/*) rm -f -- "$installed" ;;
@@ -119,24 +138,9 @@ if [ -f "$TF2_MANIFEST" ]; then
   done <"$TF2_MANIFEST"
   rm -f "$TF2_MANIFEST" "$TF2_STAMP"
 fi
-
-log "generating tf2_msgs (rosidl + CMake, log in $TF2_BUILD/build.log)"
-rm -rf "$TF2_BUILD"
-mkdir -p "$TF2_BUILD"
-build_log="$TF2_BUILD/build.log"
-start_s=$SECONDS
-if ! (
-  export CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV"
-  cmake -S "$INTERFACES_DIR" -B "$TF2_BUILD" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_INSTALL_PREFIX="$VENV" \
-    -DPython3_EXECUTABLE="$PY" \
-    -DBUILD_TESTING=OFF
-  cmake --build "$TF2_BUILD" --parallel "$(nproc)"
-  cmake --install "$TF2_BUILD"
-) >"$build_log" 2>&1; then
-  tail -n 40 "$build_log" >&2
-  die "the tf2_msgs build failed (full log: $build_log)"
+if ! cmake --install "$TF2_BUILD" >>"$build_log" 2>&1; then
+  tail -n 20 "$build_log" >&2
+  die "installing the generated tf2_msgs failed (full log: $build_log)"
 fi
 cp "$TF2_BUILD/install_manifest.txt" "$TF2_MANIFEST"
 
