@@ -4,8 +4,8 @@
 ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` in ``os.environ`` before any test runs, so every
 rclpy context of the run and every subprocess it starts inherits them.
 
-ROS fixtures (tests using them are marked ``@pytest.mark.ros``; they skip with the reason when
-ROS 2 is not installed, and fail instead under CI):
+ROS fixtures (tests using them get the ``ros`` marker, if they lack it; they skip with the reason
+when ROS 2 is not installed, and fail instead under CI):
 
 - ``ros_context``: a fresh, initialised ``rclpy.Context`` per test, shut down even on failure.
 - ``ros_spinner``: a :class:`ros_harness.BackgroundSpinner` on that context.
@@ -47,6 +47,16 @@ def pytest_report_header(config: pytest.Config) -> str:
     return (
         f"ROS 2 DDS: ROS_DOMAIN_ID={config.stash[_DOMAIN_ID_KEY]}, {DISCOVERY_RANGE_ENV}=LOCALHOST"
     )
+
+
+_ROS_FIXTURES = frozenset({"ros_context", "ros_spinner", "ros_node", "start_ros_process"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a ROS fixture ``ros``, so ``-m "not ros"`` leaves it out."""
+    for item in items:
+        if _ROS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ros)
 
 
 @pytest.fixture

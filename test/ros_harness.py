@@ -417,6 +417,19 @@ class NodeProcess:
             f"--- last {tail_lines} lines of {self.log_path}:\n{tail}"
         )
 
+    def wait(self, timeout_s: float) -> int:
+        """Wait for a child that exits by itself; return its exit status.
+
+        Raises:
+            TimeoutError: Still running after ``timeout_s``; the message has the output tail.
+        """
+        try:
+            return self._started().wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(
+                f"{self.name} still running after {timeout_s:.1f} s\n{self.describe()}"
+            ) from None
+
     def stop(self, sigint_timeout_s: float = 10.0, kill_timeout_s: float = 5.0) -> int | None:
         """Stop the child: SIGINT, then SIGKILL if it has not exited after ``sigint_timeout_s``.
 

@@ -97,8 +97,7 @@ def test_node_process_passes_params_file_and_environment(tmp_path):
     process = NodeProcess(
         script, tmp_path, parameters, name="echo", ros_args=["-r", "a:=b"], extra_env={"EXTRA": "1"}
     ).start()
-    process.wait_for_log("ENV", timeout_s=20.0)
-    assert process.stop() == 0
+    assert process.wait(timeout_s=20.0) == 0
     assert process.params_path is not None
     assert yaml.safe_load(process.params_path.read_text()) == {
         "/**": {"ros__parameters": parameters}
@@ -147,6 +146,17 @@ def test_node_process_stop_kills_a_child_that_ignores_sigint(tmp_path):
     process.wait_for_log("STARTED", timeout_s=20.0)
     assert process.stop(sigint_timeout_s=0.5) == -signal.SIGKILL
     assert "exited with status -9" in process.describe()
+
+
+def test_node_process_wait_times_out_with_the_output(tmp_path):
+    script = _script(
+        tmp_path, "slow.py", "import time\nprint('WORKING', flush=True)\ntime.sleep(60)\n"
+    )
+    process = NodeProcess(script, tmp_path, name="slow").start()
+    process.wait_for_log("WORKING", timeout_s=20.0)
+    with pytest.raises(TimeoutError, match=r"(?s)slow still running after 0\.2 s.*WORKING"):
+        process.wait(timeout_s=0.2)
+    assert process.stop(sigint_timeout_s=20.0) == -signal.SIGINT
 
 
 def test_node_process_reports_a_child_that_dies_before_logging(tmp_path):
