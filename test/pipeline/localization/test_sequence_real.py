@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from data_paths import require_redkitchen
 
 from seqace_ros.core.geometry import make_transform, pose_error
@@ -34,7 +33,6 @@ def dataset() -> FolderDataset:
 
 @pytest.fixture(scope="module")
 def scene_map(dataset: FolderDataset) -> SceneMap:
-    torch.set_num_threads(2)
     return map_scene(dataset, MAP_FRAMES, preset("test", seed=0), device="cpu", progress=False)
 
 
