@@ -70,8 +70,9 @@ class SequenceConfig:
         gate_translation_m: two estimates further apart than this (camera centres) disagree.
         gate_rotation_deg: two estimates rotated more than this apart disagree.
         max_conflicts: consecutive frames where the sequence estimate disagrees with a
-            single-frame estimate (and the motion prediction does not settle it) before the
-            buffer is declared lost and reset to the single-frame estimate.
+            single-frame estimate that explains more of this frame's own patches (and the
+            motion prediction does not settle it) before the buffer is declared lost and
+            reset to the single-frame estimate.
         max_gap_s: a stamp gap longer than this (seconds) resets the buffer.
     """
 
@@ -238,7 +239,13 @@ class SequenceLocalizer:
         self, sequence: _Estimate | None, single: _Estimate | None,
         T_pred: NDArray[np.float64] | None,
     ) -> tuple[_Estimate | None, PoseSource, str]:
-        """The gate: accepted estimate, its source, and a reset reason (``""`` if none)."""
+        """The gate: accepted estimate, its source, and a reset reason (``""`` if none).
+
+        Agreeing estimates, or no single-frame estimate: the sequence one. Disagreeing: the
+        one that agrees with the motion prediction when exactly one does; otherwise the
+        sequence one, unless the single-frame pose explains more of this frame's patches for
+        ``max_conflicts`` frames in a row, which resets the buffer to it.
+        """
         if sequence is None:
             self._conflicts = 0
             return single, PoseSource.SINGLE if single else PoseSource.NONE, ""
