@@ -13,9 +13,9 @@
 #   nothing sourced.
 #
 # A second run with nothing changed only runs import checks: the wheel install is skipped when
-# its stamp (the pins and constraints) matches and the imports work; the tf2_msgs build is skipped when its
-# stamp (hash of the interface sources, the pins, the Python and NumPy versions) matches and
-# tf2_msgs imports.
+# its stamp (the pins and constraints) matches and the imports work; the tf2_msgs build is
+# skipped when its stamp (hash of the interface sources, the pins, the Python and NumPy
+# versions) matches and tf2_msgs imports.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -33,8 +33,8 @@ TF2_STAMP="$GEN_DIR/tf2_msgs.stamp"
 TF2_MANIFEST="$GEN_DIR/tf2_msgs.install_manifest.txt"
 TF2_BUILD="$GEN_DIR/tf2_msgs-build"
 
-# ROS 2 Kilted wheels (their transitive requirements are fixed by $CONSTRAINTS). Runtime: rclpy, the message packages the nodes use, and an RMW (rclpy does
-# not import without one).
+# ROS 2 Kilted wheels; $CONSTRAINTS fixes everything they pull in. Runtime: rclpy, the message
+# packages the nodes use, and an RMW (rclpy does not import without one).
 RUNTIME_PINS=(
   ros-rclpy==9.1.2
   ros-sensor-msgs==5.5.1
