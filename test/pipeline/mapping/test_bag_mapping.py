@@ -11,9 +11,14 @@ frames 0-499:
 4. image-only mcap bag with a TUM trajectory file.
 
 CI budget (documented subset): every 4th frame of 0-499 (125 frames), the ``test`` preset with
-300 steps at network height 256, identical for the folder map and the four bag maps;
-``seqace eval`` on all 200 queries 500-699. Each bag map must be within 3 recall points
-(5 cm / 5 deg) of the folder map.
+300 steps at network height 256, identical for the folder map and the four bag maps; the
+``seqace eval`` code (single-frame localizer, ``summarize``) on every 4th query of 500-699
+(50 frames). Each bag map must be within 3 recall points (5 cm / 5 deg) of the folder map AND
+its median camera-centre error within a factor 1.25 of the folder map's: maps this cheap reach
+only a few per cent of 5 cm / 5 deg recall on these queries (measured: 0 % for this setting,
+median 47 cm; 5.5 % for the full ``test`` preset on all 500 frames, median 22 cm), so recall
+alone could not tell a broken bag map from a good one. The full-scale comparison (``cpu``
+preset, 500 frames, 200 queries) is run by hand with ``seqace map`` / ``bag-map`` / ``eval``.
 
 Bad input (missing topic, no overlapping pose, unconnected TF, truncated bag, unwritable
 output) must raise a clear error and leave no map behind; those tests use small bags.
@@ -33,14 +38,16 @@ import pytest
 import torch
 from data_paths import require_redkitchen
 
-from seqace_ros.cli import main as seqace_main
 from seqace_ros.core.geometry import interpolate_transform, invert_transform, make_transform
+from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.bag import BagConfig, BagError
 from seqace_ros.datasets.bag_poses import PoseSourceConfig
 from seqace_ros.datasets.bag_writer import BagWriter, FramesBagConfig, write_frames_bag
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.datasets.trajectory import write_tum_trajectory
+from seqace_ros.pipeline.evaluation import evaluate_frames, summarize
+from seqace_ros.pipeline.localization.modes import create_frame_localizer
 from seqace_ros.pipeline.mapping import MappingConfig, preset
 from seqace_ros.pipeline.mapping.bag_mapping import map_bag
 from seqace_ros.pipeline.mapping.report import (
@@ -53,9 +60,13 @@ from seqace_ros.pipeline.mapping.report import (
 pytestmark = pytest.mark.real_data
 
 MAP_FRAMES = range(0, 500, 4)
-QUERY_RANGE = "500:700"
+QUERY_FRAMES = range(500, 700, 4)
 CONFIG: MappingConfig = preset("test", iterations=300, image_height=256)
 MAX_RECALL_GAP = 0.03
+#: Bag and folder maps' median camera-centre errors must agree within this factor.
+MAX_MEDIAN_RATIO = 1.25
+#: The folder map must have learnt the scene (an untrained head is metres off).
+MAX_FOLDER_MEDIAN_CM = 60.0
 T0_NS = 1_700_000_000 * 1_000_000_000
 FRAME_PERIOD_NS = 33_333_333  # the dev frames were recorded at 30 Hz
 T_BASE_CAM = make_transform(
@@ -145,56 +156,85 @@ def write_bag(form: str, folder: Path, frames: list[PosedFrame],
     return path, BagConfig(image_topic=image_topic, poses=poses, progress=False)
 
 
-def seqace_eval(map_path: Path, data: Path, json_path: Path) -> dict:
-    """``seqace eval DATA MAP --frames 500:700``; returns its JSON report."""
-    status = seqace_main(["eval", str(data), str(map_path), "--frames", QUERY_RANGE,
-                          "--device", "cpu", "--json", str(json_path), "--quiet"])
-    assert status == 0
-    return json.loads(json_path.read_text())
+def evaluate(map_path: Path, data: Path) -> dict:
+    """The ``seqace eval`` report (same code: single-frame localizer, ``summarize``) of the
+    map on :data:`QUERY_FRAMES` (``seqace eval`` itself takes only contiguous ranges)."""
+    localizer = create_frame_localizer("single", load_map(map_path), torch.device("cpu"))
+    evaluations = evaluate_frames(localizer, FolderDataset(data), QUERY_FRAMES, progress=False)
+    return summarize(evaluations, "single", map_path.stat().st_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """The shared inputs of the comparison: data, mapping frames, work folder."""
+
+    data: Path
+    work: Path
+    frames: list[PosedFrame]
+    T_world_cam_N44: np.ndarray  # ground truth of all frames 0-499 (the TF trajectory)
 
 
 @pytest.fixture(scope="module")
-def comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Maps of the folder dataset and the four bag forms, each evaluated with seqace eval.
-
-    Each bag is deleted once mapped (raw 640x480 bags are ~115 MB each).
-    """
+def comparison(tmp_path_factory: pytest.TempPathFactory) -> Comparison:
     data = require_redkitchen()
     torch.set_num_threads(2)
-    folder = tmp_path_factory.mktemp("bag_mapping")
     dataset = FolderDataset(data)
-    T_world_cam_N44 = np.stack([dataset.pose(i) for i in range(500)])
-    frames = [dataclasses.replace(dataset[i], stamp_ns=stamp_of(i)) for i in MAP_FRAMES]
-    results: dict[str, dict] = {}
+    return Comparison(
+        data=data,
+        work=tmp_path_factory.mktemp("bag_mapping"),
+        frames=[dataclasses.replace(dataset[i], stamp_ns=stamp_of(i)) for i in MAP_FRAMES],
+        T_world_cam_N44=np.stack([dataset.pose(i) for i in range(500)]),
+    )
+
+
+@pytest.fixture(scope="module")
+def folder_result(comparison: Comparison) -> dict:
+    """The folder map (same frames and settings as the bags), evaluated with seqace eval."""
+    dataset = FolderDataset(comparison.data)
     started = time.perf_counter()
-    folder_map = map_with_report(
-        dataset, MAP_FRAMES, CONFIG, folder / "folder.safetensors",
-        {"kind": "folder", "path": str(data)},
+    path = map_with_report(
+        dataset, MAP_FRAMES, CONFIG, comparison.work / "folder.safetensors",
+        {"kind": "folder", "path": str(comparison.data)},
         FrameAccounting(len(dataset), len(MAP_FRAMES),
                         {"outside_frame_range": len(dataset) - len(MAP_FRAMES)}),
         device="cpu", progress=False,
     )
-    results["folder"] = seqace_eval(folder_map, data, folder / "folder.eval.json")
-    for form in BAG_FORMS:
-        bag, bag_config = write_bag(form, folder, frames, T_world_cam_N44)
-        map_path = map_bag(bag, bag_config, CONFIG, folder / f"{form}.safetensors",
-                           device="cpu", progress=False)
-        results[form] = seqace_eval(map_path, data, folder / f"{form}.eval.json")
-        results[form]["report"] = json.loads(ReportPaths.for_map(map_path).json.read_text())
-        shutil.rmtree(bag) if bag.is_dir() else bag.unlink()
-    summary = {name: r["recall_5cm_5deg"] for name, r in results.items()}
-    print(f"recall 5cm/5deg: {summary}; {time.perf_counter() - started:.0f} s in all")
-    return results
+    result = evaluate(path, comparison.data)
+    print(f"folder: recall 5cm/5deg {result['recall_5cm_5deg']:.3f}, median "
+          f"{result['median_translation_cm']:.1f} cm, {time.perf_counter() - started:.0f} s")
+    return result
+
+
+def bag_result(comparison: Comparison, form: str) -> dict:
+    """Write the bag, map it, evaluate the map with seqace eval; the bag is deleted after."""
+    started = time.perf_counter()
+    bag, bag_config = write_bag(form, comparison.work, comparison.frames,
+                                comparison.T_world_cam_N44)
+    try:
+        path = map_bag(bag, bag_config, CONFIG, comparison.work / f"{form}.safetensors",
+                       device="cpu", progress=False)
+    finally:
+        shutil.rmtree(bag) if bag.is_dir() else bag.unlink()  # raw bags are ~115 MB
+    result = evaluate(path, comparison.data)
+    result["report"] = json.loads(ReportPaths.for_map(path).json.read_text())
+    print(f"{form}: recall 5cm/5deg {result['recall_5cm_5deg']:.3f}, median "
+          f"{result['median_translation_cm']:.1f} cm, {time.perf_counter() - started:.0f} s")
+    return result
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("form", BAG_FORMS)
-def test_bag_map_recall_matches_folder_map(form: str, comparison: dict[str, dict]) -> None:
-    folder, bag = comparison["folder"], comparison[form]
-    assert bag["n_queries"] == folder["n_queries"] == 200
-    assert folder["recall_5cm_5deg"] > 0.5, folder  # a map worth comparing against
-    gap = abs(bag["recall_5cm_5deg"] - folder["recall_5cm_5deg"])
-    assert gap <= MAX_RECALL_GAP + 1e-9, (form, bag, folder)
+def test_bag_map_recall_matches_folder_map(
+    form: str, comparison: Comparison, folder_result: dict
+) -> None:
+    assert folder_result["median_translation_cm"] < MAX_FOLDER_MEDIAN_CM, folder_result
+    bag = bag_result(comparison, form)
+    assert bag["n_queries"] == folder_result["n_queries"] == len(QUERY_FRAMES)
+    gap = abs(bag["recall_5cm_5deg"] - folder_result["recall_5cm_5deg"])
+    assert gap <= MAX_RECALL_GAP + 1e-9, (form, bag, folder_result)
+    # At CI scale recall is low (see the module docstring), so the medians carry the check.
+    ratio = bag["median_translation_cm"] / folder_result["median_translation_cm"]
+    assert 1 / MAX_MEDIAN_RATIO <= ratio <= MAX_MEDIAN_RATIO, (form, bag, folder_result)
     report = bag["report"]
     assert report["frames"]["used"] == len(MAP_FRAMES)
     assert report["frames"]["in_source"] == len(MAP_FRAMES)
