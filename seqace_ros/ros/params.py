@@ -17,12 +17,12 @@ from dataclasses import dataclass, fields, replace
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from seqace_ros.pipeline.localization.sequence import SequenceConfig
 from seqace_ros.pipeline.localization.single import LocalizerConfig
 
 ParameterValue = bool | int | float | str
 _LOCALIZER_DEFAULTS = LocalizerConfig()
-#: Modes implemented so far (the sequence mode is declared but rejected until it exists).
-SUPPORTED_MODES = ("single",)
+_SEQUENCE_DEFAULTS = SequenceConfig()
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("device", "auto", "Inference device: auto (CUDA when available), cpu or cuda.",
                   choices=("auto", "cpu", "cuda"), read_only=True),
     ParameterSpec("mode", "single", "Relocalization mode: single (each frame alone) or sequence "
-                  "(uses the last sequence_length frames; not implemented yet, rejected).",
-                  choices=("single", "sequence"), read_only=True),
-    ParameterSpec("sequence_length", 5, "Frames the sequence mode uses (mode: sequence).",
-                  bounds=(2, 64), read_only=True),
+                  "(also uses map points tracked from the last sequence_length frames; "
+                  "~/reset clears them).", choices=("single", "sequence"), read_only=True),
+    ParameterSpec("sequence_length", _SEQUENCE_DEFAULTS.buffer_length, "Frames a tracked map "
+                  "point is carried in the sequence mode (mode: sequence).",
+                  bounds=(1, 64), read_only=True),
     ParameterSpec("num_keypoints", _LOCALIZER_DEFAULTS.top_k, "Salient patches regressed and "
                   "given to RANSAC per image.", bounds=(16, 20000)),
     ParameterSpec("ransac_hypotheses", _LOCALIZER_DEFAULTS.max_hypotheses, "RANSAC hypotheses "
@@ -154,6 +155,13 @@ class RelocalizationParams:
             seed=None if self.ransac_seed < 0 else self.ransac_seed,
         )
 
+    def sequence_config(self) -> SequenceConfig:
+        """The sequence-mode settings these parameters ask for."""
+        return replace(
+            _SEQUENCE_DEFAULTS, localizer=self.localizer_config(),
+            buffer_length=self.sequence_length,
+        )
+
     def updated(self, values: Mapping[str, ParameterValue]) -> RelocalizationParams:
         """A copy with ``values`` applied."""
         return replace(self, **values)  # type: ignore[arg-type]
@@ -166,8 +174,8 @@ if {f.name for f in fields(RelocalizationParams)} != set(SPECS_BY_NAME):
 def validate_parameter(name: str, value: object) -> str | None:
     """Why ``value`` is not acceptable for parameter ``name``, or ``None`` when it is.
 
-    Checks what descriptors cannot: choices, non-empty frame names, finite numbers, and the
-    modes implemented. Types and ranges are also checked (rclpy checks them too).
+    Checks what descriptors cannot: choices, non-empty frame names, finite numbers. Types and
+    ranges are also checked (rclpy checks them too).
     """
     spec = SPECS_BY_NAME.get(name)
     if spec is None:
@@ -181,11 +189,6 @@ def validate_parameter(name: str, value: object) -> str | None:
         return f"{name} must be in [{spec.bounds[0]}, {spec.bounds[1]}], got {value}"
     if spec.choices and value not in spec.choices:
         return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
-    if name == "mode" and value not in SUPPORTED_MODES:
-        return (
-            f"mode {value!r} is not implemented yet (the sequence mode lands with issue 5); "
-            f"supported: {', '.join(SUPPORTED_MODES)}"
-        )
     if name == "map_frame" and not value:
         return "map_frame must not be empty"
     if name in ("map_frame", "odom_frame") and isinstance(value, str) and value.startswith("/"):

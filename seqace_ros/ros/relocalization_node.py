@@ -60,7 +60,12 @@ from seqace_ros.core.transform_tree import TransformError
 from seqace_ros.datasets.calibration import CalibrationError, CameraCalibration, Undistorter
 from seqace_ros.datasets.image_decoding import ImageDecodingError
 from seqace_ros.pipeline.localization.covariance import CovarianceError, pose_covariance
-from seqace_ros.pipeline.localization.single import LocalizationError, Localizer
+from seqace_ros.pipeline.localization.sequence import SequenceLocalizer
+from seqace_ros.pipeline.localization.single import (
+    LocalizationError,
+    LocalizationResult,
+    Localizer,
+)
 from seqace_ros.pipeline.localization.stream import StreamStats, StreamWorker
 from seqace_ros.ros import conversions
 from seqace_ros.ros.diagnostics import NodeState, diagnostic_array
@@ -86,7 +91,7 @@ class _Frame:
 @dataclass(frozen=True)
 class _ActiveMap:
     path: str
-    localizer: Localizer
+    localizer: Localizer | SequenceLocalizer
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ class _Camera:
 
 
 class RelocalizationNode(Node):
-    """Thin ROS 2 node over :class:`~seqace_ros.pipeline.localization.single.Localizer`."""
+    """Thin ROS 2 node over the library's localizers (``mode``: single or sequence)."""
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -114,6 +119,7 @@ class RelocalizationNode(Node):
         self._path_poses: deque[Any] = deque(maxlen=1)
         self._last_logged_s: dict[str, float] = {}
         self._stats = StreamStats()
+        self._reset_requested = threading.Event()
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -220,13 +226,16 @@ class RelocalizationNode(Node):
         params = self._params
         start = time.perf_counter()
         try:
-            localizer = Localizer(
-                scene_map if scene_map is not None else load_map(path),
-                params.localizer_config(),
-                params.device,
-            )
+            scene_map = scene_map if scene_map is not None else load_map(path)
+            localizer: Localizer | SequenceLocalizer
+            if params.mode == "sequence":
+                localizer = SequenceLocalizer(scene_map, params.sequence_config(), params.device)
+                single = localizer.single
+            else:
+                localizer = single = Localizer(scene_map, params.localizer_config(),
+                                               params.device)
             # First inference initialises torch kernels: do it here, not on the first frame.
-            localizer.encode(np.zeros((480, 640, 3), dtype=np.uint8))
+            single.encode(np.zeros((480, 640, 3), dtype=np.uint8))
         except Exception as error:  # reported: logged, in diagnostics; the old map stays
             active = self._active
             problem = f"cannot load map {path!r}: {type(error).__name__}: {error}"
@@ -244,7 +253,7 @@ class RelocalizationNode(Node):
             self._path_poses.clear()
         self._worker.clear()
         self.get_logger().info(
-            f"{MAP_READY_LOG} {path} on {localizer.device} "
+            f"{MAP_READY_LOG} {path} ({params.mode} mode) on {single.device} "
             f"({time.perf_counter() - start:.2f} s)"
         )
 
@@ -269,6 +278,8 @@ class RelocalizationNode(Node):
             self._camera = _Camera(msg, now, None, None, str(error))
 
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
+        # The worker owns the localizer: it clears the sequence state before its next frame.
+        self._reset_requested.set()
         dropped_pending = self._worker.clear()
         with self._lock:
             cleared = len(self._path_poses)
@@ -276,7 +287,8 @@ class RelocalizationNode(Node):
         response.success = True
         response.message = (
             f"cleared {cleared} path poses and {int(dropped_pending)} pending frame; "
-            f"no sequence state in {self._params.mode} mode"
+            + ("the sequence state is cleared before the next frame"
+               if self._params.mode == "sequence" else "no sequence state in single mode")
         )
         self.get_logger().info(f"reset: {response.message}")
         return response
@@ -348,6 +360,44 @@ class RelocalizationNode(Node):
             return None
         return intrinsics, camera.undistorter(image_rgb)
 
+    def _lookup_odom(
+        self, header: Header, params: RelocalizationParams
+    ) -> tuple[NDArray[np.float64] | None, str]:
+        """``T_odom_cam`` at the image stamp, or ``None`` and why not."""
+        try:
+            return self._tf.lookup(
+                params.odom_frame, header.frame_id, conversions.header_stamp_ns(header),
+                params.tf_timeout_s,
+            ), ""
+        except TransformError as error:
+            return None, str(error)
+
+    def _localize(
+        self, localizer: Localizer | SequenceLocalizer, frame: _Frame,
+        params: RelocalizationParams, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics,
+    ) -> LocalizationResult:
+        """Run the mode's localizer with the current settings (worker thread only)."""
+        if isinstance(localizer, Localizer):
+            config = params.localizer_config()
+            if localizer.config != config:
+                localizer.config = config
+            return localizer.localize(image_rgb, intrinsics)
+        if self._reset_requested.is_set():
+            self._reset_requested.clear()
+            localizer.reset()
+        sequence_config = params.sequence_config()
+        if localizer.config != sequence_config:
+            localizer.config = sequence_config
+            localizer.single.config = sequence_config.localizer
+        header = frame.msg.header
+        T_odom_cam = None
+        if params.odom_frame and header.frame_id:
+            T_odom_cam, _ = self._lookup_odom(header, params)  # None: constant velocity
+        return localizer.localize(
+            image_rgb, intrinsics, stamp_ns=conversions.header_stamp_ns(header),
+            T_odom_cam=T_odom_cam,
+        )
+
     def _process(self, frame: _Frame) -> None:
         active = self._active
         params = self._params
@@ -363,12 +413,8 @@ class RelocalizationNode(Node):
         if prepared is None:
             return
         intrinsics, image_rgb = prepared
-        localizer = active.localizer
-        config = params.localizer_config()
-        if localizer.config != config:
-            localizer.config = config  # worker thread is its only user
         try:
-            result = localizer.localize(image_rgb, intrinsics)
+            result = self._localize(active.localizer, frame, params, image_rgb, intrinsics)
         except (EncoderError, LocalizationError) as error:
             self._fail("localize", f"cannot localize the image: {error}")
             return
@@ -438,12 +484,11 @@ class RelocalizationNode(Node):
             self._tf.publish([StampedTransform(params.map_frame, camera_frame, stamp_ns,
                                                T_map_cam)])
             return
-        try:
-            T_odom_cam = self._tf.lookup(
-                params.odom_frame, camera_frame, stamp_ns, params.tf_timeout_s
+        T_odom_cam, problem = self._lookup_odom(header, params)
+        if T_odom_cam is None:
+            message = (
+                f"pose published but no {params.map_frame} -> {params.odom_frame} TF: {problem}"
             )
-        except TransformError as error:
-            message = f"pose published but no {params.map_frame} -> {params.odom_frame} TF: {error}"
             self._stats.record_error(message)
             self._warn("tf", message)
             return

@@ -118,7 +118,8 @@ def test_every_yaml_key_is_a_declared_and_valid_parameter() -> None:
 
 def test_validation_rejects_bad_values_with_reasons() -> None:
     assert "must be one of auto, cpu, cuda" in validate_parameter("device", "tpu")
-    assert "not implemented yet" in validate_parameter("mode", "sequence")
+    assert validate_parameter("mode", "sequence") is None
+    assert "must be one of single, sequence" in validate_parameter("mode", "batch")
     assert "must be of type int, got float" in validate_parameter("min_inliers", 3.5)
     assert "must be in [4, 100000]" in validate_parameter("min_inliers", 2)
     assert "must be finite" in validate_parameter("ransac_threshold_px", float("nan"))
