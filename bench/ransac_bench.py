@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import cv2
 import numpy as np
 import poselib
 
+from seqace_ros.core.atomic_io import atomic_write_text
 from seqace_ros.core.geometry import invert_transform, make_transform, pose_error
 from seqace_ros.ransac import solve_generalized_pnp, solve_pnp
 from seqace_ros.ransac.synthetic import (
@@ -234,18 +234,9 @@ def summarize(rows: list[dict[str, object]]) -> dict[str, object]:
     }
 
 
-def _write_json_atomic(path: Path, payload: dict[str, object]) -> None:
+def _write_json(path: Path, payload: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(payload, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
         },
     }  # fmt: skip
-    _write_json_atomic(args.json, payload)
+    _write_json(args.json, payload)
 
     print("\nspeed-up of seqace (median ms of the peer / median ms of seqace, same run):")
     for cell, speedups in summary["ratios"].items():

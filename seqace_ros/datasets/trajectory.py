@@ -7,14 +7,13 @@ quaternions (x, y, z, w). Each line is the pose of a body (usually the camera) i
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from seqace_ros.core.atomic_io import atomic_write_text
 from seqace_ros.core.geometry import (
     is_rigid_transform,
     transform_from_translation_quaternion,
@@ -152,15 +151,4 @@ def write_tum_trajectory(
         seconds, nanos = divmod(int(stamp), 1_000_000_000)
         numbers = " ".join(f"{v:.9f}" for v in (*t, *q))
         lines.append(f"{seconds}.{nanos:09d} {numbers}")
-    target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write("\n".join(lines) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_text(path, "\n".join(lines) + "\n")
