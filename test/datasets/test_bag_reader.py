@@ -9,12 +9,12 @@ and images.
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from data_paths import redkitchen_dir
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import (
@@ -31,12 +31,7 @@ from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.frame_selection import FrameSelectionConfig
 from seqace_ros.datasets.trajectory import write_tum_trajectory
 
-DATA_DIR = Path(
-    os.environ.get(
-        "SEQACE_DEV_DATA",
-        Path(__file__).resolve().parents[3] / "shared" / "data" / "redkitchen_dev",
-    )
-)
+DATA_DIR = redkitchen_dir()
 N_FRAMES = 30
 STEP = 2  # every other dev frame: more motion between frames
 WIDTH, HEIGHT = 160, 120

@@ -18,9 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from data_paths import require_redkitchen
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA_ENV = "SEQACE_DEV_DATA"
 MAP_ENV = "SEQACE_NODE_TEST_MAP"
 MAPPING_FRAMES = range(0, 500, 5)
 MAP_PRESET = "test"
@@ -30,20 +30,10 @@ _MAP_CODE = [
 ]
 
 
-def dev_data_dir() -> Path | None:
-    """The redkitchen_dev folder (``SEQACE_DEV_DATA`` or ``../shared/data``), if present."""
-    candidates = [Path(os.environ[DATA_ENV])] if DATA_ENV in os.environ else []
-    candidates.append(ROOT.parent / "shared" / "data" / "redkitchen_dev")
-    return next((c for c in candidates if (c / "frame-000000.color.jpg").is_file()), None)
-
-
 @pytest.fixture(scope="session")
 def dev_data() -> Path:
     """The dev data folder; skips (with the reason) when it is absent."""
-    folder = dev_data_dir()
-    if folder is None:
-        pytest.skip(f"redkitchen_dev not found (set {DATA_ENV} or provide ../shared/data)")
-    return folder
+    return require_redkitchen()
 
 
 def _map_key(data: Path) -> str:
