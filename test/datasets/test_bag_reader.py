@@ -15,18 +15,17 @@ import cv2
 import numpy as np
 import pytest
 from data_paths import redkitchen_dir
+from tf_chain_bag import FRAME_PERIOD_NS, T0_NS, T_BASE_CAM_ROWS, write_tf_chain_bag
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import (
-    interpolate_transform,
-    invert_transform,
     make_transform,
     orthonormalize,
     pose_error,
 )
 from seqace_ros.datasets.bag import BagConfig, BagDataset
 from seqace_ros.datasets.bag_poses import PoseSourceConfig
-from seqace_ros.datasets.bag_writer import BagWriter, FramesBagConfig, write_frames_bag
+from seqace_ros.datasets.bag_writer import FramesBagConfig, write_frames_bag
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.frame_selection import FrameSelectionConfig
 from seqace_ros.datasets.trajectory import write_tum_trajectory
@@ -35,13 +34,6 @@ DATA_DIR = redkitchen_dir()
 N_FRAMES = 30
 STEP = 2  # every other dev frame: more motion between frames
 WIDTH, HEIGHT = 160, 120
-T0_NS = 1_700_000_000 * 1_000_000_000
-FRAME_PERIOD_NS = 33_333_333
-T_BASE_CAM = make_transform(
-    np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]), [0.12, -0.03, 0.25]
-)
-T_BASE_CAM_ROWS = tuple(tuple(row) for row in T_BASE_CAM.tolist())
-
 pytestmark = [
     pytest.mark.real_data,
     pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"dev data not found at {DATA_DIR}"),
@@ -76,56 +68,9 @@ def assert_poses_exact(dataset: BagDataset, frames: list[PosedFrame]) -> None:
         assert degrees < 1e-4, frame.name
 
 
-def T_map_cam_at(frames: list[PosedFrame], stamp_ns: int) -> np.ndarray:
-    """The continuous ground-truth trajectory: the GT poses joined by linear + slerp pieces."""
-    position = np.clip((stamp_ns - T0_NS) / FRAME_PERIOD_NS, 0, len(frames) - 1)  # hold at ends
-    k = min(int(position), len(frames) - 2)
-    return interpolate_transform(frames[k].T_world_cam, frames[k + 1].T_world_cam, position - k)
-
-
-def T_map_odom_at(stamp_ns: int) -> np.ndarray:
-    """A slow, smooth odometry drift."""
-    t = (stamp_ns - T0_NS) / 1e9
-    angle = 0.02 * np.sin(0.7 * t)
-    c, s = np.cos(angle), np.sin(angle)
-    R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return make_transform(R, [0.05 * t, 0.02 * np.sin(0.5 * t), 0.0])
-
-
-def write_tf_chain_bag(
-    path: Path, frames: list[PosedFrame], odom_base_period_ns: int = 22_222_222
-) -> None:
-    """mcap, raw bgr8, /tf map->odom at 10 Hz and odom->base_link at 45 Hz, static extrinsic."""
-    start, end = frames[0].stamp_ns - 50_000_000, frames[-1].stamp_ns + 50_000_000
-    with BagWriter(path, "mcap") as writer:
-        writer.write_transforms(start, [("base_link", "camera_optical", T_BASE_CAM)], static=True)
-        events: list[tuple[int, str]] = [(f.stamp_ns, "image") for f in frames]
-        events += [(int(t), "map_odom") for t in np.arange(start, end, 100_000_000)]
-        events += [
-            (int(t), "odom_base") for t in np.arange(start + 7_000_000, end, odom_base_period_ns)
-        ]
-        by_stamp = {f.stamp_ns: f for f in frames}
-        for stamp, kind in sorted(events):
-            if kind == "image":
-                frame = by_stamp[stamp]
-                writer.write_image("/camera/image_raw", stamp, frame.image_rgb, "camera_optical")
-                writer.write_camera_info(
-                    "/camera/camera_info", stamp, frame.intrinsics, "camera_optical"
-                )
-            elif kind == "map_odom":
-                writer.write_transforms(stamp, [("map", "odom", T_map_odom_at(stamp))])
-            else:
-                T_odom_base = (
-                    invert_transform(T_map_odom_at(stamp))
-                    @ T_map_cam_at(frames, stamp)
-                    @ invert_transform(T_BASE_CAM)
-                )
-                writer.write_transforms(stamp, [("odom", "base_link", T_odom_base)])
-
-
 def test_mcap_raw_images_with_tf_chain(tmp_path: Path, dev_frames: list[PosedFrame]) -> None:
     path = tmp_path / "tf_chain"
-    write_tf_chain_bag(path, dev_frames)
+    write_tf_chain_bag(path, dev_frames, np.stack([f.T_world_cam for f in dev_frames]))
     config = BagConfig(image_topic="/camera/image_raw", progress=False)
     with BagDataset(path, config) as dataset:
         assert len(dataset) == N_FRAMES

@@ -41,8 +41,8 @@ import numpy as np
 import pytest
 import torch
 from data_paths import require_redkitchen
+from tf_chain_bag import FRAME_PERIOD_NS, T0_NS, T_BASE_CAM, T_BASE_CAM_ROWS, write_tf_chain_bag
 
-from seqace_ros.core.geometry import interpolate_transform, invert_transform, make_transform
 from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.bag import BagConfig, BagError
 from seqace_ros.datasets.bag_poses import PoseSourceConfig
@@ -67,60 +67,11 @@ MAP_FRAMES = range(0, 500, 4)
 QUERY_FRAMES = range(500, 700, 4)
 CONFIG: MappingConfig = preset("test", iterations=300, image_height=256)
 MAX_RECALL_GAP = 0.03
-T0_NS = 1_700_000_000 * 1_000_000_000
-FRAME_PERIOD_NS = 33_333_333  # the dev frames were recorded at 30 Hz
-T_BASE_CAM = make_transform(
-    np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]), [0.12, -0.03, 0.25]
-)
-T_BASE_CAM_ROWS = tuple(tuple(row) for row in T_BASE_CAM.tolist())
 BAG_FORMS = ("mcap_raw_tf_chain", "sqlite_jpeg_odometry", "ros1_raw_pose", "mcap_images_tum")
 
 
 def stamp_of(index: int) -> int:
     return T0_NS + index * FRAME_PERIOD_NS
-
-
-def T_map_odom_at(stamp_ns: int) -> np.ndarray:
-    """A slow, smooth odometry drift."""
-    t = (stamp_ns - T0_NS) / 1e9
-    angle = 0.02 * np.sin(0.7 * t)
-    c, s = np.cos(angle), np.sin(angle)
-    R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return make_transform(R, [0.05 * t, 0.02 * np.sin(0.5 * t), 0.0])
-
-
-def T_map_cam_at(T_world_cam_N44: np.ndarray, stamp_ns: int) -> np.ndarray:
-    """The continuous ground-truth trajectory through all dev poses (linear + slerp)."""
-    position = np.clip((stamp_ns - T0_NS) / FRAME_PERIOD_NS, 0, len(T_world_cam_N44) - 1)
-    k = min(int(position), len(T_world_cam_N44) - 2)
-    return interpolate_transform(T_world_cam_N44[k], T_world_cam_N44[k + 1], position - k)
-
-
-def write_tf_chain_bag(path: Path, frames: list[PosedFrame], T_world_cam_N44: np.ndarray) -> None:
-    """mcap, raw bgr8; ``map -> odom`` at 10 Hz, ``odom -> base_link`` at 45 Hz; extrinsic."""
-    start, end = frames[0].stamp_ns - 50_000_000, frames[-1].stamp_ns + 50_000_000
-    events: list[tuple[int, str]] = [(f.stamp_ns, "image") for f in frames]
-    events += [(int(t), "map_odom") for t in np.arange(start, end, 100_000_000)]
-    events += [(int(t), "odom_base") for t in np.arange(start + 7_000_000, end, 22_222_222)]
-    by_stamp = {f.stamp_ns: f for f in frames}
-    with BagWriter(path, "mcap") as writer:
-        writer.write_transforms(start, [("base_link", "camera_optical", T_BASE_CAM)], static=True)
-        for stamp, kind in sorted(events):
-            if kind == "image":
-                frame = by_stamp[stamp]
-                writer.write_image("/camera/image_raw", stamp, frame.image_rgb, "camera_optical")
-                writer.write_camera_info(
-                    "/camera/camera_info", stamp, frame.intrinsics, "camera_optical"
-                )
-            elif kind == "map_odom":
-                writer.write_transforms(stamp, [("map", "odom", T_map_odom_at(stamp))])
-            else:
-                T_odom_base = (
-                    invert_transform(T_map_odom_at(stamp))
-                    @ T_map_cam_at(T_world_cam_N44, stamp)
-                    @ invert_transform(T_BASE_CAM)
-                )
-                writer.write_transforms(stamp, [("odom", "base_link", T_odom_base)])
 
 
 def write_bag(form: str, folder: Path, frames: list[PosedFrame],
