@@ -108,16 +108,20 @@ def _map_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=None,
                         help="override the preset's training steps")
+    parser.add_argument("--sequence", action="store_true",
+                        help="SeqACE's track-aware second loss (frames in temporal order)")
     _add_runtime_arguments(parser)
 
 
 def _mapping_config(args: argparse.Namespace) -> Any:
-    """The preset of ``--preset`` with ``--seed`` and ``--iterations`` applied."""
+    """The preset of ``--preset`` with ``--seed``, ``--iterations`` and ``--sequence``."""
     from seqace_ros.pipeline.mapping import preset
 
     overrides: dict[str, object] = {"seed": args.seed}
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
+    if args.sequence:
+        overrides["sequence"] = True
     try:
         return preset(args.preset, **overrides)
     except ValueError as error:
@@ -197,6 +201,8 @@ def _bag_map_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=None,
                         help="override the preset's training steps")
+    parser.add_argument("--sequence", action="store_true",
+                        help="SeqACE's track-aware second loss (frames in temporal order)")
     _add_runtime_arguments(parser)
 
 

@@ -5,12 +5,16 @@ first, then random other valid patches up to a per-image budget. A patch is vali
 centre maps back inside the original image (rotation leaves black corners). Each patch keeps
 its centre in ORIGINAL image pixels and the id of its frame, whose intrinsics and world-to-
 camera pose the reprojection loss uses.
+
+For SeqACE's sequence loss, :func:`link_tracks` then gives each salient patch that lies on a
+feature track the keyframe where that track started and its pixel there (both in original
+image pixels, like the patch centres, so the augmentation warp plays no part).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -22,6 +26,7 @@ from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.pipeline.mapping.augment import random_augmentation
 from seqace_ros.pipeline.mapping.config import MappingConfig
+from seqace_ros.pipeline.mapping.tracks import FeatureTracks, link_patches
 
 #: Patch centres closer than this to the original image border (pixels) are not used.
 BORDER_MARGIN_PX = 4.0
@@ -43,6 +48,10 @@ class FeatureBuffer:
         K_F33: (F, 3, 3) float32 intrinsics of each mapping frame.
         T_cam_world_F44: (F, 4, 4) float32 world-to-camera pose of each mapping frame.
         camera_centres_F3: (F, 3) float64 camera positions in the world (metres).
+        keyframe_ids_N: (N,) int64 keyframe (frame id) of each patch's track, -1 for patches
+            on no track; ``None`` when tracks were not linked (see :func:`link_tracks`).
+        keyframe_pixels_N2: (N, 2) float32 the patch's pixel (u, v) in that keyframe, original
+            image pixels; ``None`` with ``keyframe_ids_N``.
     """
 
     features_NC: torch.Tensor
@@ -52,9 +61,17 @@ class FeatureBuffer:
     K_F33: torch.Tensor
     T_cam_world_F44: torch.Tensor
     camera_centres_F3: np.ndarray
+    keyframe_ids_N: torch.Tensor | None = None
+    keyframe_pixels_N2: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.features_NC.shape[0])
+
+    def tracked_patches(self) -> int:
+        """Patches linked to a track's keyframe (0 when tracks were not linked)."""
+        if self.keyframe_ids_N is None:
+            return 0
+        return int((self.keyframe_ids_N >= 0).sum())
 
 
 def _select_patches(
@@ -149,3 +166,23 @@ def build_buffer(
         T_cam_world_F44=torch.from_numpy(np.stack(T_cam_world_list)).float(),
         camera_centres_F3=np.stack(centres),
     )
+
+
+def link_tracks(buffer: FeatureBuffer, tracks: FeatureTracks, radius_px: float) -> FeatureBuffer:
+    """``buffer`` with each salient patch linked to the keyframe of the track it lies on.
+
+    ``tracks`` must be built over the same mapping frames, in the same order (frame ids are
+    positions in the mapping ``indices``). Non-salient patches are never linked; a salient
+    patch links to the nearest track observation of its frame within ``radius_px`` (see
+    :func:`~seqace_ros.pipeline.mapping.tracks.link_patches`).
+    """
+    salient = buffer.salient_N.numpy()
+    keyframe_ids_S, keyframe_pixels_S2 = link_patches(
+        tracks, buffer.frame_ids_N.numpy()[salient], buffer.pixels_N2.numpy()[salient],
+        radius_px)
+    keyframe_ids_N = torch.full((len(buffer),), -1, dtype=torch.long)
+    keyframe_pixels_N2 = torch.zeros((len(buffer), 2), dtype=torch.float32)
+    salient_t = torch.from_numpy(salient)
+    keyframe_ids_N[salient_t] = torch.from_numpy(keyframe_ids_S)
+    keyframe_pixels_N2[salient_t] = torch.from_numpy(keyframe_pixels_S2)
+    return replace(buffer, keyframe_ids_N=keyframe_ids_N, keyframe_pixels_N2=keyframe_pixels_N2)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from seqace_ros.core.encoder import XFeatFeatures
 from seqace_ros.core.head import HeadConfig
+from seqace_ros.pipeline.mapping.tracks import TrackConfig
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ class MappingConfig:
         mixed_precision: autocast while training: fp16 on CUDA, bf16 on CPUs with native
             bf16 matrix units (see ``trainer.autocast_dtype``).
         seed: seeds numpy, torch and Python's random.
+        sequence: SeqACE's second loss: build feature tracks over the mapping frames (taken
+            in the given order, which must be temporal) and also reproject each tracked
+            salient patch's prediction into the keyframe where its track started.
+        sequence_loss_weight: weight of that keyframe loss against the per-frame loss.
+        track_link_radius_px: a salient patch takes the track of the nearest track
+            observation within this distance (original image pixels).
+        tracks: feature-track and keyframe settings.
     """
 
     encoder_features: XFeatFeatures = "multiscale"
@@ -86,6 +94,10 @@ class MappingConfig:
     depth_target_m: float = 10.0
     mixed_precision: bool = True
     seed: int = 0
+    sequence: bool = False
+    sequence_loss_weight: float = 1.0
+    track_link_radius_px: float = 8.0
+    tracks: TrackConfig = field(default_factory=TrackConfig)
 
     def __post_init__(self) -> None:
         if self.augmentation_passes < 1 or self.iterations < 1 or self.batch_size < 1:
@@ -102,6 +114,10 @@ class MappingConfig:
             raise ValueError("need 0 < clamp_min_px <= clamp_max_px")
         if not 0 < self.depth_min_m < self.depth_target_m < self.depth_max_m:
             raise ValueError("need 0 < depth_min_m < depth_target_m < depth_max_m")
+        if self.sequence_loss_weight < 0 or self.track_link_radius_px <= 0:
+            raise ValueError(
+                f"need sequence_loss_weight >= 0 and track_link_radius_px > 0, got "
+                f"{self.sequence_loss_weight}, {self.track_link_radius_px}")
 
 
 PRESETS: dict[str, MappingConfig] = {

@@ -1,11 +1,17 @@
 """Feature tracks with keyframes across consecutive mapping frames (SeqACE's second loss).
 
-XFeat keypoints (sub-pixel, 64-d descriptors) are matched between each mapping frame and the
-previous one (mutual nearest neighbours above a cosine similarity), and every match must fit
-the known mapping poses: its distance to the epipolar line is at most ``max_epipolar_px``.
-Chained matches form tracks that start in a keyframe. A frame becomes the next keyframe when
-too few of the current keyframe's tracks survive into it, or when it is far from the keyframe
-(translation or rotation: large parallax); its keypoints then start new tracks.
+Every XFeat keypoint (sub-pixel, 64-d descriptor) of a keyframe starts a track. Each later
+mapping frame is matched against its keyframe directly (mutual nearest neighbours above a
+cosine similarity), and every match must fit the known mapping poses: its distance to the
+epipolar line is at most ``max_epipolar_px``. A match is an observation of that keyframe
+track. Matching to the keyframe rather than chaining frame-to-frame matches keeps tracks alive
+over a wider baseline (a chain breaks as soon as one link misses: on redkitchen_dev a quarter
+of chained tracks died per frame, so keyframes came every 2-3 frames, 2-20 mm apart), and a
+wrong link in the middle cannot carry a track onto another point.
+
+A frame becomes the next keyframe when too few of the current keyframe's tracks survive into
+it, or when it is far from the keyframe (translation or rotation: large parallax); its
+keypoints then start new tracks.
 
 Each observation of a track in a later frame links a pixel of that frame to the pixel in the
 keyframe where the track was first seen: the mapping trainer reprojects the head's scene
@@ -41,7 +47,7 @@ class TrackConfig:
         max_epipolar_px: largest distance of a match to its epipolar line under the mapping
             poses, pixels.
         min_surviving_fraction: a new keyframe starts when fewer than this fraction of the
-            current keyframe's tracks are still alive.
+            current keyframe's keypoints (tracks) match into the frame.
         max_keyframe_distance_m: ... or when the camera moved further than this from it,
         max_keyframe_angle_deg: ... or rotated more than this.
     """
@@ -157,14 +163,10 @@ def build_tracks(
         raise TrackError("tracks need at least one frame, got none")
     frame_ids, pixels, keyframe_ids, keyframe_pixels = [], [], [], []
     keyframes: list[int] = []
-    previous_keypoints = np.zeros((0, 2))
-    previous_descriptors = torch.zeros(0, 64)
-    previous_K = np.eye(3)
-    previous_T = np.eye(4)
-    track_origin_P = np.zeros(0, dtype=np.int64)  # per previous keypoint: keyframe id or -1
-    origin_pixels_P2 = np.zeros((0, 2))
+    keyframe_keypoints = np.zeros((0, 2))
+    keyframe_descriptors = torch.zeros(0, 64)
+    keyframe_K = np.eye(3)
     keyframe_T = np.eye(4)
-    keyframe_tracks = 0
     for frame_id, index in enumerate(tqdm(indices, desc="tracks", unit="img",
                                           disable=not progress, dynamic_ncols=True)):
         frame = frames[index]
@@ -172,39 +174,30 @@ def build_tracks(
             raise TrackError(f"mapping frame {frame.name} has no pose")
         keypoints_t, descriptors = matcher.detect(frame.image_rgb)
         keypoints = keypoints_t.double().numpy()
-        origin_K = np.full(len(keypoints), -1, dtype=np.int64)
-        origin_pixels_K2 = np.zeros((len(keypoints), 2))
+        surviving = 0
         if frame_id > 0:
-            index_a, index_b = matcher.match(previous_descriptors, descriptors, config.min_cossim)
-            tracked = track_origin_P[index_a] >= 0
-            index_a, index_b = index_a[tracked], index_b[tracked]
+            index_a, index_b = matcher.match(keyframe_descriptors, descriptors, config.min_cossim)
             distances = epipolar_distances_px(
-                previous_keypoints[index_a], keypoints[index_b], previous_K,
-                frame.intrinsics.K, previous_T, frame.T_world_cam)
+                keyframe_keypoints[index_a], keypoints[index_b], keyframe_K,
+                frame.intrinsics.K, keyframe_T, frame.T_world_cam)
             good = distances <= config.max_epipolar_px
             index_a, index_b = index_a[good], index_b[good]
-            origin_K[index_b] = track_origin_P[index_a]
-            origin_pixels_K2[index_b] = origin_pixels_P2[index_a]
-            frame_ids.append(np.full(len(index_b), frame_id, dtype=np.int64))
+            surviving = len(index_b)
+            frame_ids.append(np.full(surviving, frame_id, dtype=np.int64))
             pixels.append(keypoints[index_b])
-            keyframe_ids.append(origin_K[index_b])
-            keyframe_pixels.append(origin_pixels_K2[index_b])
+            keyframe_ids.append(np.full(surviving, keyframes[-1], dtype=np.int64))
+            keyframe_pixels.append(keyframe_keypoints[index_a])
         distance_m, angle_deg = pose_error(frame.T_world_cam, keyframe_T)
         new_keyframe = (
             frame_id == 0
-            or (origin_K >= 0).sum() < config.min_surviving_fraction * keyframe_tracks
+            or surviving < config.min_surviving_fraction * len(keyframe_keypoints)
             or distance_m > config.max_keyframe_distance_m
             or angle_deg > config.max_keyframe_angle_deg
         )
         if new_keyframe:
             keyframes.append(frame_id)
-            keyframe_T = frame.T_world_cam
-            keyframe_tracks = len(keypoints)
-            origin_K[:] = frame_id
-            origin_pixels_K2 = keypoints.copy()
-        previous_keypoints, previous_descriptors = keypoints, descriptors
-        previous_K, previous_T = frame.intrinsics.K, frame.T_world_cam
-        track_origin_P, origin_pixels_P2 = origin_K, origin_pixels_K2
+            keyframe_keypoints, keyframe_descriptors = keypoints, descriptors
+            keyframe_K, keyframe_T = frame.intrinsics.K, frame.T_world_cam
 
     def stack(parts: list[NDArray], shape: tuple[int, ...], dtype: type) -> NDArray:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype=dtype)

@@ -7,6 +7,13 @@ Loss per patch, for the prediction X (world) moved into its frame's camera (X_ca
   on a quarter circle (slowly first, then fast);
 - invalid: ``|X_cam - ray(u, v) * depth_target|``, pulling it in front of the camera.
 
+With ``config.sequence`` (SeqACE), a tracked salient patch's prediction X is also reprojected
+into the keyframe where its track started (:func:`keyframe_loss`): the same physical point
+must project onto the track's keyframe pixel too, which triangulates X across views. Its
+soft-clamped error, times ``sequence_loss_weight``, is added for predictions in front of the
+keyframe camera (depth and hard clamp as above); other tracked patches and untracked ones
+get only the per-frame loss.
+
 Summed and divided by the batch size. AdamW with a one-cycle learning rate. Mixed precision
 (:func:`autocast_dtype`): fp16 autocast on CUDA, bf16 autocast on CPUs with native bf16
 matrix units (AMX or AVX512-BF16; 2.2x faster per step at width 256 on this project's 2-core
@@ -66,6 +73,20 @@ def soft_clamp_px(progress: float, config: MappingConfig) -> float:
     return config.clamp_min_px + (config.clamp_max_px - config.clamp_min_px) * weight
 
 
+def _project(
+    scene_points_B3: torch.Tensor, K_B33: torch.Tensor, T_cam_world_B44: torch.Tensor,
+    config: MappingConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """World points in camera coordinates (B, 3), their depth (B,) and pixels (B, 2) (depth
+    clamped at ``depth_min_m`` for the division)."""
+    points_cam_B3 = (torch.einsum("bij,bj->bi", T_cam_world_B44[:, :3, :3], scene_points_B3)
+                     + T_cam_world_B44[:, :3, 3])
+    depth_B = points_cam_B3[:, 2]
+    projected_B3 = torch.einsum("bij,bj->bi", K_B33, points_cam_B3)
+    safe_depth_B = depth_B.clamp(min=config.depth_min_m)
+    return points_cam_B3, depth_B, projected_B3[:, :2] / safe_depth_B[:, None]
+
+
 def reprojection_loss(
     scene_points_B3: torch.Tensor, pixels_B2: torch.Tensor, K_B33: torch.Tensor,
     T_cam_world_B44: torch.Tensor, clamp_px: float, config: MappingConfig,
@@ -80,12 +101,7 @@ def reprojection_loss(
         clamp_px: current soft clamp.
         config: thresholds (depth range, hard clamp, depth target).
     """
-    points_cam_B3 = (torch.einsum("bij,bj->bi", T_cam_world_B44[:, :3, :3], scene_points_B3)
-                     + T_cam_world_B44[:, :3, 3])
-    depth_B = points_cam_B3[:, 2]
-    projected_B3 = torch.einsum("bij,bj->bi", K_B33, points_cam_B3)
-    safe_depth_B = depth_B.clamp(min=config.depth_min_m)
-    uv_B2 = projected_B3[:, :2] / safe_depth_B[:, None]
+    points_cam_B3, depth_B, uv_B2 = _project(scene_points_B3, K_B33, T_cam_world_B44, config)
     error_px_B = torch.linalg.vector_norm(uv_B2 - pixels_B2, dim=1)
     valid_B = ((depth_B > config.depth_min_m) & (depth_B < config.depth_max_m)
                & (error_px_B < config.hard_clamp_px))
@@ -101,6 +117,32 @@ def reprojection_loss(
     return (valid_loss + invalid_loss) / scene_points_B3.shape[0], valid_B
 
 
+def keyframe_loss(
+    scene_points_T3: torch.Tensor, keyframe_pixels_T2: torch.Tensor, K_T33: torch.Tensor,
+    T_cam_world_T44: torch.Tensor, clamp_px: float, config: MappingConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over T tracked patches of the soft-clamped reprojection error into their keyframes.
+
+    Args:
+        scene_points_T3: predicted world points (metres) of the tracked patches.
+        keyframe_pixels_T2: each track's pixel (u, v) in its keyframe.
+        K_T33: intrinsics of each patch's keyframe.
+        T_cam_world_T44: world-to-camera pose of each patch's keyframe.
+        clamp_px: current soft clamp (pixels).
+        config: thresholds (depth range, hard clamp).
+
+    Returns:
+        ``(loss_sum, valid_T)``: the sum (a scalar; the caller weights it and divides by the
+        batch size) and the mask of predictions that count: in front of the keyframe camera
+        within the depth range and under the hard clamp. Others add nothing here.
+    """
+    _, depth_T, uv_T2 = _project(scene_points_T3, K_T33, T_cam_world_T44, config)
+    error_px_T = torch.linalg.vector_norm(uv_T2 - keyframe_pixels_T2, dim=1)
+    valid_T = ((depth_T > config.depth_min_m) & (depth_T < config.depth_max_m)
+               & (error_px_T < config.hard_clamp_px))
+    return (clamp_px * torch.tanh(error_px_T[valid_T] / clamp_px)).sum(), valid_T
+
+
 def train_head(
     buffer: FeatureBuffer, head_config: HeadConfig, scene_centre_3: torch.Tensor,
     config: MappingConfig, device: torch.device, progress: bool = True,
@@ -110,7 +152,18 @@ def train_head(
 
     ``on_step(step, loss, valid_fraction)`` is called every 20 steps and at the last one with
     that step's batch loss and fraction of valid predictions (for loss curves and progress).
+    The keyframe loss is used when ``config.sequence`` is set and ``buffer`` has track links
+    (:func:`~seqace_ros.pipeline.mapping.buffer.link_tracks`).
+
+    Raises:
+        ValueError: ``config.sequence`` is set but ``buffer`` has no track links.
     """
+    track_links: tuple[torch.Tensor, torch.Tensor] | None = None
+    if config.sequence:
+        if buffer.keyframe_ids_N is None or buffer.keyframe_pixels_N2 is None:
+            raise ValueError("config.sequence needs a buffer with track links (link_tracks)")
+        if config.sequence_loss_weight > 0:
+            track_links = (buffer.keyframe_ids_N.to(device), buffer.keyframe_pixels_N2.to(device))
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed + 1)
     head = SceneHead(head_config, scene_centre_3).to(device).train()
@@ -153,6 +206,15 @@ def train_head(
             scene_points_B3.float(), pixels[batch_dev], K_F33[ids], T_cam_world_F44[ids],
             clamp_px, config,
         )
+        if track_links is not None:
+            keyframe_ids_B, keyframe_pixels_B2 = (links[batch_dev] for links in track_links)
+            tracked_B = keyframe_ids_B >= 0
+            keyframes_T = keyframe_ids_B[tracked_B]
+            track_sum, _ = keyframe_loss(
+                scene_points_B3.float()[tracked_B], keyframe_pixels_B2[tracked_B],
+                K_F33[keyframes_T], T_cam_world_F44[keyframes_T], clamp_px, config,
+            )
+            loss = loss + config.sequence_loss_weight * track_sum / batch_size
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
