@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqace_ros.cli import main
+from seqace_ros.cli import _mapping_config, build_parser, main
 from seqace_ros.core.head import HeadConfig
 from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.synthetic import preset as synthetic_preset
@@ -122,6 +122,18 @@ def test_sequence_config_needs_track_links_and_valid_settings() -> None:
         MappingConfig(sequence_loss_weight=-1.0)
     with pytest.raises(ValueError, match="track_link_radius_px"):
         MappingConfig(track_link_radius_px=0.0)
+
+
+@pytest.mark.parametrize("command", [["map", "scene"], ["bag-map", "run.bag",
+                                                      "--image-topic", "/cam/image_raw"]])
+def test_sequence_flag_reaches_the_mapping_config(command: list[str]) -> None:
+    parser = build_parser()
+    for extra, expected in (([], False), (["--sequence"], True)):
+        args = parser.parse_args([*command, "--out", "m.map", "--preset", "test", *extra])
+        assert args.sequence is expected
+        config = _mapping_config(args)  # the one helper map and bag-map build configs with
+        assert config.sequence is expected
+        assert config.iterations == preset("test").iterations
 
 
 @pytest.mark.slow
