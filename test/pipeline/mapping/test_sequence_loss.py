@@ -15,7 +15,7 @@ from seqace_ros.cli import _mapping_config, build_parser, main
 from seqace_ros.core.head import HeadConfig
 from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.synthetic import preset as synthetic_preset
-from seqace_ros.datasets.synthetic import render_scene
+from seqace_ros.datasets.synthetic import render_bag, render_scene
 from seqace_ros.pipeline.mapping.buffer import FeatureBuffer, link_tracks
 from seqace_ros.pipeline.mapping.config import MappingConfig, preset
 from seqace_ros.pipeline.mapping.tracks import FeatureTracks
@@ -139,9 +139,10 @@ def test_sequence_flag_reaches_the_mapping_config(command: list[str]) -> None:
 @pytest.mark.slow
 def test_map_with_sequence_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``seqace map --sequence`` on a small synthetic scene: tracks link patches, the second
-    loss changes the trained head, and the report records the setting."""
-    scene = render_scene(synthetic_preset("small", seed=2, n_mapping_frames=24,
-                                          n_query_frames=2), tmp_path / "scene")
+    loss changes the trained head, and the report records the setting; ``seqace bag-map
+    --sequence`` maps the same scene from a bag, in temporal order, with tracks too."""
+    scene_config = synthetic_preset("small", seed=2, n_mapping_frames=24, n_query_frames=2)
+    scene = render_scene(scene_config, tmp_path / "scene")
     common = ["map", str(scene), "--frames", "0:24", "--preset", "test", "--iterations", "30",
               "--device", "cpu", "--quiet"]
     maps = {}
@@ -165,3 +166,11 @@ def test_map_with_sequence_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     plain, sequence = maps["plain"].state_dict, maps["sequence"].state_dict
     assert any(not torch.equal(plain[key], sequence[key]) for key in plain)
     assert all(torch.isfinite(value).all() for value in sequence.values())
+    bag = render_bag(scene_config, tmp_path / "scene_bag")
+    bag_map = tmp_path / "bag.map"
+    assert main(["bag-map", str(bag), "--image-topic", "/camera/image_raw", "--out",
+                 str(bag_map), "--preset", "test", "--iterations", "30", "--device", "cpu",
+                 "--quiet", "--sequence"]) == 0
+    bag_stats = load_map(bag_map).mapping_stats
+    assert bag_stats["config"]["sequence"] is True
+    assert bag_stats["tracked_patches"] > 0.3 * bag_stats["salient_patches"]
