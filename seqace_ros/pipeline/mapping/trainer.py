@@ -153,7 +153,8 @@ def train_head(
     ``on_step(step, loss, valid_fraction)`` is called every 20 steps and at the last one with
     that step's batch loss and fraction of valid predictions (for loss curves and progress).
     The keyframe loss is used when ``config.sequence`` is set and ``buffer`` has track links
-    (:func:`~seqace_ros.pipeline.mapping.buffer.link_tracks`).
+    (:func:`~seqace_ros.pipeline.mapping.buffer.link_tracks`); the reported batch loss then
+    includes it.
 
     Raises:
         ValueError: ``config.sequence`` is set but ``buffer`` has no track links.
@@ -202,8 +203,9 @@ def train_head(
         with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
             scene_points_B3 = head(features_BC.float())
+        scene_points_B3 = scene_points_B3.float()
         loss, valid_B = reprojection_loss(
-            scene_points_B3.float(), pixels[batch_dev], K_F33[ids], T_cam_world_F44[ids],
+            scene_points_B3, pixels[batch_dev], K_F33[ids], T_cam_world_F44[ids],
             clamp_px, config,
         )
         if track_links is not None:
@@ -211,7 +213,7 @@ def train_head(
             tracked_B = keyframe_ids_B >= 0
             keyframes_T = keyframe_ids_B[tracked_B]
             track_sum, _ = keyframe_loss(
-                scene_points_B3.float()[tracked_B], keyframe_pixels_B2[tracked_B],
+                scene_points_B3[tracked_B], keyframe_pixels_B2[tracked_B],
                 K_F33[keyframes_T], T_cam_world_F44[keyframes_T], clamp_px, config,
             )
             loss = loss + config.sequence_loss_weight * track_sum / batch_size
