@@ -4,11 +4,13 @@ Each child runs ``python -m <module> --ros-args --params-file FILE [more ros arg
 process's environment (so its ``ROS_DOMAIN_ID`` and loopback discovery range), its output in
 ``<log_dir>/<name>.log``. :meth:`ChildNode.stop` (SIGINT, then SIGKILL) is safe to call at any
 time and again; use the object as a context manager so that an error or Ctrl-C never leaves a
-node running.
+node running. On Linux the kernel also sends a child SIGTERM when the demo process dies without
+cleaning up (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -23,8 +25,15 @@ import yaml
 
 from seqace_ros.core.atomic_io import atomic_write_text
 
+_PR_SET_PDEATHSIG = 1
 #: Log lines of a child worth echoing to the demo's console (rclpy logger lines).
 _ECHO_LEVELS = ("[INFO]", "[WARN]", "[ERROR]", "[FATAL]")
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ChildNodeError(RuntimeError):
@@ -68,7 +77,8 @@ class ChildNode:
         """Launch the child. Returns self."""
         with self.log_path.open("wb") as log:
             self._popen = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, env=self._env)
+                                           stdin=subprocess.DEVNULL, env=self._env,
+                                           preexec_fn=_terminate_with_parent)
         return self
 
     def __enter__(self) -> ChildNode:
