@@ -19,17 +19,18 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from bench.peer.lifting import (
+from seqace_ros.core.atomic_io import atomic_write_bytes
+from seqace_ros.datasets.folder import FolderDataset, read_calibration
+
+from .lifting import (
     DepthCalibration,
     keypoint_depths,
     lift_keypoints,
     read_depth_m,
     register_depth,
 )
-from bench.peer.matching import XFeatSparse
-from bench.peer.retrieval import fit_codebook, vlad
-from seqace_ros.core.atomic_io import atomic_write_bytes
-from seqace_ros.datasets.folder import FolderDataset, read_calibration
+from .matching import XFeatSparse
+from .retrieval import fit_codebook, vlad
 
 _FORMAT = "seqace_peer_db_v1"
 
@@ -177,11 +178,11 @@ def build_database(
 def load_or_build_database(
     dataset: FolderDataset, indices: Sequence[int], extractor: XFeatSparse,
     config: DatabaseConfig, cache_dir: Path, progress: bool = False,
-) -> tuple[PeerDatabase, Path]:
+) -> tuple[PeerDatabase, Path, bool]:
     """The cached database for these frames and settings, built and cached when absent.
 
     Returns:
-        The database and its cache file.
+        The database, its cache file, and whether it was built now (not read from the cache).
     """
     depth = depth_calibration_of(dataset.root)
     key = json.dumps({"dataset": str(dataset.root.resolve()), "frames": list(map(int, indices)),
@@ -191,7 +192,7 @@ def load_or_build_database(
                       "format": _FORMAT}, sort_keys=True)
     path = cache_dir / f"peer_db_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.is_file():
-        return PeerDatabase.load(path), path
+        return PeerDatabase.load(path), path, False
     database = build_database(dataset, indices, extractor, config, depth, progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return database, database.save(path)
+    return database, database.save(path), True

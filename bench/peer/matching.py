@@ -93,10 +93,12 @@ def mutual_nearest_neighbours(
     if len(descriptors_a_ND) == 0 or len(descriptors_b_MD) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    similarity_NM = np.asarray(descriptors_a_ND, np.float32) @ np.asarray(
-        descriptors_b_MD, np.float32).T
+    a_ND = np.asarray(descriptors_a_ND, np.float32)
+    b_MD = np.asarray(descriptors_b_MD, np.float32)
+    similarity_NM = a_ND @ b_MD.T
     best_b_N = similarity_NM.argmax(axis=1)
-    best_a_M = similarity_NM.argmax(axis=0)
+    # a second product instead of argmax over axis 0: a strided argmax is ~10x slower
+    best_a_M = (b_MD @ a_ND.T).argmax(axis=1)
     index_a = np.arange(len(best_b_N))
     keep = (best_a_M[best_b_N] == index_a) & (similarity_NM[index_a, best_b_N] > min_similarity)
     return index_a[keep].astype(np.int64), best_b_N[keep].astype(np.int64)

@@ -18,12 +18,13 @@ import numpy as np
 import poselib
 from numpy.typing import NDArray
 
-from bench.peer.database import PeerDatabase
-from bench.peer.matching import XFeatSparse, mutual_nearest_neighbours
-from bench.peer.retrieval import nearest_frames, vlad
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import invert_transform, make_transform
 from seqace_ros.pipeline.localization.single import LocalizationResult
+
+from .database import PeerDatabase
+from .matching import XFeatSparse, mutual_nearest_neighbours
+from .retrieval import nearest_frames, vlad
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class PeerConfig:
     """
 
     num_keypoints: int = 2048
-    top_k_frames: int = 5
+    top_k_frames: int = 3
     min_similarity: float = 0.82
     threshold_px: float = 8.0
     min_inliers: int = 12
