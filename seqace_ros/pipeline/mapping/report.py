@@ -395,6 +395,8 @@ def map_with_report(
                 "device": stats["device"],
                 "iterations": stats["iterations"],
                 "buffer_patches": stats["buffer_patches"],
+                # patches with a keyframe target for the sequence loss (0 without --sequence)
+                "tracked_patches": stats.get("tracked_patches", 0),
                 "final_loss": stats["final_loss"],
                 "final_valid_fraction": stats["final_valid_fraction"],
                 "loss_curve": recorder.as_dict(),
@@ -402,6 +404,7 @@ def map_with_report(
             "timing_s": {
                 "read": round(read_seconds, 2),
                 "encode": stats["encode_seconds"],
+                "tracks": stats.get("tracks_seconds", 0.0),  # feature tracks (--sequence)
                 "train": stats["train_seconds"],
                 "write": round(now - write_start, 2),
                 "total": round(now - start, 2),

@@ -160,6 +160,11 @@ def test_map_with_sequence_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "tracked_patches" not in maps["plain"].mapping_stats
     report = json.loads((tmp_path / "sequence.report.json").read_text())
     assert report["mapping_config"]["sequence"] is True
+    assert report["training"]["tracked_patches"] == stats["tracked_patches"]
+    assert report["timing_s"]["tracks"] > 0
+    plain_report = json.loads((tmp_path / "plain.report.json").read_text())
+    assert plain_report["training"]["tracked_patches"] == 0
+    assert plain_report["timing_s"]["tracks"] == 0
     assert report["mapping_config"]["tracks"] == dataclasses.asdict(
         MappingConfig().tracks)
     # same seed, same buffer: only the keyframe loss can make the heads differ
