@@ -14,7 +14,13 @@ A camera sees a stream; consecutive frames see the same scene points. For every 
    prediction (odometry when ``T_odom_cam`` is given, else constant velocity): a sequence
    estimate that keeps disagreeing with confident single-frame estimates is a tracking loss,
    and the buffer is reset to the single-frame estimate;
-5. the local map becomes the inliers of the accepted pose among the carried and the new
+5. temporal smoothing: the previous returned pose, carried into this frame by the relative
+   motion of the tracked points (:mod:`.motion`: both frames solved from the same scene
+   coordinates, so the head's regression error mostly cancels), is averaged with the
+   accepted sequence estimate (weight ``smoothing`` on the new estimate). Per-frame noise
+   averages out over the last few frames; an old error fades by ``1 - smoothing`` per frame
+   and a carried pose that disagrees with the new estimate beyond the gate is dropped;
+6. the local map becomes the inliers of the returned pose among the carried and the new
    points; points older than ``buffer_length`` frames are dropped.
 
 Only past and current frames are used (causal). The buffer also resets on an image-size
@@ -41,6 +47,7 @@ from seqace_ros.pipeline.localization.local_map import (
     reprojection_errors_px,
     update_local_map,
 )
+from seqace_ros.pipeline.localization.motion import relative_motion
 from seqace_ros.pipeline.localization.single import (
     LocalizationError,
     LocalizationResult,
@@ -48,7 +55,7 @@ from seqace_ros.pipeline.localization.single import (
     LocalizerConfig,
     check_frame,
 )
-from seqace_ros.pipeline.localization.tracking import FlowConfig, to_gray, track_points
+from seqace_ros.pipeline.localization.tracking import FlowConfig, flow_image, track_points
 
 Fusion = Literal["joint", "weighted"]
 FUSIONS: tuple[str, ...] = ("joint", "weighted")
@@ -74,18 +81,22 @@ class SequenceConfig:
             motion prediction does not settle it) before the buffer is declared lost and
             reset to the single-frame estimate.
         max_gap_s: a stamp gap longer than this (seconds) resets the buffer.
+        smoothing: weight in (0, 1] of this frame's sequence estimate against the previous
+            returned pose carried forward by the tracked points' relative motion; 1.0 turns
+            temporal smoothing off.
     """
 
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     fusion: Fusion = "joint"
     buffer_length: int = 5
-    max_local_points: int = 2000
+    max_local_points: int = 600
     min_tracked: int = 30
     gate_translation_m: float = 0.10
     gate_rotation_deg: float = 5.0
     max_conflicts: int = 2
     max_gap_s: float = 1.0
+    smoothing: float = 0.3
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -105,6 +116,8 @@ class SequenceConfig:
                 f"need gate_translation_m, gate_rotation_deg and max_gap_s > 0, got "
                 f"{self.gate_translation_m}, {self.gate_rotation_deg}, {self.max_gap_s}"
             )
+        if not 0.0 < self.smoothing <= 1.0:
+            raise LocalizationError(f"smoothing must be in (0, 1], got {self.smoothing}")
 
 
 class PoseSource(Enum):
@@ -126,6 +139,8 @@ class SequenceStatus:
         reset_reason: why the buffer was reset before or at this frame (``""``: it was not).
         single_success: the single-frame estimate succeeded.
         conflicts: consecutive frames where the sequence and single-frame estimates disagree.
+        smoothed: the returned pose averages the sequence estimate with the previous pose
+            carried forward (see ``SequenceConfig.smoothing``).
     """
 
     source: PoseSource
@@ -134,6 +149,7 @@ class SequenceStatus:
     reset_reason: str
     single_success: bool
     conflicts: int
+    smoothed: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,6 +288,30 @@ class SequenceLocalizer:
                 "frames in a row")
         return sequence, PoseSource.SEQUENCE, ""
 
+    def _smooth(
+        self, accepted: _Estimate, carried_before: LocalMap, carried: LocalMap,
+        intrinsics: Intrinsics,
+    ) -> _Estimate | None:
+        """The accepted sequence estimate averaged with the previous pose carried into this
+        frame, or ``None`` when there is nothing to average with (see step 5 above)."""
+        if self.config.smoothing >= 1.0 or not self._T_world_cam_history:
+            return None
+        inliers_M = reprojection_errors_px(
+            accepted.T_world_cam, intrinsics, carried.points2d_M2, carried.scene_points_M3,
+        ) < self.config.localizer.threshold_px
+        T_previous_current = relative_motion(
+            self.single.solve, carried_before.points2d_M2[inliers_M],
+            carried.points2d_M2[inliers_M], carried.scene_points_M3[inliers_M], intrinsics,
+            self.config.min_tracked)
+        if T_previous_current is None:
+            return None
+        T_carried = self._T_world_cam_history[-1] @ T_previous_current
+        if not self._agree(T_carried, accepted.T_world_cam):
+            return None
+        T_world_cam = interpolate_transform(T_carried, accepted.T_world_cam,
+                                            self.config.smoothing)
+        return _Estimate(T_world_cam, accepted.num_inliers, accepted.current_inliers)
+
     def _stream_break(self, gray: NDArray[np.uint8], stamp_ns: int | None) -> str:
         """Why the buffer cannot continue into this frame (``""``: it can)."""
         if self._previous_gray is None:
@@ -302,8 +342,9 @@ class SequenceLocalizer:
         Returns:
             The :class:`LocalizationResult`; its correspondences are this frame's patches
             followed by the carried local-map points, with inliers under the returned pose.
-            ``timings_ms`` adds ``tracking`` (optical flow) and counts every solve in
-            ``ransac``; ``total`` covers all the work done for the frame.
+            ``timings_ms`` adds ``tracking`` (optical flow) and ``update`` (local map), and
+            counts every solve in ``ransac``; ``total`` covers all the work done for the
+            frame.
 
         Raises:
             EncoderError: on a malformed image.
@@ -318,7 +359,7 @@ class SequenceLocalizer:
                     f"T_odom_cam must be a finite (4, 4) matrix, got shape {T_odom_cam.shape}")
         t0 = time.perf_counter()
         encoded = self.single.encode(image_rgb)
-        self.single._sync()
+        self.single.synchronize()
         t1 = time.perf_counter()
         scene_points_K3 = self.single.regress(encoded)
         t2 = time.perf_counter()
@@ -333,15 +374,16 @@ class SequenceLocalizer:
                   and num_single >= self.config.localizer.min_inliers else None)
         t3 = time.perf_counter()
 
-        gray = to_gray(image_rgb)
+        gray = flow_image(image_rgb, self.config.flow)
         reset_reason = self._stream_break(gray, stamp_ns)
         if reset_reason:
             self.reset()
-        carried = LocalMap.empty()
+        carried = carried_before = LocalMap.empty()  # tracked points, here and in the last frame
         if self._previous_gray is not None and len(self._local_map):
             tracked_M2, ok_M = track_points(self._previous_gray, gray,
                                             self._local_map.points2d_M2, self.config.flow)
             carried = self._local_map.select(ok_M, tracked_M2)
+            carried_before = self._local_map.select(ok_M)
         t4 = time.perf_counter()
 
         sequence = None
@@ -350,6 +392,10 @@ class SequenceLocalizer:
         T_pred = self._predict(T_odom_cam)
         accepted, source, gate_reason = self._choose(sequence, single, T_pred)
         reset_reason = reset_reason or gate_reason
+        smoothed = None
+        if accepted is not None and source is PoseSource.SEQUENCE:
+            smoothed = self._smooth(accepted, carried_before, carried, intrinsics)
+            accepted = smoothed or accepted
         t5 = time.perf_counter()
 
         if accepted is None:
@@ -380,7 +426,7 @@ class SequenceLocalizer:
         self.status = SequenceStatus(
             source=source, tracked_points=len(carried), local_points=len(self._local_map),
             reset_reason=reset_reason, single_success=single is not None,
-            conflicts=self._conflicts,
+            conflicts=self._conflicts, smoothed=smoothed is not None,
         )
         num_inliers = int(inliers_N.sum())
         return LocalizationResult(

@@ -154,7 +154,8 @@ class Localizer:
         """Localizer for the map stored at ``path`` (see :func:`load_map` for errors)."""
         return cls(load_map(path), config, device)
 
-    def _sync(self) -> None:
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (CUDA), so that stage timings are honest."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
@@ -207,7 +208,7 @@ class Localizer:
         check_frame(image_rgb, intrinsics)
         t0 = time.perf_counter()
         encoded = self.encode(image_rgb)
-        self._sync()
+        self.synchronize()
         t1 = time.perf_counter()
         scene_points = self.regress(encoded)
         t2 = time.perf_counter()

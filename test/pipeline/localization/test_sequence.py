@@ -21,6 +21,8 @@ from seqace_ros.pipeline.localization.single import LocalizationError, Localizer
         ({"gate_translation_m": 0.0}, "gate_translation_m"),
         ({"gate_rotation_deg": -1.0}, "gate_rotation_deg"),
         ({"max_gap_s": 0.0}, "max_gap_s"),
+        ({"smoothing": 0.0}, "smoothing"),
+        ({"smoothing": 1.5}, "smoothing"),
     ],
 )
 def test_bad_settings_are_rejected(overrides: dict[str, object], message: str) -> None:
@@ -32,5 +34,7 @@ def test_defaults_and_registration() -> None:
     config = SequenceConfig()
     assert config.localizer == LocalizerConfig()
     assert config.fusion == "joint"
+    assert 0.0 < config.smoothing < 1.0  # temporal smoothing is on by default
+    assert config.flow.image_scale < 1.0  # flow on a downscaled image
     assert "sequence" in MODES
     assert "single" in MODES
