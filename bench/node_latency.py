@@ -10,6 +10,8 @@ stamp; clocks: this process's monotonic clock at publish and at receipt):
 2. sustained: frames at ``--flood-rate`` for ``--flood-seconds`` (faster than the node): the
    rate of poses it sustains, their latency, and the drop count from its ``/diagnostics``.
 
+After both phases it reads the node's peak resident memory (``VmHWM`` in ``/proc``).
+
 DDS stays on loopback (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``) in a random
 ``ROS_DOMAIN_ID`` unless one is set.
 
@@ -52,6 +54,17 @@ def _percentiles(values_ms: list[float]) -> dict[str, float | None]:
         "mean": round(float(values.mean()), 2),
         "max": round(float(values.max()), 2),
     }
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """Peak resident set (VmHWM) of a running process in MiB; None where /proc has none."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        return None
+    return None
 
 
 class _NodeProcess:
@@ -203,6 +216,7 @@ def main() -> int:
                     "node_frames_dropped": int(values.get("frames_dropped", -1)),
                     "node_frames_received": int(values.get("frames_received", -1)),
                 },
+                "node_peak_rss_mb": _peak_rss_mb(node_process.popen.pid),
                 "config": {"map": str(args.map), "frames": args.frames, "device": args.device,
                            "transport": "rmw_fastrtps_cpp, loopback, reliable"},
                 "platform": {"machine": platform.machine(), "processor": platform.processor(),
