@@ -147,19 +147,20 @@ def real_peer(tmp_path_factory: pytest.TempPathFactory) -> tuple[FolderDataset, 
 def test_lifted_keypoints_reproject_onto_their_matches_in_another_frame(real_peer) -> None:
     dataset, localizer = real_peer
     database = localizer.database
-    rows_a, rows_b = database.frame_slice(0), database.frame_slice(1)  # frames 0 and 10
+    rows_a, rows_b = database.frame_slice(0), database.frame_slice(2)  # frames 0 and 20
     index_a, index_b = mutual_nearest_neighbours(
         database.descriptors_ND[rows_a], database.descriptors_ND[rows_b], 0.82)
     lifted = database.valid_N[rows_a][index_a]
     points_world = database.points_world_N3[rows_a][index_a[lifted]].astype(np.float64)
-    points_cam = transform_points(invert_transform(dataset.pose(10)), points_world)
+    points_cam = transform_points(invert_transform(dataset.pose(20)), points_world)
     pixels = points_cam[:, :2] / points_cam[:, 2:] * 525.0 + [320.0, 240.0]
     errors = np.linalg.norm(pixels - database.keypoints_N2[rows_b][index_b[lifted]], axis=1)
     assert lifted.sum() > 200
-    # measured 3.7 px median over many pairs (ground-truth and keypoint noise); a wrong
-    # focal (585 for the colour image) or unregistered depth gives far more at the borders
-    assert np.median(errors) < 6.0
-    assert np.mean(errors < 8.0) > 0.6
+    # measured: median 1.9 px, 85 % within 4 px (keypoint and ground-truth noise). This checks
+    # depth units, intrinsics and pose directions; the registration details (identity vs a
+    # few cm of depth-to-colour baseline) change these numbers by < 0.1 px at this baseline
+    assert np.median(errors) < 3.0
+    assert np.mean(errors < 4.0) > 0.7
 
 
 @pytest.mark.real_data
