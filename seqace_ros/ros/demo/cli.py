@@ -19,16 +19,15 @@ from pathlib import Path
 from types import FrameType
 
 from seqace_ros.datasets.bag import BagError
-from seqace_ros.pipeline.evaluation import EvaluationError
 from seqace_ros.ros.demo.config import (
     DEMO_MODES,
     SOURCE_DEFAULTS,
     DemoConfig,
     DemoConfigError,
+    DemoError,
     SceneSpec,
 )
-from seqace_ros.ros.demo.run import DemoError, run_demo
-from seqace_ros.ros.demo.scene import DemoSceneError
+from seqace_ros.ros.demo.scene import DemoSceneError, check_scene
 
 PROG = "seqace demo"
 #: Domain IDs 1..101 map to UDP ports that are safe on Linux; 0, everyone's default, is skipped.
@@ -138,15 +137,18 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit status (0 done, 1 failed, 130/143 interrupted)."""
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         config = config_from_args(args)
+        check_scene(config.scene)
+        # after the cheap checks: bad options fail in a second, not after importing torch
+        from seqace_ros.ros.demo.run import run_demo
+
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         domain_id = keep_dds_on_loopback(os.environ)
         print(f"[demo] DDS on loopback, ROS_DOMAIN_ID={domain_id}; outputs in {config.run_dir}",
               flush=True)
         outputs = run_demo(config, log=lambda line: print(f"[demo] {line}", flush=True))
-    except (DemoError, DemoSceneError, DemoConfigError, BagError, EvaluationError,
-            OSError) as error:
+    except (DemoError, DemoSceneError, DemoConfigError, BagError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1

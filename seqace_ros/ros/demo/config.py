@@ -16,6 +16,10 @@ class DemoConfigError(ValueError):
     """A demo setting is out of range or inconsistent."""
 
 
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and why."""
+
+
 @dataclass(frozen=True)
 class SceneSpec:
     """Where the demo's posed frames come from and how they split into map and query parts.

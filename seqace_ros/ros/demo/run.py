@@ -29,12 +29,12 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
-from seqace_ros.datasets.bag import BagConfig, BagDataset
+from seqace_ros.datasets.bag import BagConfig, BagDataset, BagError
 from seqace_ros.datasets.bag_poses import PoseSourceConfig
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.pipeline.evaluation import plot_evaluation, write_report
 from seqace_ros.ros.demo.children import ChildNode, ChildNodeError
-from seqace_ros.ros.demo.config import DemoConfig
+from seqace_ros.ros.demo.config import DemoConfig, DemoError
 from seqace_ros.ros.demo.replay import ReplayNode, ReplayResult, replay
 from seqace_ros.ros.demo.report import evaluate_replay, format_summary, stream_report
 from seqace_ros.ros.demo.scene import DemoBags, prepare_bags
@@ -47,10 +47,6 @@ CAMERA_INFO_TOPIC = "/demo/camera/camera_info"
 POSE_TOPIC = "/pose"
 #: Longest a mapping run may take (the real dev split maps in about 10 minutes).
 MAPPING_TIMEOUT_S = 3600.0
-
-
-class DemoError(RuntimeError):
-    """A step of the demo failed; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -107,12 +103,20 @@ def build_map(config: DemoConfig, bags: DemoBags, run_dir: Path, log: Log = prin
 
 
 def read_query_frames(bags: DemoBags) -> list[PosedFrame]:
-    """The query frames, decoded, with their ground-truth poses from the bag's ``/tf``."""
+    """The query frames, decoded, with their ground-truth poses from the bag's ``/tf``.
+
+    Raises:
+        DemoError: the query bag cannot be read (damaged since it was written).
+    """
     config = BagConfig(image_topic=bags.image_topic, camera_info_topic=bags.camera_info_topic,
                        poses=PoseSourceConfig(source="tf", map_frame=bags.map_frame),
                        progress=False)
-    with BagDataset(bags.query_bag, config) as dataset:
-        return list(dataset)
+    try:
+        with BagDataset(bags.query_bag, config) as dataset:
+            return list(dataset)
+    except BagError as error:
+        raise DemoError(f"cannot read the query bag: {error} (delete {bags.query_bag.parent} "
+                        "to rebuild the scene)") from None
 
 
 def localize_stream(config: DemoConfig, map_path: Path, frames: list[PosedFrame],

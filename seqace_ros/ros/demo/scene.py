@@ -72,6 +72,7 @@ def prepare_bags(
         DemoSceneError: missing or unusable real data, an unknown synthetic preset, or too few
             frames for the split.
     """
+    check_scene(spec)
     bag_config = REAL_BAG if spec.source == "real" else SYNTHETIC_BAG
     bags = DemoBags(scene_dir / "map.mcap", scene_dir / "query.mcap", bag_config.image_topic,
                     bag_config.camera_info_topic, bag_config.map_frame)
@@ -92,11 +93,26 @@ def prepare_bags(
     return bags
 
 
+def check_scene(spec: SceneSpec) -> None:
+    """Cheap checks of the scene's inputs, before any work: a known synthetic preset, an
+    existing real data folder.
+
+    Raises:
+        DemoSceneError: the preset or the folder does not exist.
+    """
+    if spec.source == "synthetic" and spec.scene_preset not in PRESETS:
+        raise DemoSceneError(f"unknown synthetic scene preset {spec.scene_preset!r}; "
+                             f"known: {sorted(PRESETS)}")
+    if spec.source == "real" and not (spec.data_dir is not None and spec.data_dir.is_dir()):
+        raise DemoSceneError(f"real data not found: {spec.data_dir} is not a folder (pass "
+                             "--data DIR with a 7-Scenes layout folder, e.g. redkitchen_dev)")
+
+
 def _describe(spec: SceneSpec, bag_config: FramesBagConfig) -> dict[str, object]:
     """What the bags hold: compared with ``bags.json`` to decide on reuse."""
     scene: dict[str, object] = dataclasses.asdict(spec)
     scene["data_dir"] = None if spec.data_dir is None else str(spec.data_dir.resolve())
-    if spec.source == "synthetic" and spec.scene_preset in PRESETS:
+    if spec.source == "synthetic":
         scene["scene_config"] = _synthetic_config(spec).to_json_dict()
     return {"format": MARKER_FORMAT, "format_version": MARKER_VERSION, "scene": scene,
             "bag": dataclasses.asdict(bag_config)}
@@ -120,9 +136,6 @@ def _synthetic_config(spec: SceneSpec) -> SyntheticSceneConfig:
 def _split_frames(spec: SceneSpec) -> tuple[Iterator[PosedFrame], Iterator[PosedFrame]]:
     """Lazy iterators over the mapping frames and the query frames, in time order."""
     if spec.source == "synthetic":
-        if spec.scene_preset not in PRESETS:
-            raise DemoSceneError(f"unknown synthetic scene preset {spec.scene_preset!r}; "
-                                 f"known: {sorted(PRESETS)}")
         scene = SyntheticScene(_synthetic_config(spec))
         n_map = spec.mapping_frames
         return _frames(scene, range(n_map)), _frames(scene, range(n_map, len(scene)))
@@ -138,9 +151,6 @@ def _split_frames(spec: SceneSpec) -> tuple[Iterator[PosedFrame], Iterator[Posed
 
 
 def _real_dataset(data_dir: Path) -> FolderDataset:
-    if not data_dir.is_dir():
-        raise DemoSceneError(f"real data not found: {data_dir} is not a folder (pass --data DIR "
-                             "with a 7-Scenes layout folder, e.g. redkitchen_dev)")
     try:
         return FolderDataset(data_dir)
     except DatasetError as error:
