@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
         --threads) THREADS="$2"; shift ;;
         --results) RESULTS="$2"; shift ;;
         --skip-node) SKIP_NODE=1 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
