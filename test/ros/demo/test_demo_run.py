@@ -55,8 +55,8 @@ def test_demo_maps_relocalizes_over_dds_and_reports(tmp_path: Path) -> None:
     # 1 Hz leaves the node a second per frame even on a busy CI machine: no frame dropped
     completed = run_demo([*TINY, "--rate", "1", "--out", str(tmp_path)], timeout_s=600)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    out = completed.stdout
-    assert "== seqace_ros demo report ==" in out
+    assert "== seqace_ros demo report ==" in completed.stdout
+    out = completed.stdout.split("== seqace_ros demo report ==", 1)[1]
     report_path = Path(out.split("report: ", 1)[1].splitlines()[0])
     plot_path = Path(out.split("plot:   ", 1)[1].splitlines()[0])
     assert report_path.parent.parent == tmp_path / "synthetic-tiny-s0-14+12"
