@@ -138,9 +138,9 @@ class SourceDefaults:
 #: One place for the defaults of ``--real`` and of the synthetic demo.
 SOURCE_DEFAULTS: dict[str, SourceDefaults] = {
     # The "small" synthetic room (320x240): 300 mapping frames, 100 query frames.
-    "synthetic": SourceDefaults(mapping_frames=300, query_frames=100, mapping_preset="cpu",
-                                mapping_iterations=3000),
+    "synthetic": SourceDefaults(mapping_frames=300, query_frames=100, mapping_preset="demo",
+                                mapping_iterations=0),
     # redkitchen_dev: frames 0-499 map, 500-699 query (the dev split of the README).
-    "real": SourceDefaults(mapping_frames=500, query_frames=200, mapping_preset="cpu",
+    "real": SourceDefaults(mapping_frames=500, query_frames=200, mapping_preset="demo",
                            mapping_iterations=0),
 }
