@@ -17,8 +17,10 @@ Scenes:
   (skipped when no map is given).
 
 Each scene gets the evaluation report (DESIGN.md keys) of both modes on the same map and the
-same frames, and ``gain``: sequence minus single for the recalls, single minus sequence for
-the median errors (positive = sequence better), and the rate ratio ``hz_ratio``.
+same frames, plus ``stage_ms`` (mean milliseconds per stage: encoder, head, ransac, and for
+the sequence mode tracking and update), and ``gain``: sequence minus single for the recalls,
+single minus sequence for the median errors (positive = sequence better), and the rate ratio
+``hz_ratio``.
 """
 
 from __future__ import annotations
@@ -33,16 +35,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from seqace_ros.core.atomic_io import atomic_write_text
+from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.map_file import SceneMap, load_map, save_map
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.datasets.synthetic import SyntheticScene
 from seqace_ros.datasets.synthetic import preset as synthetic_preset
 from seqace_ros.pipeline.evaluation import FrameEvaluation, evaluate_frames, summarize
-from seqace_ros.pipeline.localization.modes import create_frame_localizer
+from seqace_ros.pipeline.localization.modes import FrameLocalizer, create_frame_localizer
+from seqace_ros.pipeline.localization.single import LocalizationResult
 from seqace_ros.pipeline.mapping import map_scene
 from seqace_ros.pipeline.mapping import preset as mapping_preset
 
@@ -62,6 +68,24 @@ def _map_bytes(scene_map: SceneMap) -> int:
         return save_map(scene_map, Path(folder) / "scene.map").stat().st_size
 
 
+class _StageTimer:
+    """A localizer that also keeps the stage timings of every frame it localized."""
+
+    def __init__(self, localizer: FrameLocalizer) -> None:
+        self.localizer = localizer
+        self.timings_ms: list[dict[str, float]] = []
+
+    def localize(self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> LocalizationResult:
+        result = self.localizer.localize(image_rgb, intrinsics)
+        self.timings_ms.append(result.timings_ms)
+        return result
+
+    def mean_ms(self) -> dict[str, float]:
+        """Mean milliseconds per stage over the frames so far."""
+        return {stage: round(float(np.mean([t[stage] for t in self.timings_ms])), 2)
+                for stage in self.timings_ms[0]}
+
+
 def compare_modes(
     scene_map: SceneMap, frames: PosedFrameSource, indices: Sequence[int], map_bytes: int,
 ) -> dict[str, Any]:
@@ -70,14 +94,15 @@ def compare_modes(
     The modes run interleaved, frame by frame (each keeps its own state), so that a busy
     machine slows both alike and their rates stay comparable.
     """
-    localizers = {mode: create_frame_localizer(mode, scene_map, torch.device("cpu"))
+    localizers = {mode: _StageTimer(create_frame_localizer(mode, scene_map, torch.device("cpu")))
                   for mode in MODES}
     evaluations: dict[str, list[FrameEvaluation]] = {mode: [] for mode in MODES}
     for index in indices:
         for mode in MODES:
             evaluations[mode] += evaluate_frames(localizers[mode], frames, [index],
                                                  progress=False)
-    reports = {mode: summarize(evaluations[mode], mode, map_bytes) for mode in MODES}
+    reports = {mode: {**summarize(evaluations[mode], mode, map_bytes),
+                      "stage_ms": localizers[mode].mean_ms()} for mode in MODES}
     single, sequence = reports["single"], reports["sequence"]
     gain = {key: sequence[key] - single[key]
             for key in ("recall_5cm_5deg", "recall_2cm_2deg", "recall_1cm_1deg")}

@@ -54,14 +54,17 @@ def test_kidnap_recovers_within_five_frames(dataset: FolderDataset, scene_map: S
     assert sum(before) >= len(before) - 1, before
     assert localizer.status.source is PoseSource.SEQUENCE
     assert localizer.status.tracked_points >= 100
-    after, sources = [], []
+    assert localizer.status.smoothed  # the previous pose is carried forward and averaged in
+    after, sources, smoothed = [], [], []
     for index in AFTER_JUMP:
         frame = dataset[index]
         after.append(_correct(localizer.localize(frame.image_rgb, frame.intrinsics),
                               frame.T_world_cam))
         sources.append(localizer.status.source)
-    # optical flow cannot carry the old local map across the jump
+        smoothed.append(localizer.status.smoothed)
+    # optical flow cannot carry the old local map, nor the old pose, across the jump
     assert sources[0] is not PoseSource.SEQUENCE, sources
+    assert not smoothed[0], smoothed
     first_correct = after.index(True) if True in after else len(after)
     assert first_correct < 5, after
     # and once recovered it stays right: the old pose is not carried forward
