@@ -130,15 +130,15 @@ PRESETS: dict[str, MappingConfig] = {
         max_buffer_patches=8_000_000,
         iterations=25_000,
     ),
-    # The best accuracy measured to fit 10 minutes on 2 idle CPU cores: redkitchen_dev 0:500
-    # mapped in 563 s with 3200 steps (recall 5cm/5deg 0.75 on 500:700), against 367 s and
-    # 0.59 with 2000 steps; the loss was still falling at 2000.
+    # The best accuracy measured to fit 10 minutes on 2 CPU cores. With bf16 autocast (AMX)
+    # a step takes ~57 ms on the 2-core development machine (fp32: ~163 ms): 6000 steps reach
+    # recall 5cm/5deg 0.875 on redkitchen_dev 500:700 (3200 fp32 steps: 0.75). On a CPU
+    # without native bf16 the same preset runs in fp32 and takes about 3x longer.
     "cpu": MappingConfig(
         head=HeadConfig(width=256, num_blocks=1),
         augmentation_passes=1,
         patches_per_image=1500,
-        iterations=3200,
-        mixed_precision=False,
+        iterations=6000,
     ),
     # scripts/demo.sh: the cpu head with bf16 autocast (on CPUs that have it) and 3000 steps,
     # for a whole demo in minutes. Synthetic "small" room, 300 frames: recall 5cm/5deg 0.65
