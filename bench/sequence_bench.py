@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/sequence_bench.py --json OUT.json \
         [--redkitchen-map MAP] [--redkitchen DIR] [--redkitchen-frames 500:700] \
         [--synthetic-preset repetitive_small] [--synthetic-map-frames 0:300:2] \
-        [--mapping-preset test] [--threads 2]
+        [--mapping-preset test] [--mapping-iterations N] [--threads 2]
 
 Scenes:
 
@@ -127,13 +127,15 @@ def _synthetic(args: argparse.Namespace) -> dict[str, Any]:
     query_indices = [config.n_mapping_frames + i
                      for i in _parse_range(args.synthetic_query_frames, config.n_query_frames)]
     start = time.perf_counter()
-    synthetic_map = map_scene(scene, map_indices, mapping_preset(args.mapping_preset),
-                              device="cpu", progress=False)
+    overrides = {} if args.mapping_iterations is None else {"iterations": args.mapping_iterations}
+    mapping_config = mapping_preset(args.mapping_preset, **overrides)
+    synthetic_map = map_scene(scene, map_indices, mapping_config, device="cpu", progress=False)
     if args.save_synthetic_map is not None:
         save_map(synthetic_map, args.save_synthetic_map)
     return {
         "preset": args.synthetic_preset, "seed": args.synthetic_seed,
-        "mapping_preset": args.mapping_preset, "map_frames": len(map_indices),
+        "mapping_preset": args.mapping_preset, "mapping_iterations": mapping_config.iterations,
+        "map_frames": len(map_indices),
         "mapping_seconds": round(time.perf_counter() - start, 1),
         **compare_modes(synthetic_map, scene, query_indices, _map_bytes(synthetic_map)),
     }
@@ -154,6 +156,8 @@ def main() -> None:
     parser.add_argument("--synthetic-query-frames", default=":",
                         help="query-pass frames, in order (START:END[:STEP])")
     parser.add_argument("--mapping-preset", default="test")
+    parser.add_argument("--mapping-iterations", type=int, default=None,
+                        help="training steps of the synthetic map (default: the preset's)")
     parser.add_argument("--save-synthetic-map", type=Path, default=None,
                         help="also keep the synthetic scene's map here")
     parser.add_argument("--threads", type=int, default=2)
