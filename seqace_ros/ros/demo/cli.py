@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per node (OMP_NUM_THREADS; default 1: with two, "
                              "encoding ran 10x slower on a busy 2-core machine)")
+    parser.add_argument("--reuse-map", action="store_true",
+                        help="use the map of an earlier run with the same scene and mapping "
+                             "settings, if any, instead of mapping again")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds to wait for the relocalization node to start or finish")
     return parser
@@ -127,7 +130,7 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
         mapping_iterations=defaults.mapping_iterations if args.iterations is None
         else args.iterations,
         mapping_seed=args.seed, mode=args.mode, rate_hz=args.rate, device=args.device,
-        threads=args.threads, node_timeout_s=args.timeout,
+        threads=args.threads, node_timeout_s=args.timeout, reuse_map=args.reuse_map,
     )
 
 

@@ -83,6 +83,8 @@ class DemoConfig:
             spin (the mapping node encoded 0.4 instead of 4.5 frames/s at load 8).
         node_timeout_s: longest wait for a node to start (map loaded) or to finish the
             frames sent to it, seconds.
+        reuse_map: use the map of an earlier run with the same scene and mapping settings
+            when there is one (e.g. to try the other mode) instead of mapping again.
     """
 
     scene: SceneSpec
@@ -95,6 +97,7 @@ class DemoConfig:
     device: str = "cpu"
     threads: int | None = 1
     node_timeout_s: float = 120.0
+    reuse_map: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in DEMO_MODES:
@@ -118,11 +121,17 @@ class DemoConfig:
         return self.out_dir / self.scene.name
 
     @property
-    def run_dir(self) -> Path:
-        """This run's map, report, plot and logs."""
+    def map_path(self) -> Path:
+        """The map of the scene's mapping bag with these mapping settings (and, beside it,
+        ``mapping_node``'s report)."""
         iterations = self.mapping_iterations or "preset"
-        name = f"{self.mapping_preset}-{iterations}-s{self.mapping_seed}-{self.mode}"
-        return self.scene_dir / name
+        name = f"{self.mapping_preset}-{iterations}-s{self.mapping_seed}"
+        return self.scene_dir / name / "map.safetensors"
+
+    @property
+    def run_dir(self) -> Path:
+        """This run's report, plot and node logs."""
+        return self.map_path.parent / self.mode
 
 
 @dataclass(frozen=True)

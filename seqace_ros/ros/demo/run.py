@@ -72,13 +72,19 @@ def _child_env(config: DemoConfig) -> dict[str, str]:
     return {} if config.threads is None else {"OMP_NUM_THREADS": str(config.threads)}
 
 
-def build_map(config: DemoConfig, bags: DemoBags, run_dir: Path, log: Log = print) -> Path:
+def build_map(config: DemoConfig, bags: DemoBags, log: Log = print) -> Path:
     """Map the mapping bag with ``mapping_node`` (a child process); returns the map path.
+
+    With ``config.reuse_map``, an existing map (``mapping_node`` writes it atomically, so one
+    that exists is complete) is used instead.
 
     Raises:
         DemoError: the node failed (its error line is in the message) or did not finish.
     """
-    map_path = run_dir / "map.safetensors"
+    map_path = config.map_path
+    if config.reuse_map and map_path.is_file():
+        log(f"mapping: reusing {map_path}")
+        return map_path
     parameters = {
         "bag_path": str(bags.map_bag), "map_path": str(map_path),
         "image_topic": bags.image_topic, "camera_info_topic": bags.camera_info_topic,
@@ -86,10 +92,10 @@ def build_map(config: DemoConfig, bags: DemoBags, run_dir: Path, log: Log = prin
         "iterations": config.mapping_iterations, "seed": config.mapping_seed,
         "device": config.device, "progress_period_s": 15.0,
     }
-    log(f"mapping: mapping_node on {bags.map_bag} (preset {config.mapping_preset}, "
-        f"{config.mapping_iterations or 'preset'} steps)")
+    steps = f"{config.mapping_iterations} steps" if config.mapping_iterations else "its steps"
+    log(f"mapping: mapping_node on {bags.map_bag} (preset {config.mapping_preset}, {steps})")
     node = ChildNode("seqace_ros.ros.mapping_node", "mapping_node", parameters,
-                     run_dir / "logs", extra_env=_child_env(config))
+                     config.run_dir / "logs", extra_env=_child_env(config))
     with node:
         try:
             status = node.wait(MAPPING_TIMEOUT_S, echo=log)
@@ -193,7 +199,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoOutputs:
     bags = prepare_bags(config.scene, config.scene_dir, log)
     scene_s = time.monotonic() - started
     (config.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    map_path = build_map(config, bags, config.run_dir, log)
+    map_path = build_map(config, bags, log)
     mapping_s = time.monotonic() - started - scene_s
     frames = read_query_frames(bags)
     result = localize_stream(config, map_path, frames, config.run_dir, log)

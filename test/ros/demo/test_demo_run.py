@@ -59,7 +59,7 @@ def test_demo_maps_relocalizes_over_dds_and_reports(tmp_path: Path) -> None:
     out = completed.stdout.split("== seqace_ros demo report ==", 1)[1]
     report_path = Path(out.split("report: ", 1)[1].splitlines()[0])
     plot_path = Path(out.split("plot:   ", 1)[1].splitlines()[0])
-    assert report_path.parent.parent == tmp_path / "synthetic-tiny-s0-14+12"
+    assert report_path.parent == tmp_path / "synthetic-tiny-s0-14+12" / "test-300-s0" / "single"
     report = json.loads(report_path.read_text())
     assert DESIGN_KEYS | {"latency_p50_ms", "latency_p95_ms", "n_poses"} <= set(report)
     assert report["n_queries"] == 12
@@ -74,10 +74,22 @@ def test_demo_maps_relocalizes_over_dds_and_reports(tmp_path: Path) -> None:
     assert f"recall 5cm/5deg: {report['recall_5cm_5deg']:.3f}" in out
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_path.stat().st_size > 20_000
-    map_path = report_path.parent / "map.safetensors"
+    map_path = report_path.parent.parent / "map.safetensors"
     assert report["map_bytes"] == map_path.stat().st_size
-    assert (report_path.parent / "map.report.json").is_file()  # mapping_node's own report
+    assert (map_path.parent / "map.report.json").is_file()  # mapping_node's own report
     assert not processes_mentioning(str(tmp_path)), "a demo node is still running"
+
+    # the other mode on the same map: no second mapping
+    completed = run_demo([*TINY, "--rate", "1", "--out", str(tmp_path), "--mode", "sequence",
+                          "--reuse-map"], timeout_s=300)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert f"mapping: reusing {map_path}" in completed.stdout
+    assert "mapping_node" not in completed.stdout
+    sequence = json.loads((map_path.parent / "sequence" / "report.json").read_text())
+    assert sequence["mode"] == "sequence"
+    assert sequence["map_bytes"] == report["map_bytes"]
+    assert sequence["n_queries"] == 12
+    assert sequence["median_translation_cm"] < 10.0, sequence
 
 
 def test_real_without_data_fails_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
