@@ -74,6 +74,9 @@ MAPPING_PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   choices=tuple(sorted(PRESETS)), read_only=True),
     ParameterSpec("iterations", 0, "Training steps; 0: the preset's.", bounds=(0, 10_000_000),
                   read_only=True),
+    ParameterSpec("sequence", False, "SeqACE's sequence loss: feature tracks across the bag's "
+                  "frames (in temporal order) and the reprojection of tracked patches into "
+                  "their keyframe.", read_only=True),
     ParameterSpec("seed", 0, "Random seed of augmentation and training.", bounds=(0, 2**31 - 1),
                   read_only=True),
     ParameterSpec("device", "auto", "Training device: auto (CUDA when available), cpu or cuda.",
@@ -169,7 +172,8 @@ class MappingNode(Node):
         Raises:
             MappingParameterError: an unknown preset or a bad override.
         """
-        overrides: dict[str, object] = {"seed": int(self._values["seed"])}
+        overrides: dict[str, object] = {"seed": int(self._values["seed"]),
+                                        "sequence": bool(self._values["sequence"])}
         if int(self._values["iterations"]) > 0:
             overrides["iterations"] = int(self._values["iterations"])
         try:

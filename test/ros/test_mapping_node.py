@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,14 @@ def run_to_exit(start_ros_process: Any, parameters: dict[str, Any], name: str,
 @pytest.mark.ros
 @pytest.mark.real_data
 @pytest.mark.slow
+@pytest.mark.parametrize("sequence", [False, True])
 def test_node_maps_the_bag_logs_progress_and_exits_0(
-    tmp_path: Path, odometry_bag: Path, start_ros_process: Any
+    tmp_path: Path, odometry_bag: Path, start_ros_process: Any, sequence: bool
 ) -> None:
     map_path = tmp_path / "maps" / "kitchen.safetensors"
     map_path.parent.mkdir()
-    process = run_to_exit(start_ros_process, odometry_parameters(odometry_bag, map_path),
-                          "mapping", timeout_s=900)
+    parameters = {**odometry_parameters(odometry_bag, map_path), "sequence": sequence}
+    process = run_to_exit(start_ros_process, parameters, "mapping", timeout_s=900)
     log = process.log_text()
     assert process.returncode == 0, process.describe()
     for line in ("read: 8 of 8 images posed and selected", "encode 8/8", "train 21/21: loss",
@@ -79,6 +81,9 @@ def test_node_maps_the_bag_logs_progress_and_exits_0(
     assert sorted(p.name for p in map_path.parent.iterdir()) == [
         "kitchen.loss.png", "kitchen.report.json", "kitchen.safetensors",
         "kitchen.trajectory.png"]
+    report = json.loads((map_path.parent / "kitchen.report.json").read_text())
+    # The sequence loss needs tracked patches; without it none are linked.
+    assert (report["training"]["tracked_patches"] > 0) is sequence
 
 
 def assert_failed_cleanly(process: NodeProcess, match: str, out_dir: Path) -> None:
