@@ -90,7 +90,7 @@ class SequenceConfig:
     flow: FlowConfig = field(default_factory=FlowConfig)
     fusion: Fusion = "joint"
     buffer_length: int = 5
-    max_local_points: int = 600
+    max_local_points: int = 400
     min_tracked: int = 30
     gate_translation_m: float = 0.10
     gate_rotation_deg: float = 5.0
