@@ -35,6 +35,10 @@ POSE_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                       reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
 
+#: Seconds between the first camera_info and the first image.
+CAMERA_INFO_LEAD_S = 0.5
+
+
 class ReplayError(RuntimeError):
     """The relocalization node could not be reached, or did not finish the frames in time."""
 
@@ -131,6 +135,11 @@ class ReplayNode(Node):
         stamps_ns: list[int] = []
         images = [conversions.image_msg_from_rgb(f.image_rgb, "bgr8", 0, self._camera_frame)
                   for f in frames]
+        # camera_info first, alone: on separate topics the first image could otherwise overtake
+        # it and find the node without a calibration
+        self._info_pub.publish(
+            conversions.camera_info_msg(frames[0].intrinsics, time.time_ns(), self._camera_frame))
+        time.sleep(CAMERA_INFO_LEAD_S)
         start = next_tick = time.monotonic()
         for frame, image in zip(frames, images, strict=True):
             stamp_ns = time.time_ns()
