@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqace_ros.core.atomic_io import atomic_write_text
+from bench_report import emit_report, platform_info
+
 from seqace_ros.pipeline.mapping.report import ReportPaths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,12 +105,8 @@ def main() -> int:
         map_path = args.reuse
     report.update(mapping_summary(map_path))
     report["load_average_end"] = os.getloadavg()
-    report["platform"] = {"machine": platform.machine(), "processor": platform.processor(),
-                          "cpus": os.cpu_count(), "python": platform.python_version()}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json is not None:
-        atomic_write_text(args.json, text + "\n")
+    report["platform"] = platform_info()
+    emit_report(report, args.json)
     return 0
 
 

@@ -25,9 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import signal
 import subprocess
@@ -40,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from bench_report import emit_report, platform_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,21 +218,14 @@ def main() -> int:
                 "node_peak_rss_mb": _peak_rss_mb(node_process.popen.pid),
                 "config": {"map": str(args.map), "frames": args.frames, "device": args.device,
                            "transport": "rmw_fastrtps_cpp, loopback, reliable"},
-                "platform": {"machine": platform.machine(), "processor": platform.processor(),
-                             "cpus": os.cpu_count(), "python": platform.python_version()},
+                "platform": platform_info(),
             }
             executor.shutdown()
             node.destroy_node()
             rclpy.try_shutdown()
         finally:
             node_process.close()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(args.json)
+    emit_report(report, args.json)
     return 0
 
 

@@ -23,10 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,13 +34,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_report import emit_report, platform_info
 from mapping_bench import DEFAULT_DATA, run_seqace_map
 from numpy.typing import NDArray
 from peer.database import DatabaseConfig, load_or_build_database
 from peer.matching import XFeatSparse
 from peer.pipeline import PeerConfig, PeerLocalizer
 
-from seqace_ros.core.atomic_io import atomic_write_text
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.base import PosedFrame, parse_frame_range
@@ -104,14 +101,6 @@ def compare(localizers: dict[str, _StageTimer], dataset: FolderDataset, queries:
             print(f"{done}/{len(queries)} queries", file=sys.stderr, flush=True)
     return {name: {**summarize(evaluations[name], name, map_bytes[name]),
                    "stage_ms": localizers[name].mean_ms()} for name in localizers}
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
 
 
 def main() -> int:
@@ -183,13 +172,9 @@ def main() -> int:
         "threads": args.threads, "device": "cpu",
         **reports,
         "load_average_start": load_start, "load_average_end": os.getloadavg(),
-        "platform": {"machine": platform.machine(), "processor": platform.processor(),
-                     "cpus": os.cpu_count(), "python": platform.python_version()},
+        "platform": platform_info(),
     }
-    text = json.dumps(_finite(report), indent=2)
-    print(text)
-    if args.json is not None:
-        atomic_write_text(args.json, text + "\n")
+    emit_report(report, args.json)
     return 0
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import platform
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,9 +35,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_report import emit_report, finite, platform_info
 from numpy.typing import NDArray
 
-from seqace_ros.core.atomic_io import atomic_write_text
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.map_file import SceneMap, load_map, save_map
 from seqace_ros.datasets.base import PosedFrameSource
@@ -111,14 +109,6 @@ def compare_modes(
     return {**reports, "gain": gain, "hz_ratio": sequence["hz"] / single["hz"]}
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
 def _synthetic(args: argparse.Namespace) -> dict[str, Any]:
     """Render, map and query the synthetic scene."""
     config = synthetic_preset(args.synthetic_preset, seed=args.synthetic_seed)
@@ -127,16 +117,23 @@ def _synthetic(args: argparse.Namespace) -> dict[str, Any]:
     query_indices = [config.n_mapping_frames + i
                      for i in _parse_range(args.synthetic_query_frames, config.n_query_frames)]
     start = time.perf_counter()
-    overrides = {} if args.mapping_iterations is None else {"iterations": args.mapping_iterations}
-    mapping_config = mapping_preset(args.mapping_preset, **overrides)
-    synthetic_map = map_scene(scene, map_indices, mapping_config, device="cpu", progress=False)
-    if args.save_synthetic_map is not None:
-        save_map(synthetic_map, args.save_synthetic_map)
+    if args.synthetic_map is not None:
+        synthetic_map = load_map(args.synthetic_map)
+        mapping: dict[str, Any] = {"map": str(args.synthetic_map)}
+    else:
+        overrides = ({} if args.mapping_iterations is None
+                     else {"iterations": args.mapping_iterations})
+        mapping_config = mapping_preset(args.mapping_preset, **overrides)
+        synthetic_map = map_scene(scene, map_indices, mapping_config, device="cpu",
+                                  progress=False)
+        if args.save_synthetic_map is not None:
+            save_map(synthetic_map, args.save_synthetic_map)
+        mapping = {"mapping_preset": args.mapping_preset,
+                   "mapping_iterations": mapping_config.iterations,
+                   "map_frames": len(map_indices),
+                   "mapping_seconds": round(time.perf_counter() - start, 1)}
     return {
-        "preset": args.synthetic_preset, "seed": args.synthetic_seed,
-        "mapping_preset": args.mapping_preset, "mapping_iterations": mapping_config.iterations,
-        "map_frames": len(map_indices),
-        "mapping_seconds": round(time.perf_counter() - start, 1),
+        "preset": args.synthetic_preset, "seed": args.synthetic_seed, **mapping,
         **compare_modes(synthetic_map, scene, query_indices, _map_bytes(synthetic_map)),
     }
 
@@ -158,17 +155,20 @@ def main() -> None:
     parser.add_argument("--mapping-preset", default="test")
     parser.add_argument("--mapping-iterations", type=int, default=None,
                         help="training steps of the synthetic map (default: the preset's)")
+    parser.add_argument("--synthetic-map", type=Path, default=None,
+                        help="reuse this map of the synthetic scene (saved with "
+                        "--save-synthetic-map) instead of mapping it")
     parser.add_argument("--save-synthetic-map", type=Path, default=None,
                         help="also keep the synthetic scene's map here")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"benchmark": "sequence_vs_single", "threads": args.threads,
-                              "cpu": platform.processor() or platform.machine()}
+                              "platform": platform_info()}
 
     if args.synthetic_preset != "none":
         report["synthetic"] = _synthetic(args)
-        print(json.dumps(_finite(report["synthetic"]), indent=2), flush=True)
+        print(json.dumps(finite(report["synthetic"]), indent=2), flush=True)
 
     if args.redkitchen_map is not None:
         dataset = FolderDataset(args.redkitchen)
@@ -178,9 +178,7 @@ def main() -> None:
             **compare_modes(load_map(args.redkitchen_map), dataset, indices,
                             args.redkitchen_map.stat().st_size),
         }
-    text = json.dumps(_finite(report), indent=2) + "\n"
-    atomic_write_text(args.json, text)
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":
