@@ -44,7 +44,7 @@ class LocalizerConfig:
         seed: RANSAC seed (``None``: nondeterministic).
     """
 
-    top_k: int = 1000
+    top_k: int = 2000
     nms_radius: int = 1
     threshold_px: float = 10.0
     max_hypotheses: int = 64

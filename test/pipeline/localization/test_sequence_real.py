@@ -112,7 +112,8 @@ def test_reset_stamps_and_odometry(dataset: FolderDataset, scene_map: SceneMap) 
         assert result.success
     assert localizer.status.source is PoseSource.SEQUENCE
     assert "tracking" in result.timings_ms
-    assert result.num_correspondences == 1000 + localizer.status.tracked_points
+    assert result.num_correspondences == (
+        localizer.config.localizer.top_k + localizer.status.tracked_points)
     assert result.inliers_N.shape == (result.num_correspondences,)
     # a stamp gap breaks the stream
     localizer.localize(frames[2].image_rgb, frames[2].intrinsics, stamp_ns + 2_000_000_000)
