@@ -17,12 +17,16 @@ CI budget (documented subset): every 4th frame of 0-499 (125 frames), the ``test
 must be within 3 recall points (5 cm / 5 deg) of the folder map.
 
 Known weakness, measured (2026-11, shared 2-core machine): maps this cheap reach 0 % recall at
-5 cm / 5 deg on these queries, so the recall check only catches a bag map that is much BETTER
-or worse than a folder map that itself fails; and their median error is dominated by the
-training seed (folder map, seed 0 / 1 / 2: median 45 / 404 / 474 cm; bag maps with seed 0:
-TF chain 48 cm, JPEG + odometry 71 cm), so no median comparison is made. The meaningful
-comparison needs the ``cpu`` preset on all 500 frames and 200 queries (``seqace map`` /
-``bag-map`` / ``eval`` by hand), which was not run: CPU time on the shared machine did not allow.
+5 cm / 5 deg on these queries, so at CI scale the recall check only catches a bag map that is
+much BETTER or worse than a folder map that itself fails; and their median error is dominated
+by the training seed (folder map, seed 0 / 1 / 2: median 45 / 404 / 474 cm), so no median
+comparison is made. The acceptance-scale run (``SEQACE_BAG_COMPARISON=full``: 500 frames, the
+cpu network with 2000 steps, 200 queries; 67 min at 1 thread on the loaded machine) gave
+recall 5cm/5deg: folder 0.625; mcap TF chain 0.590 (3.5 points below: FAILS the 3-point
+bound); sqlite JPEG + odometry 0.650; ROS 1 PoseStamped 0.625 (bit-identical images and poses:
+the same map); image-only + TUM 0.640. Any change of the training data (JPEG, re-interpolated
+poses) moves a single map's recall by a few points, as a different seed does, so the 3-point
+bound is at the noise level of one map.
 
 Bad input (missing topic, no overlapping pose, unconnected TF, truncated bag, unwritable
 output) must raise a clear error and leave no map behind; those tests use small bags.
