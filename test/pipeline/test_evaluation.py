@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from design_report_keys import DESIGN_REPORT_KEYS
 
 from seqace_ros.core.geometry import make_transform
 from seqace_ros.pipeline.evaluation import (
@@ -17,10 +18,6 @@ from seqace_ros.pipeline.evaluation import (
     summarize,
     write_report,
 )
-
-REPORT_KEYS = {"n_queries", "recall_5cm_5deg", "recall_2cm_2deg", "recall_1cm_1deg",
-               "median_translation_cm", "median_rotation_deg", "mean_latency_ms", "hz", "mode",
-               "map_bytes"}
 
 
 def record(translation_m: float, rotation_deg: float, latency_ms: float = 50.0,
@@ -41,7 +38,7 @@ def test_recalls_need_both_errors_under_threshold_and_count_failures() -> None:
         record(math.inf, math.inf),  # failure: none
     ]
     report = summarize(evaluations, "single", 1234)
-    assert set(report) >= REPORT_KEYS
+    assert set(report) >= DESIGN_REPORT_KEYS
     assert report["n_queries"] == 5
     assert report["recall_5cm_5deg"] == pytest.approx(3 / 5)
     assert report["recall_2cm_2deg"] == pytest.approx(1 / 5)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from design_report_keys import DESIGN_REPORT_KEYS
 from ros_harness import import_ros_module
 
 import_ros_module("rclpy")
@@ -21,10 +22,6 @@ from seqace_ros.ros.demo.report import (  # noqa: E402
     format_summary,
     stream_report,
 )
-
-DESIGN_KEYS = {"n_queries", "recall_5cm_5deg", "recall_2cm_2deg", "recall_1cm_1deg",
-               "median_translation_cm", "median_rotation_deg", "mean_latency_ms", "hz", "mode",
-               "map_bytes"}
 
 
 def frame(index: int) -> PosedFrame:
@@ -57,7 +54,7 @@ def test_poses_matched_by_stamp_and_missing_ones_fail() -> None:
     assert math.isinf(evaluations[3].translation_m)
 
     report = stream_report(evaluations, result, "single", map_bytes=1234, rate_hz=5.0)
-    assert set(report) >= DESIGN_KEYS
+    assert set(report) >= DESIGN_REPORT_KEYS
     assert report["n_queries"] == 4
     assert report["n_poses"] == 3
     assert report["n_failed"] == 1

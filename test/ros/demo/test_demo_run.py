@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from design_report_keys import DESIGN_REPORT_KEYS
 from ros_harness import import_ros_module, wait_for
 
 import_ros_module("rclpy")
@@ -23,9 +24,6 @@ DEMO = [sys.executable, "-m", "seqace_ros.ros.demo"]
 #: 14 mapping frames of the tiny room and 12 query frames; the test preset, 300 steps.
 TINY = ["--scene-preset", "tiny", "--mapping-frames", "14", "--query-frames", "12",
         "--preset", "test", "--iterations", "300", "--device", "cpu"]
-DESIGN_KEYS = {"n_queries", "recall_5cm_5deg", "recall_2cm_2deg", "recall_1cm_1deg",
-               "median_translation_cm", "median_rotation_deg", "mean_latency_ms", "hz", "mode",
-               "map_bytes"}
 
 
 def run_demo(arguments: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
@@ -61,7 +59,7 @@ def test_demo_maps_relocalizes_over_dds_and_reports(tmp_path: Path) -> None:
     plot_path = Path(out.split("plot:   ", 1)[1].splitlines()[0])
     assert report_path.parent == tmp_path / "synthetic-tiny-s0-14+12" / "test-300-s0" / "single"
     report = json.loads(report_path.read_text())
-    assert DESIGN_KEYS | {"latency_p50_ms", "latency_p95_ms", "n_poses"} <= set(report)
+    assert DESIGN_REPORT_KEYS | {"latency_p50_ms", "latency_p95_ms", "n_poses"} <= set(report)
     assert report["n_queries"] == 12
     assert report["mode"] == "single"
     # every frame answered; accuracy of this tiny room (160x120 images, 14 mapping frames,
