@@ -297,6 +297,11 @@ def write_params_file(path: Path, parameters: Mapping[str, Any], node_name: str 
     return path
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default action (see NodeProcess.start)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class NodeProcess:
     """A ROS 2 node entry point run as a subprocess, with its parameters given as a params file.
 
@@ -365,6 +370,10 @@ class NodeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # A test run started in the background (`cmd &` in a script) inherits SIGINT
+                # ignored, and exec keeps it ignored: give the child the default handler so
+                # stop()'s SIGINT means what it means for a node started from a terminal.
+                preexec_fn=_default_sigint,
             )
         return self
 
