@@ -73,18 +73,24 @@ def soft_clamp_px(progress: float, config: MappingConfig) -> float:
     return config.clamp_min_px + (config.clamp_max_px - config.clamp_min_px) * weight
 
 
-def _project(
-    scene_points_B3: torch.Tensor, K_B33: torch.Tensor, T_cam_world_B44: torch.Tensor,
-    config: MappingConfig,
+def _reproject(
+    scene_points_B3: torch.Tensor, pixels_B2: torch.Tensor, K_B33: torch.Tensor,
+    T_cam_world_B44: torch.Tensor, config: MappingConfig,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """World points in camera coordinates (B, 3), their depth (B,) and pixels (B, 2) (depth
-    clamped at ``depth_min_m`` for the division)."""
+    """World points in camera coordinates (B, 3), their reprojection error against
+    ``pixels_B2`` (B,) in pixels (depth clamped at ``depth_min_m`` for the division), and the
+    (B,) mask of valid predictions: depth in (depth_min, depth_max), error under the hard clamp.
+    """
     points_cam_B3 = (torch.einsum("bij,bj->bi", T_cam_world_B44[:, :3, :3], scene_points_B3)
                      + T_cam_world_B44[:, :3, 3])
     depth_B = points_cam_B3[:, 2]
     projected_B3 = torch.einsum("bij,bj->bi", K_B33, points_cam_B3)
     safe_depth_B = depth_B.clamp(min=config.depth_min_m)
-    return points_cam_B3, depth_B, projected_B3[:, :2] / safe_depth_B[:, None]
+    uv_B2 = projected_B3[:, :2] / safe_depth_B[:, None]
+    error_px_B = torch.linalg.vector_norm(uv_B2 - pixels_B2, dim=1)
+    valid_B = ((depth_B > config.depth_min_m) & (depth_B < config.depth_max_m)
+               & (error_px_B < config.hard_clamp_px))
+    return points_cam_B3, error_px_B, valid_B
 
 
 def reprojection_loss(
@@ -101,10 +107,8 @@ def reprojection_loss(
         clamp_px: current soft clamp.
         config: thresholds (depth range, hard clamp, depth target).
     """
-    points_cam_B3, depth_B, uv_B2 = _project(scene_points_B3, K_B33, T_cam_world_B44, config)
-    error_px_B = torch.linalg.vector_norm(uv_B2 - pixels_B2, dim=1)
-    valid_B = ((depth_B > config.depth_min_m) & (depth_B < config.depth_max_m)
-               & (error_px_B < config.hard_clamp_px))
+    points_cam_B3, error_px_B, valid_B = _reproject(
+        scene_points_B3, pixels_B2, K_B33, T_cam_world_B44, config)
     valid_loss = (clamp_px * torch.tanh(error_px_B[valid_B] / clamp_px)).sum()
     fx, fy = K_B33[:, 0, 0], K_B33[:, 1, 1]
     cx, cy = K_B33[:, 0, 2], K_B33[:, 1, 2]
@@ -136,10 +140,8 @@ def keyframe_loss(
         batch size) and the mask of predictions that count: in front of the keyframe camera
         within the depth range and under the hard clamp. Others add nothing here.
     """
-    _, depth_T, uv_T2 = _project(scene_points_T3, K_T33, T_cam_world_T44, config)
-    error_px_T = torch.linalg.vector_norm(uv_T2 - keyframe_pixels_T2, dim=1)
-    valid_T = ((depth_T > config.depth_min_m) & (depth_T < config.depth_max_m)
-               & (error_px_T < config.hard_clamp_px))
+    _, error_px_T, valid_T = _reproject(
+        scene_points_T3, keyframe_pixels_T2, K_T33, T_cam_world_T44, config)
     return (clamp_px * torch.tanh(error_px_T[valid_T] / clamp_px)).sum(), valid_T
 
 
