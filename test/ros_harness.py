@@ -10,6 +10,7 @@ rclpy at module level, so test sessions without ROS 2 can import this module.
 - :class:`BackgroundSpinner`: an executor spinning test nodes in a background thread.
 - :func:`wait_for` and :class:`TopicCollector`: waits with timeouts whose errors say what was
   expected and what arrived.
+- :func:`diagnostic_values`: the key/values of a node's ``/diagnostics`` message.
 - :class:`NodeProcess`: a node entry point run as a subprocess with
   ``--ros-args --params-file FILE``, output captured to a log file, stopped with SIGINT then
   SIGKILL.
@@ -131,6 +132,14 @@ def import_ros_module(name: str) -> ModuleType:
             pytest.fail(f"{reason}; {required}", pytrace=False)
         pytest.skip(reason, allow_module_level=True)
     return importlib.import_module(name)
+
+
+def diagnostic_values(msg: Any) -> dict[str, str]:
+    """The key/values of the first status of a ``diagnostic_msgs/DiagnosticArray``.
+
+    Our nodes publish one status per array (the node's own).
+    """
+    return {kv.key: kv.value for kv in msg.status[0].values}
 
 
 def wait_for(

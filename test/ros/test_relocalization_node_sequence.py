@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ros_harness import TopicCollector, import_ros_module, wait_for
+from ros_harness import TopicCollector, diagnostic_values, import_ros_module, wait_for
 
 import_ros_module("rclpy")
 
@@ -38,8 +38,7 @@ def _processed(diagnostics: TopicCollector) -> int:
     messages = diagnostics.messages
     if not messages:
         return 0
-    values = {kv.key: kv.value for kv in messages[-1].status[0].values}
-    return int(values["frames_processed"])
+    return int(diagnostic_values(messages[-1])["frames_processed"])
 
 
 def test_sequence_mode_matches_offline_and_resets(
