@@ -18,10 +18,10 @@ from peer.lifting import (
 from peer.matching import XFeatSparse, mutual_nearest_neighbours
 from peer.pipeline import PeerConfig, PeerLocalizer
 from peer.retrieval import fit_codebook, nearest_frames, vlad
+from pinhole import project, project_world
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import (
-    invert_transform,
     make_transform,
     pose_error,
     rotation_from_quaternion_xyzw,
@@ -71,7 +71,7 @@ def test_lift_keypoints_inverts_the_projection() -> None:
     T_world_cam = make_transform(rotation_from_quaternion_xyzw(q_xyzw / np.linalg.norm(q_xyzw)),
                                  [1.0, 2.0, 3.0])
     points_cam = np.column_stack([rng.uniform(-1, 1, (50, 2)), rng.uniform(1, 4, 50)])
-    pixels = points_cam[:, :2] / points_cam[:, 2:] * 525.0 + [320.0, 240.0]
+    pixels = project(points_cam, COLOR.K)
     lifted = lift_keypoints(pixels, points_cam[:, 2], COLOR, T_world_cam)
     np.testing.assert_allclose(lifted, transform_points(T_world_cam, points_cam), atol=1e-9)
 
@@ -152,8 +152,7 @@ def test_lifted_keypoints_reproject_onto_their_matches_in_another_frame(real_pee
         database.descriptors_ND[rows_a], database.descriptors_ND[rows_b], 0.82)
     lifted = database.valid_N[rows_a][index_a]
     points_world = database.points_world_N3[rows_a][index_a[lifted]].astype(np.float64)
-    points_cam = transform_points(invert_transform(dataset.pose(20)), points_world)
-    pixels = points_cam[:, :2] / points_cam[:, 2:] * 525.0 + [320.0, 240.0]
+    pixels = project_world(dataset.pose(20), points_world, COLOR.K)
     errors = np.linalg.norm(pixels - database.keypoints_N2[rows_b][index_b[lifted]], axis=1)
     assert lifted.sum() > 200
     # measured: median 1.9 px, 85 % within 4 px (keypoint and ground-truth noise). This checks

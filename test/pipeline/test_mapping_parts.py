@@ -99,6 +99,9 @@ def test_presets() -> None:
         assert 2 * sum(p.numel() for p in head.parameters()) < 4.1e6
     with pytest.raises(ValueError, match="lr_min"):
         dataclasses.replace(MappingConfig(), lr_min=1.0, lr_max=0.1)
+    for height in (0, 250):
+        with pytest.raises(ValueError, match="image_height must be a positive multiple of 32"):
+            MappingConfig(image_height=height)
 
 
 def test_patch_budget_respects_buffer_cap() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from data_paths import require_redkitchen
+from pinhole import project_world
 
 from seqace_ros.core.encoder import XFeatEncoder
 from seqace_ros.core.geometry import pose_error
@@ -76,10 +77,8 @@ def test_result_is_consistent(dataset: FolderDataset, localizer: Localizer) -> N
     assert (result.points2d_N2[:, 0] < 640).all()
     assert (result.points2d_N2[:, 1] < 480).all()
     # inlier scene points project near their pixels under the estimated pose
-    T_cam_world = np.linalg.inv(result.T_world_cam)
-    points_cam = result.scene_points_N3[result.inliers_N] @ T_cam_world[:3, :3].T
-    points_cam += T_cam_world[:3, 3]
-    uv = points_cam[:, :2] / points_cam[:, 2:] * 525.0 + [320.0, 240.0]
+    uv = project_world(result.T_world_cam, result.scene_points_N3[result.inliers_N],
+                       frame.intrinsics.K)
     assert np.median(np.linalg.norm(uv - result.points2d_N2[result.inliers_N], axis=1)) < 10.0
 
 

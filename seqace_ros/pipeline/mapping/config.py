@@ -100,6 +100,10 @@ class MappingConfig:
     tracks: TrackConfig = field(default_factory=TrackConfig)
 
     def __post_init__(self) -> None:
+        if self.image_height < 32 or self.image_height % 32:
+            raise ValueError(
+                f"image_height must be a positive multiple of 32 (the encoder's stride), got "
+                f"{self.image_height}")
         if self.augmentation_passes < 1 or self.iterations < 1 or self.batch_size < 1:
             raise ValueError("augmentation_passes, iterations and batch_size must be >= 1")
         if self.salient_per_image < 0:

@@ -298,7 +298,7 @@ def render_loss_png(curve: LossRecorder, config: MappingConfig, title: str) -> b
     handles = ax_loss.get_legend_handles_labels()
     more = ax_valid.get_legend_handles_labels()
     ax_loss.legend(handles[0] + more[0], handles[1] + more[1], loc="center right", fontsize=8)
-    final = f"final loss {losses[-1]:.3f}" if len(losses) else "no steps recorded"
+    final = f"last recorded batch loss {losses[-1]:.3f}" if len(losses) else "no steps recorded"
     ax_loss.set_title(f"{title}: training, {config.iterations} steps ({final})")
     return _png_bytes(figure)
 

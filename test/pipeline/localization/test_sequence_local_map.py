@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from pinhole import project
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import make_transform, transform_points
@@ -28,7 +29,7 @@ def _points(n: int, birth: int, seed: int) -> LocalMap:
     rng = np.random.default_rng(seed)
     points_cam = np.column_stack([rng.uniform(-1, 1, n), rng.uniform(-0.8, 0.8, n),
                                   rng.uniform(1.0, 4.0, n)])
-    pixels = points_cam[:, :2] / points_cam[:, 2:] * [500.0, 480.0] + [320.0, 240.0]
+    pixels = project(points_cam, INTRINSICS.K)
     scene = transform_points(T_WORLD_CAM, points_cam)
     return LocalMap(pixels, scene, np.full(n, birth, dtype=np.int64))
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from pinhole import project, project_world
 
 from seqace_ros.core.camera import Intrinsics
-from seqace_ros.core.geometry import invert_transform, make_transform, pose_error, transform_points
+from seqace_ros.core.geometry import make_transform, pose_error, transform_points
 from seqace_ros.pipeline.localization.motion import relative_motion
 from seqace_ros.ransac import solve_pnp
 
@@ -15,11 +16,6 @@ INTRINSICS = Intrinsics(525.0, 525.0, 320.0, 240.0, 640, 480)
 def _solve(points2d_N2: np.ndarray, scene_points_N3: np.ndarray, intrinsics: Intrinsics):
     result = solve_pnp(points2d_N2, scene_points_N3, intrinsics, threshold_px=10.0, seed=0)
     return (result.T_world_cam if result.success else None), result.inliers
-
-
-def _project(T_world_cam: np.ndarray, points_N3: np.ndarray) -> np.ndarray:
-    points_cam = transform_points(invert_transform(T_world_cam), points_N3)
-    return points_cam[:, :2] / points_cam[:, 2:] * 525.0 + [320.0, 240.0]
 
 
 def _rotation_y(deg: float) -> np.ndarray:
@@ -35,8 +31,11 @@ def test_shared_scene_coordinate_errors_cancel_in_the_relative_motion() -> None:
     points_cam = np.column_stack([rng.uniform(-1.2, 1.2, 600), rng.uniform(-0.9, 0.9, 600),
                                   rng.uniform(1.5, 3.5, 600)])
     points_world = transform_points(T_world_previous, points_cam)
-    pixels_previous = _project(T_world_previous, points_world) + rng.normal(0, 0.1, (600, 2))
-    pixels_current = _project(T_world_current, points_world) + rng.normal(0, 0.1, (600, 2))
+    noise = 0.1
+    pixels_previous = (project_world(T_world_previous, points_world, INTRINSICS.K)
+                       + rng.normal(0, noise, (600, 2)))
+    pixels_current = (project_world(T_world_current, points_world, INTRINSICS.K)
+                      + rng.normal(0, noise, (600, 2)))
     # regressed scene coordinates: a smooth (region-wide) error plus per-point noise, 2-3 cm
     regressed = (points_world + 0.02 * np.sin(3.0 * points_world[:, ::-1])
                  + rng.normal(0, 0.01, points_world.shape))
@@ -57,7 +56,7 @@ def test_too_few_points_give_none() -> None:
     rng = np.random.default_rng(1)
     points = np.column_stack([rng.uniform(-1, 1, 20), rng.uniform(-1, 1, 20),
                               rng.uniform(2, 3, 20)])
-    pixels = _project(np.eye(4), points)
+    pixels = project(points, INTRINSICS.K)
     assert relative_motion(_solve, pixels, pixels, points, INTRINSICS, min_inliers=30) is None
     T_same = relative_motion(_solve, pixels, pixels, points, INTRINSICS, min_inliers=10)
     assert T_same is not None

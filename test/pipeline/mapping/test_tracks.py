@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pinhole import project_world
 
 from seqace_ros.core.geometry import invert_transform, make_transform, transform_points
 from seqace_ros.datasets.synthetic import SyntheticScene, preset
@@ -20,11 +21,6 @@ from seqace_ros.pipeline.mapping.tracks import (
 K = np.array([[400.0, 0.0, 160.0], [0.0, 410.0, 120.0], [0.0, 0.0, 1.0]])
 
 
-def _project(T_world_cam: np.ndarray, points_N3: np.ndarray) -> np.ndarray:
-    points_cam = transform_points(invert_transform(T_world_cam), points_N3)
-    return (points_cam @ K.T)[:, :2] / points_cam[:, 2:]
-
-
 def test_epipolar_distances() -> None:
     rng = np.random.default_rng(0)
     points = rng.uniform([-1, -1, 3], [1, 1, 5], (50, 3))
@@ -32,7 +28,7 @@ def test_epipolar_distances() -> None:
     angle = np.radians(5.0)
     R = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
     T_world_b = make_transform(R, [0.3, 0.05, 0.1])
-    pixels_a, pixels_b = _project(T_world_a, points), _project(T_world_b, points)
+    pixels_a, pixels_b = project_world(T_world_a, points, K), project_world(T_world_b, points, K)
     distances = epipolar_distances_px(pixels_a, pixels_b, K, K, T_world_a, T_world_b)
     np.testing.assert_allclose(distances, 0.0, atol=1e-6)
     # a match moved off its epipolar line by 5 px along the line's normal is 5 px away
@@ -97,8 +93,7 @@ def test_tracks_agree_with_rendered_depth() -> None:
             ok = z > 0
             rays = np.column_stack([uv[ok], np.ones(ok.sum())]) @ np.linalg.inv(K_s).T
             world = transform_points(scene.T_world_cam_N44[keyframe], rays * z[ok, None])
-            cam = transform_points(invert_transform(scene.T_world_cam_N44[frame_id]), world)
-            projected = (cam @ K_s.T)[:, :2] / cam[:, 2:]
+            projected = project_world(scene.T_world_cam_N44[frame_id], world, K_s)
             errors.append(np.linalg.norm(projected - tracks.pixels_T2[sel][ok], axis=1))
     errors_px = np.concatenate(errors)
     # XFeat keypoints at 320x240 repeat to about 1-2 px; a broken chain is tens of pixels off
