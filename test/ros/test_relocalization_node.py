@@ -247,8 +247,8 @@ def _stream(io: RosIO, dataset: FolderDataset, offline_poses: dict, encoding: st
         frame index -> image stamp (ns).
     """
     since = len(io.diagnostics.messages)
-    first = io.wait_diagnostic(since, lambda status: True, "a diagnostics message")
-    received_before = int(next(kv.value for kv in first.values if kv.key == "frames_received"))
+    wait_for(lambda: len(io.diagnostics.messages) > since, 30, "a fresh diagnostics message")
+    received_before = int(diagnostic_values(io.diagnostics.messages[-1])["frames_received"])
     stamps = {}
     next_time = time.monotonic()
     for k, index in enumerate(QUERY_FRAMES):
