@@ -14,7 +14,10 @@ CI budget (documented subset): every 4th frame of 0-499 (125 frames), the ``test
 300 steps at network height 256, identical for the folder map and the four bag maps; the
 ``seqace eval`` code (single-frame localizer, ``summarize``) on every 4th query of 500-699
 (50 frames). Each bag must map successfully (all 125 frames used, report written) and its map
-must be within 3 recall points (5 cm / 5 deg) of the folder map.
+must be within 3 recall points (5 cm / 5 deg) of the folder map. The ROS 1 bag carries the
+folder's pixels and poses unchanged, so its map must equal the folder map weight for weight:
+at any scale, that proves the whole bag path (reading, frame selection and order, calibration,
+poses) feeds the trainer exactly what the folder path does.
 
 Known weakness, measured (2026-11, shared 2-core machine): maps this cheap reach 0 % recall at
 5 cm / 5 deg on these queries, so at CI scale the recall check only catches a bag map that is
@@ -90,6 +93,10 @@ CONFIG: MappingConfig = (preset("cpu") if FULL_SCALE
                          else preset("test", iterations=300, image_height=256))
 MAX_RECALL_GAP = 0.03
 BAG_FORMS = ("mcap_raw_tf_chain", "sqlite_jpeg_odometry", "ros1_raw_pose", "mcap_images_tum")
+#: Bag forms that carry the folder's images and poses unchanged (raw pixels, poses as float64
+#: messages): mapping them must train exactly the folder's map, weight for weight. The others
+#: change the training data slightly (JPEG, re-interpolated TF, TUM text precision).
+LOSSLESS_FORMS = ("ros1_raw_pose",)
 
 
 def stamp_of(index: int) -> int:
@@ -172,6 +179,7 @@ def folder_result(comparison: Comparison) -> dict:
         device="cpu", progress=False,
     )
     result = evaluate(path, comparison.data)
+    result["map"] = path
     print(f"folder: recall 5cm/5deg {result['recall_5cm_5deg']:.3f}, median "
           f"{result['median_translation_cm']:.1f} cm, {time.perf_counter() - started:.0f} s")
     return result
@@ -189,6 +197,7 @@ def bag_result(comparison: Comparison, form: str) -> dict:
         shutil.rmtree(bag) if bag.is_dir() else bag.unlink()  # raw bags are ~115 MB
     result = evaluate(path, comparison.data)
     result["report"] = json.loads(ReportPaths.for_map(path).json.read_text())
+    result["map"] = path
     print(f"{form}: recall 5cm/5deg {result['recall_5cm_5deg']:.3f}, median "
           f"{result['median_translation_cm']:.1f} cm, {time.perf_counter() - started:.0f} s")
     return result
@@ -208,6 +217,16 @@ def test_bag_map_recall_matches_folder_map(
     assert report["frames"]["in_source"] == len(MAP_FRAMES)
     assert report["source"]["kind"] == "bag"
     assert len(report["training"]["loss_curve"]["step"]) == CONFIG.iterations // 20 + 1
+    if form in LOSSLESS_FORMS:
+        assert_same_weights(bag["map"], folder_result["map"])
+
+
+def assert_same_weights(map_a: Path, map_b: Path) -> None:
+    """The two maps' head weights are bit-identical."""
+    weights_a, weights_b = load_map(map_a).state_dict, load_map(map_b).state_dict
+    assert weights_a.keys() == weights_b.keys()
+    for name, tensor in weights_a.items():
+        assert torch.equal(tensor, weights_b[name]), f"{name} differs"
 
 
 # --- bad input: each raises one clear error and leaves no map ---------------------------------
