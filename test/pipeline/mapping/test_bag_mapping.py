@@ -35,13 +35,13 @@ Acceptance-scale runs (``SEQACE_BAG_COMPARISON=full``: 500 frames, 200 queries),
 - the cpu network with 2000 steps, 1 thread, 67 min (2026-11-21): folder 0.625; TF chain 0.590
   (-3.5: FAILS); sqlite 0.650 (+2.5); ROS 1 0.625 (0); TUM 0.640 (+1.5).
 
-The TF-chain poses differ from the folder's by a median 0.3 mm / 0.03 deg (max 3.4 mm, see
-``test_bag_reader``), and its gap changed sign between the two runs: any change of the training
-data (JPEG, re-interpolated poses) moves a single map's recall by a few points, as a different
-seed does, so the 3-point bound is at the noise level of one map: the folder map alone with
-seeds 0 / 1 / 2 (cpu preset, 2 threads, ``seqace map --seed``) gives 0.855 / 0.820 / 0.830,
-the TF-chain bag with the same seeds 0.905 / 0.890 / 0.855 (a mean 4.8 points better: maybe
-real, re-interpolation smooths the jittery ground truth slightly; not proven with 3 maps each).
+The TF-chain poses differ from the folder's by a median 0.3 mm / 0.03 deg (max 5.1 mm over
+the 500 frames) and have 27 % less frame-to-frame jitter than the ground truth; its gap
+changed sign between the two runs. One map's recall is a draw: the folder map alone with seeds
+0-4 (cpu preset, 2 threads; 0-2 bf16, 3-4 fp32 on a CPU without bf16) gives 0.855 / 0.820 /
+0.830 / 0.790 / 0.880 (std 3.4 points), the TF-chain bag with the same seeds 0.905 / 0.890 /
+0.855 / 0.810 / 0.870: a mean 3.1 points better (not significant), with the lower median error
+in all five pairs. The 3-point bound between two single maps is at the noise level of one map.
 
 Bad input (missing topic, no overlapping pose, unconnected TF, truncated bag, unwritable
 output) must raise a clear error and leave no map behind; those tests use small bags.
