@@ -28,8 +28,9 @@ using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecas
 // --- RansacOptions: typed attributes ------------------------------------------------------
 
 [[noreturn]] void wrong_type(const char* name, const char* expected, py::handle value) {
-    throw py::type_error(std::string("RansacOptions.") + name + " must be " + expected +
-                         ", got " + py::str(py::type::of(value).attr("__name__")).cast<std::string>());
+    const std::string type = py::str(py::type::of(value).attr("__name__"));
+    throw py::type_error(std::string("RansacOptions.") + name + " must be " + expected + ", got " +
+                         type);
 }
 
 // A Python int or anything with __index__ (numpy integers), never a bool.
@@ -85,7 +86,9 @@ struct Field {
 template <typename T>
 Field field(const char* name, T RansacOptions::*member) {
     return {name, [member](const RansacOptions& o) { return py::cast(o.*member); },
-            [name, member](RansacOptions& o, py::handle value) { convert(name, value, &(o.*member)); }};
+            [name, member](RansacOptions& o, py::handle value) {
+                convert(name, value, &(o.*member));
+            }};
 }
 
 // Every option, in the order of RansacOptions (ransac.h).
@@ -118,7 +121,8 @@ RansacOptions options_from(const py::kwargs& kwargs) {
             if (name == f.name) match = &f;
         if (match == nullptr) {
             std::string known;
-            for (const Field& f : fields()) known += (known.empty() ? "" : ", ") + std::string(f.name);
+            for (const Field& f : fields())
+                known += (known.empty() ? "" : ", ") + std::string(f.name);
             throw py::type_error("RansacOptions has no option '" + name + "'; the options are " +
                                  known);
         }
