@@ -3,9 +3,7 @@
 Synthetic 480x640 camera (fx = fy = 500 px), points 1-5 m away, 1 px Gaussian noise,
 outliers replaced by uniformly random pixels. For N in {200, 1000, 5000} and outlier
 ratio in {0.3, 0.5, 0.7}, every method solves the same correspondence sets with a 10 px
-threshold. Success: rotation error < 0.5 deg and camera-centre error < 2 cm. A multi-frame
-row (4 frames x 500 correspondences, generalized solver) is compared with the single-frame
-solve of 1000 correspondences at the same outlier ratios.
+threshold. Success: rotation error < 0.5 deg and camera-centre error < 2 cm.
 
 Peer settings: poselib.estimate_absolute_pose with its defaults (success probability
 0.9999, LO-MSAC, final bundle adjustment) and max_reproj_error 10 px;
@@ -34,7 +32,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -42,15 +39,8 @@ import poselib
 
 from seqace_ros.core.atomic_io import atomic_write_text
 from seqace_ros.core.geometry import invert_transform, make_transform, pose_error
-from seqace_ros.ransac import solve_generalized_pnp, solve_pnp
-from seqace_ros.ransac.synthetic import (
-    HEIGHT,
-    WIDTH,
-    GeneralizedPnPProblem,
-    PnPProblem,
-    make_generalized_problem,
-    make_pnp_problem,
-)
+from seqace_ros.ransac import RansacOptions, solve_pnp
+from seqace_ros.ransac.synthetic import HEIGHT, WIDTH, PnPProblem, make_pnp_problem
 
 THRESHOLD_PX = 10.0
 NOISE_PX = 1.0
@@ -61,21 +51,12 @@ OUTLIER_RATIOS = (0.3, 0.5, 0.7)
 METHODS = ("seqace", "poselib", "opencv_ap3p", "opencv_sqpnp", "opencv_magsac")
 
 Solver = Callable[[PnPProblem, int], "np.ndarray | None"]
-P = TypeVar("P", PnPProblem, GeneralizedPnPProblem)
 
 
 def _seqace(problem: PnPProblem, seed: int) -> np.ndarray | None:
     result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics,
-                       threshold_px=THRESHOLD_PX, seed=seed)  # fmt: skip
+                       RansacOptions(threshold_px=THRESHOLD_PX, seed=seed))  # fmt: skip
     return result.T_world_cam if result.success else None
-
-
-def _seqace_multiframe(problem: GeneralizedPnPProblem, seed: int) -> np.ndarray | None:
-    result = solve_generalized_pnp(
-        problem.points2d, problem.points3d, problem.frame_index, problem.intrinsics_K4,
-        problem.T_ref_frame_K44, threshold_px=THRESHOLD_PX, seed=seed,
-    )  # fmt: skip
-    return result.T_world_ref if result.success else None
 
 
 def _poselib(problem: PnPProblem, seed: int) -> np.ndarray | None:
@@ -125,8 +106,7 @@ class Runs:
     rot_deg: list[float] = field(default_factory=list)
     trans_cm: list[float] = field(default_factory=list)
 
-    def timed(self, solver: Callable[[P, int], np.ndarray | None], problem: P, seed: int,
-              T_gt: np.ndarray) -> None:  # fmt: skip
+    def timed(self, solver: Solver, problem: PnPProblem, seed: int, T_gt: np.ndarray) -> None:
         """Run ``solver(problem, seed)`` (a pose or None); record its times and errors."""
         cpu0, wall0 = time.process_time(), time.perf_counter()
         T_est = solver(problem, seed)
@@ -164,23 +144,6 @@ def bench_single(n: int, outlier_ratio: float, trials: int, seed: int) -> list[d
     return [runs[m].row(n=n, outlier_ratio=outlier_ratio, method=m) for m in METHODS]
 
 
-def bench_multiframe(outlier_ratio: float, trials: int, seed: int) -> list[dict[str, object]]:
-    """4 frames x 500 (generalized) against one frame x 1000, same outlier ratio."""
-    rng = np.random.default_rng([seed, 4, int(100 * outlier_ratio)])
-    multi, single = Runs(), Runs()
-    for trial in range(trials):
-        problem = make_generalized_problem(rng, 4, 500, outlier_ratio, NOISE_PX)
-        multi.timed(_seqace_multiframe, problem, trial, problem.T_world_ref)
-        one = make_pnp_problem(rng, 1000, outlier_ratio, NOISE_PX)
-        single.timed(_seqace, one, trial, one.T_world_cam)
-    return [
-        multi.row(n=2000, outlier_ratio=outlier_ratio, method="seqace_multiframe", frames=4,
-                  points_per_frame=500),
-        single.row(n=1000, outlier_ratio=outlier_ratio, method="seqace_single_1000", frames=1,
-                   points_per_frame=1000),
-    ]  # fmt: skip
-
-
 def _find(rows: list[dict[str, object]], method: str, n: int, ratio: float) -> dict[str, object]:
     return next(
         r for r in rows if r["method"] == method and r["n"] == n and r["outlier_ratio"] == ratio
@@ -201,16 +164,6 @@ def summarize(rows: list[dict[str, object]]) -> dict[str, object]:
     ours50, pl50 = _find(rows, "seqace", 1000, 0.5), _find(rows, "poselib", 1000, 0.5)
     ap3p50 = _find(rows, "opencv_ap3p", 1000, 0.5)
     ours70, pl70 = _find(rows, "seqace", 1000, 0.7), _find(rows, "poselib", 1000, 0.7)
-    multi = _find(rows, "seqace_multiframe", 2000, 0.5)
-    single = _find(rows, "seqace_single_1000", 1000, 0.5)
-    multi_ratio_by_outliers = {
-        str(ratio): {
-            key: _find(rows, "seqace_multiframe", 2000, ratio)[key]
-            / _find(rows, "seqace_single_1000", 1000, ratio)[key]
-            for key in ("median_ms", "median_cpu_ms")
-        }
-        for ratio in OUTLIER_RATIOS
-    }
     targets = {
         "n1000_out0.5_speedup_vs_poselib_ge_5": ratios["n1000_out0.5"]["speedup_vs_poselib"] >= 5,
         "n1000_out0.5_speedup_vs_opencv_ap3p_ge_2": ratios["n1000_out0.5"]["speedup_vs_opencv_ap3p"]
@@ -218,8 +171,6 @@ def summarize(rows: list[dict[str, object]]) -> dict[str, object]:
         "n1000_out0.5_success_ge_poselib": ours50["success_rate"] >= pl50["success_rate"],
         "n1000_out0.7_success_ge_0.99": ours70["success_rate"] >= 0.99,
         "n1000_out0.7_time_le_poselib": ours70["median_ms"] <= pl70["median_ms"],
-        "multiframe_4x500_lt_2x_single_1000": multi["median_ms"] < 2 * single["median_ms"],
-        "multiframe_recovers_reference_pose": multi["success_rate"] >= 0.99,
     }
     return {
         "ratios": ratios,
@@ -229,8 +180,6 @@ def summarize(rows: list[dict[str, object]]) -> dict[str, object]:
             "poselib": pl50["median_ms"],
             "opencv_ap3p": ap3p50["median_ms"],
         },
-        "multiframe_over_single_time": multi["median_ms"] / single["median_ms"],
-        "multiframe_over_single_by_outlier_ratio": multi_ratio_by_outliers,
     }
 
 
@@ -262,14 +211,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['method']} {r['median_ms']:.2f}ms ok={r['success_rate']:.2f}"
                 for r in rows[-len(METHODS):]
             ), flush=True)  # fmt: skip
-    for ratio in OUTLIER_RATIOS:
-        rows += bench_multiframe(ratio, trials, args.seed)
-        m, s = rows[-2], rows[-1]
-        print(
-            f"multi-frame 4x500 outliers={ratio:.1f}: {m['median_ms']:.2f}ms "
-            f"ok={m['success_rate']:.2f} vs single 1000 {s['median_ms']:.2f}ms",
-            flush=True,
-        )
 
     summary = summarize(rows)
     payload = {
@@ -295,7 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nN=1000, 50% outliers: seqace {s['seqace']:.2f} ms, poselib {s['poselib']:.2f} ms "
           f"({s['poselib'] / s['seqace']:.1f}x), OpenCV AP3P {s['opencv_ap3p']:.2f} ms "
           f"({s['opencv_ap3p'] / s['seqace']:.1f}x)")  # fmt: skip
-    print(f"multi-frame 4x500 / single 1000 time: {summary['multiframe_over_single_time']:.2f}")
     for name, ok in summary["targets"].items():
         print(f"  [{'PASS' if ok else 'FAIL'}] {name}")
     print(f"wrote {args.json}")

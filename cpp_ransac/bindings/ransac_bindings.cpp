@@ -1,16 +1,19 @@
 // pybind11 bindings: the private extension seqace_ros.ransac._ransac. The public, checked
-// Python face is seqace_ros.ransac; these functions re-check sizes so that a direct call
-// with bad arrays raises ValueError instead of reading out of bounds.
+// Python face is seqace_ros.ransac. RansacOptions is bound with typed attributes: a value of
+// the wrong type or an unknown option raises TypeError here; option values are validated once,
+// by the C++ solver (solve.cpp). solve_pnp re-checks array shapes so that a direct call with
+// bad arrays raises ValueError instead of reading out of bounds.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <array>
-#include <cmath>
+#include <climits>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "seqace_ransac/solve.h"
@@ -21,7 +24,122 @@ using namespace seqace_ransac;
 namespace {
 
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+// --- RansacOptions: typed attributes ------------------------------------------------------
+
+[[noreturn]] void wrong_type(const char* name, const char* expected, py::handle value) {
+    const std::string type = py::str(py::type::of(value).attr("__name__"));
+    throw py::type_error(std::string("RansacOptions.") + name + " must be " + expected + ", got " +
+                         type);
+}
+
+// A Python int or anything with __index__ (numpy integers), never a bool.
+py::int_ to_int(const char* name, const char* expected, py::handle value) {
+    if (PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr())) wrong_type(name, expected, value);
+    return py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+}
+
+void convert(const char* name, py::handle value, bool* out) {
+    if (!PyBool_Check(value.ptr())) wrong_type(name, "a bool", value);
+    *out = value.ptr() == Py_True;
+}
+
+void convert(const char* name, py::handle value, double* out) {
+    if (PyBool_Check(value.ptr()) ||
+        !(PyIndex_Check(value.ptr()) || py::hasattr(value, "__float__")))
+        wrong_type(name, "a real number", value);
+    *out = py::float_(py::reinterpret_borrow<py::object>(value)).cast<double>();
+}
+
+void convert(const char* name, py::handle value, int* out) {
+    const py::int_ integer = to_int(name, "an int", value);
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(integer.ptr(), &overflow);
+    if (overflow != 0 || v < INT_MIN || v > INT_MAX)
+        throw py::value_error(std::string("RansacOptions.") + name + " must fit in a C int, got " +
+                              py::repr(integer).cast<std::string>());
+    *out = static_cast<int>(v);
+}
+
+void convert(const char* name, py::handle value, std::optional<std::uint64_t>* out) {
+    if (value.is_none()) {
+        out->reset();
+        return;
+    }
+    const py::int_ integer = to_int(name, "an int or None", value);
+    const unsigned long long v = PyLong_AsUnsignedLongLong(integer.ptr());
+    if (PyErr_Occurred()) {  // negative or >= 2**64
+        PyErr_Clear();
+        throw py::value_error(std::string("RansacOptions.") + name +
+                              " must be in [0, 2**64) or None, got " +
+                              py::repr(integer).cast<std::string>());
+    }
+    *out = static_cast<std::uint64_t>(v);
+}
+
+struct Field {
+    const char* name;
+    std::function<py::object(const RansacOptions&)> get;
+    std::function<void(RansacOptions&, py::handle)> set;
+};
+
+template <typename T>
+Field field(const char* name, T RansacOptions::*member) {
+    return {name, [member](const RansacOptions& o) { return py::cast(o.*member); },
+            [name, member](RansacOptions& o, py::handle value) {
+                convert(name, value, &(o.*member));
+            }};
+}
+
+// Every option, in the order of RansacOptions (ransac.h).
+const std::vector<Field>& fields() {
+    static const std::vector<Field> all = {
+        field("threshold_px", &RansacOptions::threshold_px),
+        field("max_hypotheses", &RansacOptions::max_hypotheses),
+        field("max_samples", &RansacOptions::max_samples),
+        field("confidence", &RansacOptions::confidence),
+        field("soft_scoring", &RansacOptions::soft_scoring),
+        field("refine_top_k", &RansacOptions::refine_top_k),
+        field("max_lo_rounds", &RansacOptions::max_lo_rounds),
+        field("lo_max_points", &RansacOptions::lo_max_points),
+        field("max_refine_iterations", &RansacOptions::max_refine_iterations),
+        field("polish_iterations", &RansacOptions::polish_iterations),
+        field("min_inliers", &RansacOptions::min_inliers),
+        field("min_inlier_ratio", &RansacOptions::min_inlier_ratio),
+        field("max_score_points", &RansacOptions::max_score_points),
+        field("seed", &RansacOptions::seed),
+    };
+    return all;
+}
+
+RansacOptions options_from(const py::kwargs& kwargs) {
+    RansacOptions options;
+    for (const auto& [key, value] : kwargs) {
+        const std::string name = py::str(key);
+        const Field* match = nullptr;
+        for (const Field& f : fields())
+            if (name == f.name) match = &f;
+        if (match == nullptr) {
+            std::string known;
+            for (const Field& f : fields())
+                known += (known.empty() ? "" : ", ") + std::string(f.name);
+            throw py::type_error("RansacOptions has no option '" + name + "'; the options are " +
+                                 known);
+        }
+        match->set(options, value);
+    }
+    return options;
+}
+
+std::string repr(const RansacOptions& options) {
+    std::string s = "RansacOptions(";
+    for (const Field& f : fields())
+        s += (s.back() == '(' ? "" : ", ") + std::string(f.name) + "=" +
+             py::repr(f.get(options)).cast<std::string>();
+    return s + ")";
+}
+
+// --- solve --------------------------------------------------------------------------------
 
 std::string shape_of(const py::array& a) {
     std::string s = "(";
@@ -36,30 +154,21 @@ void require_shape(const py::array& a, const char* name, py::ssize_t rows, py::s
                                     std::to_string(cols) + "), got " + shape_of(a));
 }
 
-// Finite, orthonormal rotation block with det +1 (to 1e-6), last row (0, 0, 0, 1).
-template <typename Proxy>
-bool is_rigid(const Proxy& T, py::ssize_t f) {
-    for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j)
-            if (!std::isfinite(T(f, i, j))) return false;
-    if (T(f, 3, 0) != 0.0 || T(f, 3, 1) != 0.0 || T(f, 3, 2) != 0.0 || T(f, 3, 3) != 1.0)
-        return false;
-    Mat3 R;
-    for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) R.m[i][j] = T(f, i, j);
-    const Mat3 RtR = R.transpose() * R;
-    for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j)
-            if (std::abs(RtR.m[i][j] - (i == j ? 1.0 : 0.0)) > 1e-6) return false;
-    return std::abs(determinant(R) - 1.0) < 1e-5;
-}
-
-Intrinsics intrinsics_from(const std::array<double, 4>& k) { return {k[0], k[1], k[2], k[3]}; }
-
-py::tuple to_python(PoseSolution&& solution) {
+py::tuple solve_pnp_py(const DoubleArray& points2d, const DoubleArray& points3d,
+                       const std::array<double, 4>& intrinsics, const RansacOptions& options) {
+    require_shape(points2d, "points2d", -1, 2);
+    require_shape(points3d, "points3d", points2d.shape(0), 3);
+    PoseSolution solution;
+    {
+        py::gil_scoped_release release;
+        solution = solve_pnp(points2d.data(), points3d.data(),
+                             static_cast<std::size_t>(points2d.shape(0)),
+                             {intrinsics[0], intrinsics[1], intrinsics[2], intrinsics[3]},
+                             options);
+    }
     py::array_t<double> T({4, 4});
     auto t = T.mutable_unchecked<2>();
-    const Rigid& P = solution.T_world_ref;
+    const Rigid& P = solution.T_world_cam;
     for (int i = 0; i < 3; ++i) {
         for (int j = 0; j < 3; ++j) t(i, j) = P.R.m[i][j];
         t(i, 3) = P.t[i];
@@ -72,84 +181,19 @@ py::tuple to_python(PoseSolution&& solution) {
     return py::make_tuple(solution.success, T, inliers, solution.stats);
 }
 
-py::tuple solve_pnp_py(const DoubleArray& points2d, const DoubleArray& points3d,
-                       const std::array<double, 4>& intrinsics, const RansacOptions& options) {
-    require_shape(points2d, "points2d", -1, 2);
-    require_shape(points3d, "points3d", points2d.shape(0), 3);
-    PoseSolution solution;
-    {
-        py::gil_scoped_release release;
-        solution = solve_pnp(points2d.data(), points3d.data(),
-                             static_cast<std::size_t>(points2d.shape(0)),
-                             intrinsics_from(intrinsics), options);
-    }
-    return to_python(std::move(solution));
-}
-
-py::tuple solve_generalized_pnp_py(const DoubleArray& points2d, const DoubleArray& points3d,
-                                   const IndexArray& frame_index, const DoubleArray& intrinsics_K4,
-                                   const DoubleArray& T_ref_frame_K44,
-                                   const RansacOptions& options) {
-    require_shape(points2d, "points2d", -1, 2);
-    const py::ssize_t n = points2d.shape(0);
-    require_shape(points3d, "points3d", n, 3);
-    if (frame_index.ndim() != 1 || frame_index.shape(0) != n)
-        throw std::invalid_argument("frame_index must have shape (" + std::to_string(n) +
-                                    ",), got " + shape_of(frame_index));
-    require_shape(intrinsics_K4, "intrinsics_K4", -1, 4);
-    const py::ssize_t k = intrinsics_K4.shape(0);
-    if (T_ref_frame_K44.ndim() != 3 || T_ref_frame_K44.shape(0) != k ||
-        T_ref_frame_K44.shape(1) != 4 || T_ref_frame_K44.shape(2) != 4)
-        throw std::invalid_argument("T_ref_frame_K44 must have shape (" + std::to_string(k) +
-                                    ", 4, 4), got " + shape_of(T_ref_frame_K44));
-    std::vector<Intrinsics> intrinsics;
-    std::vector<Rigid> T_ref_frame;
-    auto K = intrinsics_K4.unchecked<2>();
-    auto T = T_ref_frame_K44.unchecked<3>();
-    for (py::ssize_t f = 0; f < k; ++f) {
-        intrinsics.push_back({K(f, 0), K(f, 1), K(f, 2), K(f, 3)});
-        Rigid pose;
-        for (int i = 0; i < 3; ++i) {
-            for (int j = 0; j < 3; ++j) pose.R.m[i][j] = T(f, i, j);
-            pose.t = {T(f, 0, 3), T(f, 1, 3), T(f, 2, 3)};
-        }
-        if (!is_rigid(T, f))
-            throw std::invalid_argument("T_ref_frame_K44[" + std::to_string(f) +
-                                        "] is not a rigid transform (finite, orthonormal "
-                                        "rotation with det +1, last row 0 0 0 1)");
-        T_ref_frame.push_back(pose);
-    }
-    PoseSolution solution;
-    {
-        py::gil_scoped_release release;
-        solution = solve_generalized_pnp(points2d.data(), points3d.data(), frame_index.data(),
-                                         static_cast<std::size_t>(n), intrinsics, T_ref_frame,
-                                         options);
-    }
-    return to_python(std::move(solution));
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_ransac, m) {
     m.doc() = "C++ RANSAC PnP (Lambda Twist P3P, DSAC*-style sampling, LM refinement).";
 
-    py::class_<RansacOptions>(m, "RansacOptions", "Options of a robust PnP solve.")
-        .def(py::init<>())
-        .def_readwrite("threshold_px", &RansacOptions::threshold_px)
-        .def_readwrite("max_hypotheses", &RansacOptions::max_hypotheses)
-        .def_readwrite("max_samples", &RansacOptions::max_samples)
-        .def_readwrite("confidence", &RansacOptions::confidence)
-        .def_readwrite("soft_scoring", &RansacOptions::soft_scoring)
-        .def_readwrite("refine_top_k", &RansacOptions::refine_top_k)
-        .def_readwrite("max_lo_rounds", &RansacOptions::max_lo_rounds)
-        .def_readwrite("lo_max_points", &RansacOptions::lo_max_points)
-        .def_readwrite("max_refine_iterations", &RansacOptions::max_refine_iterations)
-        .def_readwrite("polish_iterations", &RansacOptions::polish_iterations)
-        .def_readwrite("min_inliers", &RansacOptions::min_inliers)
-        .def_readwrite("min_inlier_ratio", &RansacOptions::min_inlier_ratio)
-        .def_readwrite("max_score_points", &RansacOptions::max_score_points)
-        .def_readwrite("seed", &RansacOptions::seed);
+    py::class_<RansacOptions> options(
+        m, "RansacOptions",
+        "Options of a robust PnP solve: keyword arguments or typed attributes (see _ransac.pyi "
+        "for each); unknown options and wrong types raise TypeError, out-of-range values "
+        "ValueError at the solve.");
+    options.def(py::init(&options_from)).def("__repr__", &repr);
+    for (const Field& f : fields())
+        options.def_property(f.name, py::cpp_function(f.get), py::cpp_function(f.set));
 
     py::class_<RansacStats>(m, "RansacStats", "What a robust PnP solve did.")
         .def_readonly("num_hypotheses", &RansacStats::num_hypotheses)
@@ -176,9 +220,4 @@ PYBIND11_MODULE(_ransac, m) {
     m.def("solve_pnp", &solve_pnp_py, py::arg("points2d"), py::arg("points3d"),
           py::arg("intrinsics"), py::arg("options"),
           "Robust PnP; returns (success, T_world_cam (4, 4), inliers (N,), RansacStats).");
-    m.def("solve_generalized_pnp", &solve_generalized_pnp_py, py::arg("points2d"),
-          py::arg("points3d"), py::arg("frame_index"), py::arg("intrinsics"),
-          py::arg("T_ref_frame"), py::arg("options"),
-          "Robust generalized PnP; returns (success, T_world_ref (4, 4), inliers (N,), "
-          "RansacStats).");
 }

@@ -8,6 +8,7 @@
 namespace seqace_ransac {
 namespace {
 
+// The one validation of RansacOptions' values (the Python binding only converts types).
 void check_options(const RansacOptions& o) {
     if (!(std::isfinite(o.threshold_px) && o.threshold_px > 0.0))
         throw std::invalid_argument("threshold_px must be finite and > 0, got " +
@@ -42,15 +43,24 @@ void check_options(const RansacOptions& o) {
                                     std::to_string(o.min_inliers));
 }
 
-void check_intrinsics(const Intrinsics& K, const std::string& name) {
+void check_intrinsics(const Intrinsics& K) {
     if (!(std::isfinite(K.fx) && std::isfinite(K.fy) && std::isfinite(K.cx) &&
           std::isfinite(K.cy)))
-        throw std::invalid_argument(name + " must be finite, got fx=" + std::to_string(K.fx) +
+        throw std::invalid_argument("intrinsics must be finite, got fx=" + std::to_string(K.fx) +
                                     " fy=" + std::to_string(K.fy) + " cx=" +
                                     std::to_string(K.cx) + " cy=" + std::to_string(K.cy));
     if (!(K.fx > 0.0 && K.fy > 0.0))
-        throw std::invalid_argument(name + ": focal lengths must be > 0, got fx=" +
+        throw std::invalid_argument("intrinsics: focal lengths must be > 0, got fx=" +
                                     std::to_string(K.fx) + " fy=" + std::to_string(K.fy));
+}
+
+// Throws when one of the `n * dim` values is not finite, naming its row.
+void check_finite(const char* name, const double* values, std::size_t n, std::size_t dim) {
+    for (std::size_t i = 0; i < n * dim; ++i)
+        if (!std::isfinite(values[i]))
+            throw std::invalid_argument(std::string(name) +
+                                        " must be finite, found NaN or Inf in row " +
+                                        std::to_string(i / dim));
 }
 
 // Nearest rotation by Newton's polar iteration R <- (R + R^-T) / 2 (R is near-orthonormal).
@@ -67,66 +77,36 @@ Mat3 nearest_rotation(Mat3 R) {
 
 }  // namespace
 
-PoseSolution solve_generalized_pnp(const double* points2d, const double* points3d,
-                                   const std::int64_t* frame_index, std::size_t num_points,
-                                   const std::vector<Intrinsics>& intrinsics,
-                                   const std::vector<Rigid>& T_ref_frame,
-                                   const RansacOptions& options) {
+PoseSolution solve_pnp(const double* points2d, const double* points3d, std::size_t num_points,
+                       const Intrinsics& intrinsics, const RansacOptions& options) {
     const auto t0 = std::chrono::steady_clock::now();
     check_options(options);
     if (num_points < 4)
-        throw std::invalid_argument("need at least 4 correspondences, got " +
+        throw std::invalid_argument("need at least 4 correspondences, got N=" +
                                     std::to_string(num_points));
     if (num_points > 0x7fffffffULL)
-        throw std::invalid_argument("too many correspondences: " + std::to_string(num_points));
-    if (intrinsics.empty() || intrinsics.size() != T_ref_frame.size())
-        throw std::invalid_argument("need one intrinsics and one T_ref_frame per frame, got " +
-                                    std::to_string(intrinsics.size()) + " and " +
-                                    std::to_string(T_ref_frame.size()));
-    for (std::size_t k = 0; k < intrinsics.size(); ++k)
-        check_intrinsics(intrinsics[k], frame_index ? "intrinsics_K4[" + std::to_string(k) + "]"
-                                                    : std::string("intrinsics"));
-    for (std::size_t i = 0; i < 2 * num_points; ++i)
-        if (!std::isfinite(points2d[i]))
-            throw std::invalid_argument("points2d has a non-finite value at row " +
-                                        std::to_string(i / 2));
-    for (std::size_t i = 0; i < 3 * num_points; ++i)
-        if (!std::isfinite(points3d[i]))
-            throw std::invalid_argument("points3d has a non-finite value at row " +
-                                        std::to_string(i / 3));
-    if (frame_index)
-        for (std::size_t i = 0; i < num_points; ++i)
-            if (frame_index[i] < 0 || frame_index[i] >= static_cast<std::int64_t>(intrinsics.size()))
-                throw std::invalid_argument("frame_index[" + std::to_string(i) + "] = " +
-                                            std::to_string(frame_index[i]) + " is outside [0, " +
-                                            std::to_string(intrinsics.size()) + ")");
+        throw std::invalid_argument("too many correspondences: N=" + std::to_string(num_points));
+    check_intrinsics(intrinsics);
+    check_finite("points2d", points2d, num_points, 2);
+    check_finite("points3d", points3d, num_points, 3);
 
-    GeneralizedCorrespondences data;
-    data.points2d = points2d;
-    data.points3d = points3d;
-    data.frame_index = frame_index;
-    data.num_points = num_points;
-    data.intrinsics = intrinsics;
-    data.T_ref_frame = T_ref_frame;
-    GeneralizedAbsolutePoseEstimator estimator(data, options);
-
+    AbsolutePoseEstimator estimator(points2d, points3d, num_points, intrinsics, options);
     PoseSolution solution;
-    solution.stats.seed = options.seed;
     solution.inliers.assign(num_points, 0);
     const RansacOutput<Rigid> best = ransac(estimator, options, &solution.stats);
     if (best.found) {
-        const Rigid T_ref_world{nearest_rotation(best.model.R), best.model.t};
+        const Rigid T_cam_world{nearest_rotation(best.model.R), best.model.t};
         const std::size_t needed = std::max(
             std::min(num_points, static_cast<std::size_t>(options.min_inliers)),
             static_cast<std::size_t>(std::ceil(options.min_inlier_ratio * num_points)));
         RansacStats& s = solution.stats;
         const Score final_score =
-            estimator.evaluate(T_ref_world, solution.inliers.data(), &s.rmse_px);
+            estimator.evaluate(T_cam_world, solution.inliers.data(), &s.rmse_px);
         s.num_inliers = final_score.inliers;
         s.score = final_score.soft;
         solution.success = static_cast<std::size_t>(s.num_inliers) >= needed;
         if (solution.success) {
-            solution.T_world_ref = T_ref_world.inverse();
+            solution.T_world_cam = T_cam_world.inverse();
         } else {
             solution.inliers.assign(num_points, 0);
         }
@@ -134,12 +114,6 @@ PoseSolution solve_generalized_pnp(const double* points2d, const double* points3
     solution.stats.total_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     return solution;
-}
-
-PoseSolution solve_pnp(const double* points2d, const double* points3d, std::size_t num_points,
-                       const Intrinsics& intrinsics, const RansacOptions& options) {
-    return solve_generalized_pnp(points2d, points3d, nullptr, num_points, {intrinsics},
-                                 {Rigid{}}, options);
 }
 
 }  // namespace seqace_ransac

@@ -85,6 +85,7 @@ int main() {
     {
         ConstantEstimator e = make_data(0.3, 1);
         RansacOptions o;
+        o.seed = 0;
         RansacStats stats;
         const auto out = ransac(e, o, &stats);
         check(out.found, "finds a model with 70% outliers");
@@ -97,6 +98,7 @@ int main() {
     {
         ConstantEstimator e = make_data(0.3, 2);
         RansacOptions o;
+        o.seed = 0;
         o.confidence = 1.0;
         o.max_hypotheses = 40;
         RansacStats stats;
@@ -113,9 +115,22 @@ int main() {
         check(ra.model == rb.model && a.num_samples == b.num_samples, "deterministic per seed");
     }
     {
+        ConstantEstimator e = make_data(0.5, 6);
+        RansacOptions o;  // seed unset: drawn per solve and reported
+        RansacStats a, b, replayed;
+        const auto ra = ransac(e, o, &a);
+        ransac(e, o, &b);
+        o.seed = a.seed;
+        const auto rr = ransac(e, o, &replayed);
+        check(a.seed != b.seed && rr.model == ra.model && replayed.seed == a.seed &&
+                  replayed.num_samples == a.num_samples,
+              "an unset seed is drawn, reported and replayable");
+    }
+    {
         ConstantEstimator e = make_data(0.5, 4);
         e.sampleable = false;
         RansacOptions o;
+        o.seed = 0;
         RansacStats stats;
         const auto out = ransac(e, o, &stats);
         check(!out.found && stats.num_hypotheses == 0, "no sample, no model");
@@ -123,6 +138,7 @@ int main() {
     {
         ConstantEstimator e = make_data(0.0, 5);  // uniform noise only
         RansacOptions o;
+        o.seed = 0;
         o.max_samples = 500;
         o.max_hypotheses = 1000000;
         RansacStats stats;

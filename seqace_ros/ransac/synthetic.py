@@ -37,27 +37,6 @@ class PnPProblem:
     is_inlier: NDArray[np.bool_]
 
 
-@dataclass(frozen=True)
-class GeneralizedPnPProblem:
-    """Correspondences of K rigidly linked cameras with their ground truth.
-
-    Attributes:
-        points2d: (N, 2) pixels. points3d: (N, 3) world points. frame_index: (N,) int64.
-        intrinsics_K4: (K, 4) rows (fx, fy, cx, cy).
-        T_ref_frame_K44: (K, 4, 4) frame-to-reference transforms (frame 0 is the reference).
-        T_world_ref: (4, 4) true reference-to-world pose.
-        is_inlier: (N,) bool.
-    """
-
-    points2d: NDArray[np.float64]
-    points3d: NDArray[np.float64]
-    frame_index: NDArray[np.int64]
-    intrinsics_K4: NDArray[np.float64]
-    T_ref_frame_K44: NDArray[np.float64]
-    T_world_ref: NDArray[np.float64]
-    is_inlier: NDArray[np.bool_]
-
-
 def random_rotation(rng: np.random.Generator) -> NDArray[np.float64]:
     """Uniformly random rotation matrix (3, 3)."""
     return rotation_from_quaternion_xyzw(rng.normal(size=4))
@@ -99,43 +78,3 @@ def make_pnp_problem(
     """A camera at a random pose (centre within 2 m of the origin) and its correspondences."""
     T_world_cam = make_transform(random_rotation(rng), rng.uniform(-2.0, 2.0, 3))
     return observe(rng, T_world_cam, num_points, outlier_ratio, noise_px)
-
-
-def make_generalized_problem(
-    rng: np.random.Generator,
-    num_frames: int,
-    points_per_frame: int,
-    outlier_ratio: float,
-    noise_px: float,
-) -> GeneralizedPnPProblem:
-    """A short camera sequence: frame 0 is the reference, later frames move 10-30 cm and
-    a few degrees each; every frame sees its own points with its own focal length."""
-    T_world_ref = make_transform(random_rotation(rng), rng.uniform(-2.0, 2.0, 3))
-    T_ref_frame_K44 = np.tile(np.eye(4), (num_frames, 1, 1))
-    intrinsics_K4 = np.tile(np.asarray(INTRINSICS), (num_frames, 1))
-    for k in range(1, num_frames):
-        axis_angle = rng.normal(size=3)
-        angle_rad = np.radians(rng.uniform(1.0, 5.0))
-        q_xyzw = np.append(
-            np.sin(angle_rad / 2) * axis_angle / np.linalg.norm(axis_angle), np.cos(angle_rad / 2)
-        )
-        step = make_transform(
-            rotation_from_quaternion_xyzw(q_xyzw),
-            rng.normal(size=3) / np.sqrt(3) * rng.uniform(0.1, 0.3),
-        )
-        T_ref_frame_K44[k] = T_ref_frame_K44[k - 1] @ step
-        intrinsics_K4[k, :2] *= rng.uniform(0.9, 1.1)
-    parts = [
-        observe(rng, T_world_ref @ T_ref_frame_K44[k], points_per_frame, outlier_ratio,
-                noise_px, tuple(intrinsics_K4[k]))
-        for k in range(num_frames)
-    ]  # fmt: skip
-    return GeneralizedPnPProblem(
-        points2d=np.concatenate([p.points2d for p in parts]),
-        points3d=np.concatenate([p.points3d for p in parts]),
-        frame_index=np.repeat(np.arange(num_frames, dtype=np.int64), points_per_frame),
-        intrinsics_K4=intrinsics_K4,
-        T_ref_frame_K44=T_ref_frame_K44,
-        T_world_ref=T_world_ref,
-        is_inlier=np.concatenate([p.is_inlier for p in parts]),
-    )

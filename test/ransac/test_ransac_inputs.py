@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from seqace_ros.ransac import solve_generalized_pnp, solve_pnp
+from seqace_ros.ransac import RansacOptions, _ransac, solve_pnp
 from seqace_ros.ransac.synthetic import make_pnp_problem
 
 K = (500.0, 500.0, 320.0, 240.0)
@@ -77,7 +77,8 @@ def test_non_finite_values_are_rejected_with_their_row(problem, bad):
 )
 def test_invalid_options_raise_value_error(problem, option, value, match):
     with pytest.raises(ValueError, match=match):
-        solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, **{option: value})
+        solve_pnp(problem.points2d, problem.points3d, problem.intrinsics,
+                  RansacOptions(**{option: value}))  # fmt: skip
 
 
 @pytest.mark.parametrize("intrinsics", [np.ones((1, 4)), ("a", 1, 1, 1), None])
@@ -87,46 +88,50 @@ def test_malformed_intrinsics_raise_value_error(problem, intrinsics):
 
 
 def test_unknown_or_mistyped_options_are_rejected(problem):
-    with pytest.raises(TypeError, match="threshold"):
-        solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, threshold=5.0)
-    with pytest.raises(TypeError):
-        solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, max_hypotheses="64")
-    with pytest.raises(TypeError, match="seed must be an int"):
-        solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=1.5)
+    with pytest.raises(TypeError, match=r"no option 'threshold'.*threshold_px"):
+        RansacOptions(threshold=5.0)
+    with pytest.raises(TypeError, match="max_hypotheses must be an int, got str"):
+        RansacOptions(max_hypotheses="64")
+    with pytest.raises(TypeError, match="max_hypotheses must be an int, got float"):
+        RansacOptions(max_hypotheses=64.0)
+    with pytest.raises(TypeError, match="seed must be an int or None, got float"):
+        RansacOptions(seed=1.5)
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\)"):
+        RansacOptions(seed=2**64)
+    with pytest.raises(ValueError, match="min_inliers must fit in a C int"):
+        RansacOptions(min_inliers=2**40)
+    options = RansacOptions()
+    with pytest.raises(TypeError, match="soft_scoring must be a bool, got int"):
+        options.soft_scoring = 1
+    with pytest.raises(TypeError, match="threshold_px must be a real number, got str"):
+        options.threshold_px = "5"
+    with pytest.raises(AttributeError, match="threshold"):
+        options.threshold = 5.0
+    with pytest.raises(TypeError, match="options must be a RansacOptions, got dict"):
+        solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, {"seed": 0})
 
 
-def test_generalized_input_errors(problem):
-    p2, p3 = problem.points2d, problem.points3d
-    n = len(p2)
-    frames = np.zeros(n, dtype=np.int64)
-    K1 = np.array([K])
-    T1 = np.eye(4)[None]
-    with pytest.raises(ValueError, match=r"frame_index\[3\] = 1 is outside \[0, 1\)"):
-        solve_generalized_pnp(p2, p3, np.where(np.arange(n) == 3, 1, 0), K1, T1)
-    with pytest.raises(ValueError, match=r"frame_index must have an integer dtype"):
-        solve_generalized_pnp(p2, p3, frames.astype(float), K1, T1)
-    with pytest.raises(ValueError, match=rf"frame_index must have shape \({n},\)"):
-        solve_generalized_pnp(p2, p3, frames[:-1], K1, T1)
-    with pytest.raises(ValueError, match=r"one T_ref_frame_K44 matrix per frame"):
-        solve_generalized_pnp(p2, p3, frames, K1, np.tile(np.eye(4), (2, 1, 1)))
-    not_rigid = np.eye(4)[None].copy()
-    not_rigid[0, 0, 0] = 2.0
-    with pytest.raises(ValueError, match=r"T_ref_frame_K44\[0\] is not a rigid transform"):
-        solve_generalized_pnp(p2, p3, frames, K1, not_rigid)
-    with pytest.raises(ValueError, match=r"intrinsics_K4\[0\]: focal lengths must be > 0"):
-        solve_generalized_pnp(p2, p3, frames, np.array([[500.0, 0.0, 1.0, 1.0]]), T1)
-    with pytest.raises(ValueError, match=r"per frame \(K >= 1\)"):
-        solve_generalized_pnp(p2, p3, frames, np.zeros((0, 4)), np.zeros((0, 4, 4)))
+def test_options_are_typed_attributes_with_defaults():
+    options = RansacOptions(threshold_px=4, seed=np.uint64(7), soft_scoring=False)
+    assert options.threshold_px == 4.0
+    assert isinstance(options.threshold_px, float)
+    assert options.seed == 7
+    assert options.soft_scoring is False
+    assert RansacOptions().seed is None
+    assert RansacOptions().max_hypotheses == 64
+    options.seed = None
+    options.max_hypotheses = np.int32(32)
+    assert options.max_hypotheses == 32
+    assert "max_hypotheses=32" in repr(options)
+    assert "seed=None" in repr(options)
 
 
 def test_private_extension_rechecks_shapes():
-    from seqace_ros.ransac import RansacOptions, _ransac
-
     with pytest.raises(ValueError, match=r"points3d must have shape \(N, 3\), got \(4, 2\)"):
         _ransac.solve_pnp(np.zeros((5, 2)), np.zeros((4, 2)), K, RansacOptions())
-    with pytest.raises(ValueError, match="need at least 4 correspondences, got 2"):
+    with pytest.raises(ValueError, match="need at least 4 correspondences, got N=2"):
         _ransac.solve_pnp(np.zeros((2, 2)), np.zeros((2, 3)), K, RansacOptions())
-    with pytest.raises(ValueError, match="points2d has a non-finite value at row 1"):
+    with pytest.raises(ValueError, match="points2d must be finite, found NaN or Inf in row 1"):
         _ransac.solve_pnp(np.array([[0, 0], [np.nan, 0], [1, 1], [2, 2]], dtype=float),
                           np.zeros((4, 3)), K, RansacOptions())  # fmt: skip
 
@@ -158,7 +163,8 @@ def _arrays(draw: st.DrawFn, cols: int) -> np.ndarray:
 )
 def test_fuzz_never_crashes(points2d, points3d, intrinsics, threshold_px, seed):
     try:
-        result = solve_pnp(points2d, points3d, intrinsics, threshold_px=threshold_px, seed=seed)
+        options = RansacOptions(threshold_px=threshold_px, seed=seed)
+        result = solve_pnp(points2d, points3d, intrinsics, options)
     except ValueError:
         return
     n = len(points2d)
@@ -184,30 +190,6 @@ def test_fuzz_degenerate_geometry_gives_a_result(n, scale, duplicates, seed):
     if duplicates:
         points3d[:] = points3d[0]
         points2d[: n // 2] = points2d[0]
-    result = solve_pnp(points2d, points3d, K, seed=seed)
+    result = solve_pnp(points2d, points3d, K, RansacOptions(seed=seed))
     assert result.inliers.shape == (n,)
     assert np.all(np.isfinite(result.T_world_cam))
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    n=st.integers(4, 40),
-    n_frames=st.integers(1, 4),
-    data=st.data(),
-)
-def test_fuzz_generalized_never_crashes(n, n_frames, data):
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32)))
-    points2d = rng.uniform(-100, 700, size=(n, 2))
-    points3d = rng.normal(size=(n, 3)) * data.draw(st.sampled_from([1e-3, 1.0, 1e3]))
-    frame_index = data.draw(hnp.arrays(np.int64, n, elements=st.integers(-1, n_frames)))
-    intrinsics = data.draw(hnp.arrays(np.float64, (n_frames, 4), elements=_values))
-    T = np.tile(np.eye(4), (n_frames, 1, 1))
-    T[:, :3, 3] = rng.normal(size=(n_frames, 3))
-    if data.draw(st.booleans()):
-        T[0, 0, 1] = data.draw(_values)  # maybe not rigid (or not finite)
-    try:
-        result = solve_generalized_pnp(points2d, points3d, frame_index, intrinsics, T, seed=0)
-    except ValueError:
-        return
-    assert result.inliers.shape == (n,)
-    assert np.all(np.isfinite(result.T_world_ref))

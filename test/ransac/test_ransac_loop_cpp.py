@@ -36,5 +36,5 @@ def test_ransac_loop_with_mock_estimator(tmp_path: Path):
     run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
-    assert len(lines) == 11
+    assert len(lines) == 12
     assert all(line.startswith("PASS") for line in lines), run.stdout

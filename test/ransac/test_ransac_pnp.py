@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 
 from seqace_ros.core.geometry import invert_transform, is_rigid_transform, pose_error
-from seqace_ros.ransac import solve_pnp
+from seqace_ros.ransac import PnPResult, RansacOptions, solve_pnp
 from seqace_ros.ransac.synthetic import HEIGHT, WIDTH, PnPProblem, make_pnp_problem
 
 poselib = pytest.importorskip("poselib", reason="poselib (test extra) is the reference solver")
+
+
+def solve(problem: PnPProblem, **options: float | int | bool | None) -> PnPResult:
+    """solve_pnp on the problem's correspondences with ``RansacOptions(**options)``."""
+    return solve_pnp(problem.points2d, problem.points3d, problem.intrinsics,
+                     RansacOptions(**options))  # fmt: skip
 
 
 def poselib_pose(problem: PnPProblem, threshold_px: float = 10.0) -> np.ndarray:
@@ -40,7 +46,7 @@ def test_recovers_known_pose_as_accurately_as_poselib(noise_px: float, outlier_r
     rng = np.random.default_rng(int(100 * noise_px + 1000 * outlier_ratio))
     for trial in range(3):
         problem = make_pnp_problem(rng, 1000, outlier_ratio, noise_px)
-        result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=trial)
+        result = solve(problem, seed=trial)
         assert result.success
         assert is_rigid_transform(result.T_world_cam)
         ours_cm, ours_deg = errors(result.T_world_cam, problem)
@@ -63,7 +69,7 @@ def test_small_noise_free_problems_are_solved_exactly(num_points: int):
     rng = np.random.default_rng(num_points)
     for trial in range(5):
         problem = make_pnp_problem(rng, num_points, 0.0, 0.0)
-        result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=trial)
+        result = solve(problem, seed=trial)
         assert result.success
         cm, deg = errors(result.T_world_cam, problem)
         assert cm < 1e-4, cm
@@ -77,7 +83,7 @@ def test_small_noise_free_problems_are_solved_exactly(num_points: int):
 def test_ten_thousand_correspondences(outlier_ratio: float):
     rng = np.random.default_rng(7)
     problem = make_pnp_problem(rng, 10_000, outlier_ratio, 1.0)
-    result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=1)
+    result = solve(problem, seed=1)
     assert result.success
     cm, deg = errors(result.T_world_cam, problem)
     ref_cm, ref_deg = errors(poselib_pose(problem), problem)
@@ -87,27 +93,25 @@ def test_ten_thousand_correspondences(outlier_ratio: float):
 
 def test_same_seed_gives_identical_results_and_seed_is_reported():
     problem = make_pnp_problem(np.random.default_rng(3), 500, 0.6, 1.0)
-    a = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=42)
-    b = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=42)
+    a = solve(problem, seed=42)
+    b = solve(problem, seed=42)
     assert np.array_equal(a.T_world_cam, b.T_world_cam)
     assert np.array_equal(a.inliers, b.inliers)
     assert a.stats.num_samples == b.stats.num_samples
     assert a.stats.seed == 42
-    c = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=43)
+    c = solve(problem, seed=43)
     assert c.stats.num_samples != a.stats.num_samples or not np.array_equal(
         c.T_world_cam, a.T_world_cam
     )
-    drawn = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics)
-    again = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics,
-                      seed=drawn.stats.seed)  # fmt: skip
+    drawn = solve(problem)
+    again = solve(problem, seed=drawn.stats.seed)
     assert np.array_equal(drawn.T_world_cam, again.T_world_cam)
 
 
 def test_full_budget_without_early_stop():
     problem = make_pnp_problem(np.random.default_rng(4), 300, 0.3, 1.0)
-    early = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0)
-    full = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0,
-                     confidence=1.0, max_hypotheses=32)  # fmt: skip
+    early = solve(problem, seed=0)
+    full = solve(problem, seed=0, confidence=1.0, max_hypotheses=32)
     assert early.stats.early_stop
     assert early.num_hypotheses < 32
     assert not full.stats.early_stop
@@ -118,8 +122,7 @@ def test_full_budget_without_early_stop():
 
 def test_hard_scoring_also_recovers_the_pose():
     problem = make_pnp_problem(np.random.default_rng(5), 1000, 0.5, 1.0)
-    result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0,
-                       soft_scoring=False)  # fmt: skip
+    result = solve(problem, seed=0, soft_scoring=False)
     cm, deg = errors(result.T_world_cam, problem)
     assert result.success
     assert cm < 1.0
@@ -131,7 +134,7 @@ def test_all_outliers_fail(num_points: int):
     rng = np.random.default_rng(num_points)
     for trial in range(5):
         problem = make_pnp_problem(rng, num_points, 1.0, 0.0)
-        result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=trial)
+        result = solve(problem, seed=trial)
         assert not result.success
         assert not result.inliers.any()
         assert np.array_equal(result.T_world_cam, np.eye(4))
@@ -148,7 +151,7 @@ def test_collinear_points_fail():
     fx, fy, cx, cy = problem.intrinsics
     pixels = np.stack([fx * line_cam[:, 0] / line_cam[:, 2] + cx,
                        fy * line_cam[:, 1] / line_cam[:, 2] + cy], axis=1)  # fmt: skip
-    result = solve_pnp(pixels, line_world, problem.intrinsics, seed=0)
+    result = solve_pnp(pixels, line_world, problem.intrinsics, RansacOptions(seed=0))
     assert not result.success
     assert result.num_hypotheses == 0
 
@@ -156,21 +159,18 @@ def test_collinear_points_fail():
 def test_low_inlier_ratio_still_succeeds():
     """90 % outliers in 1000: 100 inliers are far above chance, so this is a success."""
     problem = make_pnp_problem(np.random.default_rng(12), 1000, 0.9, 1.0)
-    result = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0,
-                       max_hypotheses=256)  # fmt: skip
+    result = solve(problem, seed=0, max_hypotheses=256)
     assert result.success
     assert pose_error(result.T_world_cam, problem.T_world_cam)[0] < 0.02
 
 
 def test_min_inliers_sets_the_success_bar():
     problem = make_pnp_problem(np.random.default_rng(9), 100, 0.5, 1.0)
-    ok = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0)
-    strict = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0,
-                       min_inliers=90)  # fmt: skip
+    ok = solve(problem, seed=0)
+    strict = solve(problem, seed=0, min_inliers=90)
     assert ok.success
     assert not strict.success
-    by_ratio = solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0,
-                         min_inlier_ratio=0.9)  # fmt: skip
+    by_ratio = solve(problem, seed=0, min_inlier_ratio=0.9)
     assert not by_ratio.success
 
 
@@ -180,7 +180,8 @@ def test_accepts_float32_and_intrinsics_object():
     problem = make_pnp_problem(np.random.default_rng(10), 300, 0.3, 1.0)
     camera = Intrinsics(*problem.intrinsics, width=WIDTH, height=HEIGHT)
     result = solve_pnp(problem.points2d.astype(np.float32),
-                       problem.points3d.astype(np.float32), camera, seed=0)  # fmt: skip
+                       problem.points3d.astype(np.float32), camera,
+                       RansacOptions(seed=0))  # fmt: skip
     assert result.success
     assert result.T_world_cam.dtype == np.float64
     assert result.T_world_cam.shape == (4, 4)
@@ -194,13 +195,12 @@ def test_solve_releases_the_gil():
     problem = make_pnp_problem(np.random.default_rng(11), 5000, 1.0, 0.0)  # all outliers
     done = threading.Event()
 
-    def solve() -> None:
-        solve_pnp(problem.points2d, problem.points3d, problem.intrinsics, seed=0,
-                  confidence=1.0, max_hypotheses=10**6, max_samples=200_000)  # fmt: skip
+    def run() -> None:
+        solve(problem, seed=0, confidence=1.0, max_hypotheses=10**6, max_samples=200_000)
         done.set()
 
     ticks = 0
-    worker = threading.Thread(target=solve)
+    worker = threading.Thread(target=run)
     t0 = time.perf_counter()
     worker.start()
     while not done.is_set():

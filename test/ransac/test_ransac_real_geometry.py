@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from data_paths import require_redkitchen
 
-from seqace_ros.core.geometry import invert_transform, orthonormalize, pose_error
-from seqace_ros.ransac import solve_generalized_pnp, solve_pnp
+from seqace_ros.core.geometry import orthonormalize, pose_error
+from seqace_ros.ransac import RansacOptions, solve_pnp
 
 pytestmark = pytest.mark.real_data
 
@@ -47,30 +47,14 @@ def correspondences(
     return pixels, points_world
 
 
-def test_single_and_multi_frame_on_real_depth_geometry():
+def test_pnp_on_real_depth_geometry():
     root = require_redkitchen()
     rng = np.random.default_rng(0)
     frames = [load_frame(root, i) for i in FRAMES]
     data = [correspondences(rng, T, depth, 500) for T, depth in frames]
     for (T_world_cam, _), (pixels, points) in zip(frames, data, strict=True):
-        result = solve_pnp(pixels, points, DEPTH_INTRINSICS, seed=0)
+        result = solve_pnp(pixels, points, DEPTH_INTRINSICS, RansacOptions(seed=0))
         assert result.success
         translation_m, rotation_deg = pose_error(result.T_world_cam, T_world_cam)
         assert translation_m < 0.01
         assert rotation_deg < 0.1
-
-    T_world_ref = frames[0][0]
-    T_ref_frame_K44 = np.stack([invert_transform(T_world_ref) @ T for T, _ in frames])
-    T_ref_frame_K44[:, :3, :3] = [orthonormalize(T[:3, :3]) for T in T_ref_frame_K44]
-    result = solve_generalized_pnp(
-        np.concatenate([d[0] for d in data]),
-        np.concatenate([d[1] for d in data]),
-        np.repeat(np.arange(len(FRAMES)), 500),
-        np.tile(DEPTH_INTRINSICS, (len(FRAMES), 1)),
-        T_ref_frame_K44,
-        seed=0,
-    )
-    assert result.success
-    translation_m, rotation_deg = pose_error(result.T_world_ref, T_world_ref)
-    assert translation_m < 0.01
-    assert rotation_deg < 0.1

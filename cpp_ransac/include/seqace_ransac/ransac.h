@@ -24,11 +24,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <optional>
+#include <random>
 #include <vector>
 
 namespace seqace_ransac {
 
-// Options for robust estimation; defaults are the ones the localizer uses.
+// Options of a robust PnP solve (the one options type: Python binds it as
+// seqace_ros.ransac.RansacOptions); defaults are the ones the localizer uses. solve_pnp
+// (solve.h) rejects out-of-range values with std::invalid_argument.
 struct RansacOptions {
     double threshold_px = 10.0;       // inlier threshold on the reprojection error, pixels
     int max_hypotheses = 64;          // budget of scored pose hypotheses (DSAC*-style)
@@ -50,7 +54,8 @@ struct RansacOptions {
     int max_score_points = 1024;      // hypotheses are ranked on an even subsample of at most
                                       // this many correspondences (0 = all); local
                                       // optimisation and the result use all of them
-    std::uint64_t seed = 0;           // random seed; equal seeds give equal results
+    std::optional<std::uint64_t> seed;  // random seed; equal seeds give equal results; unset:
+                                        // drawn per solve (reported in RansacStats::seed)
 };
 
 // What a solve did; returned with every result.
@@ -118,6 +123,13 @@ private:
     std::uint64_t state_[4];
 };
 
+// options.seed, or a fresh nondeterministic seed when it is unset.
+inline std::uint64_t seed_of(const RansacOptions& options) {
+    if (options.seed) return *options.seed;
+    std::random_device device;
+    return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+}
+
 template <typename Model>
 struct RansacOutput {
     bool found = false;  // at least one hypothesis was scored
@@ -149,7 +161,8 @@ RansacOutput<typename Estimator::Model> ransac(Estimator& estimator, const Ransa
 
     std::vector<Candidate> top;  // best first
     top.reserve(top_k + 1);
-    Rng rng(options.seed);
+    stats->seed = seed_of(options);
+    Rng rng(stats->seed);
     int sample[Estimator::kSampleSize];
     Model models[Estimator::kMaxModels];
     double required_samples = HUGE_VAL;

@@ -24,7 +24,7 @@ from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.encoder import check_image, create_encoder, resolve_device
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
 from seqace_ros.core.map_file import SceneMap, load_map
-from seqace_ros.ransac import solve_pnp
+from seqace_ros.ransac import RansacOptions, solve_pnp
 
 
 class LocalizationError(ValueError):
@@ -188,11 +188,9 @@ class Localizer:
         intrinsics: Intrinsics,
     ) -> tuple[NDArray[np.float64] | None, NDArray[np.bool_]]:
         """RANSAC stage: pose (4, 4) camera-to-world or ``None``, and the (N,) inlier mask."""
-        result = solve_pnp(
-            points2d_N2, scene_points_N3, intrinsics.as_tuple,
-            threshold_px=self.config.threshold_px,
-            max_hypotheses=self.config.max_hypotheses, seed=self.config.seed,
-        )
+        options = RansacOptions(threshold_px=self.config.threshold_px,
+                                max_hypotheses=self.config.max_hypotheses, seed=self.config.seed)
+        result = solve_pnp(points2d_N2, scene_points_N3, intrinsics.as_tuple, options)
         inliers = np.asarray(result.inliers, dtype=bool)
         if not result.success:
             return None, np.zeros(len(points2d_N2), dtype=bool)

@@ -8,13 +8,14 @@ from pinhole import project, project_world
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import make_transform, pose_error, transform_points
 from seqace_ros.pipeline.localization.motion import relative_motion
-from seqace_ros.ransac import solve_pnp
+from seqace_ros.ransac import RansacOptions, solve_pnp
 
 INTRINSICS = Intrinsics(525.0, 525.0, 320.0, 240.0, 640, 480)
 
 
 def _solve(points2d_N2: np.ndarray, scene_points_N3: np.ndarray, intrinsics: Intrinsics):
-    result = solve_pnp(points2d_N2, scene_points_N3, intrinsics, threshold_px=10.0, seed=0)
+    result = solve_pnp(points2d_N2, scene_points_N3, intrinsics,
+                       RansacOptions(threshold_px=10.0, seed=0))
     return (result.T_world_cam if result.success else None), result.inliers
 
 
