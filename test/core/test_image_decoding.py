@@ -1,21 +1,12 @@
-"""Image-message decoding, calibration files and undistortion used by the bag reader."""
+"""Decoding of Image and CompressedImage payloads (shared by the bag reader and the node)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from seqace_ros.core.camera import Intrinsics
-from seqace_ros.datasets.calibration import (
-    CalibrationError,
-    CameraCalibration,
-    Undistorter,
-    read_calibration_file,
-)
-from seqace_ros.datasets.image_decoding import (
+from seqace_ros.core.image_decoding import (
     ImageDecodingError,
     decode_compressed_image,
     decode_raw_image,
@@ -88,68 +79,3 @@ def test_compressed_png_is_exact_and_jpeg_close() -> None:
         decode_compressed_image("jpeg", b"not an image at all")
     with pytest.raises(ImageDecodingError, match="has no data"):
         decode_compressed_image("jpeg", b"")
-
-
-def test_calibration_file_formats(tmp_path: Path) -> None:
-    ros_yaml = tmp_path / "camera.yaml"
-    ros_yaml.write_text(
-        "image_width: 640\nimage_height: 480\ncamera_name: cam\n"
-        "camera_matrix: {rows: 3, cols: 3, data: [520.5, 0, 321.0, 0, 519.0, 239.5, 0, 0, 1]}\n"
-        "distortion_model: plumb_bob\n"
-        "distortion_coefficients: {rows: 1, cols: 5, data: [0.1, -0.05, 0, 0, 0]}\n"
-    )
-    calibration = read_calibration_file(ros_yaml)
-    assert calibration.intrinsics == Intrinsics(520.5, 519.0, 321.0, 239.5, 640, 480)
-    assert calibration.distortion == (0.1, -0.05, 0.0, 0.0, 0.0)
-    assert not calibration.is_pinhole
-    flat = tmp_path / "flat.json"
-    flat.write_text('{"fx": 525, "fy": 525, "cx": 320, "cy": 240, "width": 640, "height": 480}')
-    assert read_calibration_file(flat).is_pinhole
-    assert read_calibration_file(flat).intrinsics.K[0, 0] == 525.0
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("fx: 1\n", "missing or invalid field 'fy'"),
-        ("- 1\n- 2\n", "must hold a mapping"),
-        ("a: [1\n", "not valid YAML"),
-        (
-            "image_width: 64\nimage_height: 48\n"
-            "camera_matrix: {data: [1, 0, 1, 0, 1, 1, 0, 0, 1]}\n"
-            "distortion_model: kannala\ndistortion_coefficients: {data: [0.1, 0, 0, 0]}\n",
-            "unsupported distortion model 'kannala'",
-        ),
-        (
-            "image_width: 64\nimage_height: 48\n"
-            "camera_matrix: {data: [0, 0, 1, 0, 1, 1, 0, 0, 1]}\n",
-            "focal lengths must be positive",
-        ),
-    ],
-)
-def test_bad_calibration_files_raise(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "c.yaml"
-    path.write_text(content)
-    with pytest.raises(CalibrationError, match=message):
-        read_calibration_file(path)
-    with pytest.raises(CalibrationError, match="does not exist"):
-        read_calibration_file(tmp_path / "none.yaml")
-
-
-def test_undistorter_maps_distorted_points_back_to_pinhole() -> None:
-    intrinsics = Intrinsics(100.0, 100.0, 80.0, 60.0, 160, 120)
-    D = np.array([-0.2, 0.05, 0.001, -0.001, 0.0])
-    undistort = Undistorter(CameraCalibration(intrinsics, "plumb_bob", tuple(D)))
-    # A white dot at the pinhole pixel (120, 90), rendered where the distorted camera sees it.
-    ray = np.array([[[(120 - 80) / 100.0, (90 - 60) / 100.0, 1.0]]])
-    distorted_uv = cv2.projectPoints(ray, np.zeros(3), np.zeros(3), intrinsics.K, D)[0].ravel()
-    image = np.zeros((120, 160, 3), np.uint8)
-    cv2.circle(image, tuple(round(float(v)) for v in distorted_uv), 2, (255, 255, 255), -1)
-    out = undistort(image)
-    v, u = np.unravel_index(np.argmax(out[:, :, 0].astype(float)), out.shape[:2])
-    assert abs(u - 120) <= 1.5
-    assert abs(v - 90) <= 1.5
-    pinhole = Undistorter(CameraCalibration(intrinsics))
-    assert pinhole(image) is image
-    with pytest.raises(CalibrationError, match="image is 10x10"):
-        pinhole(np.zeros((10, 10, 3), np.uint8))
