@@ -19,7 +19,7 @@ or the flat form ``{fx, fy, cx, cy, width, height}`` (YAML or JSON) for pinhole 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -151,14 +151,8 @@ def _crop_and_bin(
                 f"{origin}: roi {roi_width}x{roi_height}+{x_offset}+{y_offset} is "
                 f"empty or outside the {sensor.width}x{sensor.height} sensor"
             )
-        image = Intrinsics(
-            fx=sensor.fx,
-            fy=sensor.fy,
-            cx=sensor.cx - x_offset,
-            cy=sensor.cy - y_offset,
-            width=roi_width,
-            height=roi_height,
-        )
+        cx, cy = sensor.cx - x_offset, sensor.cy - y_offset
+        image = replace(sensor, cx=cx, cy=cy, width=roi_width, height=roi_height)
     binning_x, binning_y = (max(int(b), 1) for b in binning_xy)
     if binning_x == 1 and binning_y == 1:
         return image
