@@ -256,7 +256,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 def _eval_run(args: argparse.Namespace) -> int:
     import json
 
-    from seqace_ros.core.encoder import resolve_device
+    from seqace_ros.core.device import resolve_device
     from seqace_ros.core.map_file import load_map
     from seqace_ros.pipeline.evaluation import (
         evaluate_frames,
@@ -299,7 +299,7 @@ def _localize_run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from seqace_ros.core.encoder import resolve_device
+    from seqace_ros.core.device import resolve_device
     from seqace_ros.core.map_file import load_map
     from seqace_ros.datasets.trajectory import write_tum_trajectory
     from seqace_ros.pipeline.localization.modes import create_frame_localizer

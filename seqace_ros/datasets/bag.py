@@ -33,7 +33,10 @@ from rosbags.rosbag1 import ReaderError as Ros1ReaderError
 from rosbags.rosbag2 import ReaderError as Ros2ReaderError
 from tqdm import tqdm
 
+from seqace_ros.core.calibration import CalibrationError, CameraCalibration, read_calibration_file
+from seqace_ros.core.image_decoding import ImageDecodingError
 from seqace_ros.core.transform_tree import TransformError, TransformTree
+from seqace_ros.core.undistortion import Undistorter
 from seqace_ros.datasets.bag_messages import (
     CAMERA_INFO_TYPE,
     IMAGE_TYPES,
@@ -43,14 +46,7 @@ from seqace_ros.datasets.bag_messages import (
 )
 from seqace_ros.datasets.bag_poses import PoseCollector, PoseSourceConfig, PoseSourceError
 from seqace_ros.datasets.base import PosedFrame
-from seqace_ros.datasets.calibration import (
-    CalibrationError,
-    CameraCalibration,
-    Undistorter,
-    read_calibration_file,
-)
 from seqace_ros.datasets.frame_selection import FrameSelectionConfig, select_frames
-from seqace_ros.datasets.image_decoding import ImageDecodingError
 
 # What rosbags (and the storage libraries under it) raise on a truncated or corrupt bag.
 _READ_ERRORS = (

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from seqace_ros.core.calibration import CameraCalibration, calibration_from_fields
 from seqace_ros.core.geometry import transform_from_translation_quaternion
-from seqace_ros.datasets.calibration import CameraCalibration, calibration_from_fields
-from seqace_ros.datasets.image_decoding import decode_compressed_image, decode_raw_image
+from seqace_ros.core.image_decoding import decode_compressed_image, decode_raw_image
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
@@ -61,13 +61,16 @@ def pose_of_pose_message(message: Any, msgtype: str) -> tuple[int, str, NDArray[
 
 
 def calibration_from_camera_info(message: Any, origin: str) -> CameraCalibration:
-    """Calibration of a ``sensor_msgs/CameraInfo`` (ROS 1 or ROS 2 field names).
+    """Calibration of the images that go with a ``sensor_msgs/CameraInfo``, ROI and binning
+    applied (ROS 1 or ROS 2 field names; see :func:`calibration_from_fields`).
 
     Raises:
-        CalibrationError: invalid intrinsics or an unsupported distortion model.
+        CalibrationError: invalid intrinsics, an unsupported distortion model, a ROI outside
+            the sensor or a size the binning does not divide.
     """
     K = message.k if hasattr(message, "k") else message.K
     D = message.d if hasattr(message, "d") else message.D
+    roi = message.roi
     return calibration_from_fields(
         width=int(message.width),
         height=int(message.height),
@@ -75,6 +78,8 @@ def calibration_from_camera_info(message: Any, origin: str) -> CameraCalibration
         distortion_model=str(message.distortion_model),
         distortion=np.asarray(D, dtype=np.float64),
         origin=origin,
+        roi_xywh=(roi.x_offset, roi.y_offset, roi.width, roi.height),
+        binning_xy=(message.binning_x, message.binning_y),
     )
 
 

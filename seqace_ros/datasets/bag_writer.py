@@ -246,16 +246,23 @@ class BagWriter:
         frame_id: str,
         distortion_model: str = "plumb_bob",
         distortion: Sequence[float] = (0.0, 0.0, 0.0, 0.0, 0.0),
+        roi_xywh: tuple[int, int, int, int] = (0, 0, 0, 0),
+        binning_xy: tuple[int, int] = (0, 0),
     ) -> None:
-        """Write a ``sensor_msgs/CameraInfo`` with ``K`` from ``intrinsics`` and ``P = [K | 0]``."""
+        """Write a ``sensor_msgs/CameraInfo`` with ``K`` from ``intrinsics`` and ``P = [K | 0]``.
+
+        ``intrinsics`` is the full sensor's; ``roi_xywh`` (x offset, y offset, width, height;
+        zeros for none) and ``binning_xy`` (zeros for none) go into the message as given.
+        """
         K = intrinsics.K
         P = np.hstack([K, np.zeros((3, 1))])
+        x_offset, y_offset, roi_width, roi_height = roi_xywh
         roi = self._msg(
             "sensor_msgs/msg/RegionOfInterest",
-            x_offset=0,
-            y_offset=0,
-            height=0,
-            width=0,
+            x_offset=x_offset,
+            y_offset=y_offset,
+            height=roi_height,
+            width=roi_width,
             do_rectify=False,
         )
         names = ("D", "K", "R", "P") if self.storage == "ros1" else ("d", "k", "r", "p")
@@ -271,8 +278,8 @@ class BagWriter:
             height=intrinsics.height,
             width=intrinsics.width,
             distortion_model=distortion_model,
-            binning_x=0,
-            binning_y=0,
+            binning_x=binning_xy[0],
+            binning_y=binning_xy[1],
             roi=roi,
             **dict(zip(names, matrices, strict=True)),
         )

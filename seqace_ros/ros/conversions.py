@@ -4,9 +4,9 @@ Library conventions on the numpy side: 4x4 float64 transforms ``T_parent_child``
 from ``child`` to ``parent``), camera poses ``T_map_cam`` with OpenCV optical axes (the ROS
 ``*_optical_frame`` convention, REP-103), RGB uint8 images, integer nanosecond stamps.
 Quaternions in messages are (x, y, z, w); the reordering happens only through
-:mod:`seqace_ros.core.geometry`, called from here. Image payload decoding is shared with the
-bag reader (:mod:`seqace_ros.datasets.image_decoding` through
-:mod:`seqace_ros.datasets.bag_messages`).
+:mod:`seqace_ros.core.geometry`, called from here. Image decoding and ``CameraInfo``
+calibration are shared with the bag reader (:mod:`seqace_ros.datasets.bag_messages`, on
+:mod:`seqace_ros.core.image_decoding` and :mod:`seqace_ros.core.calibration`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from seqace_ros.core.calibration import CameraCalibration
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import translation_quaternion_from_transform
 from seqace_ros.datasets.bag_messages import (
@@ -34,7 +35,6 @@ from seqace_ros.datasets.bag_messages import (
     transform_from_transform_msg,
 )
 from seqace_ros.datasets.bag_messages import stamp_ns as header_stamp_ns
-from seqace_ros.datasets.calibration import CalibrationError, CameraCalibration
 
 _NS_PER_S = 1_000_000_000
 _ENCODE_RGB: dict[str, tuple[int, ...]] = {
@@ -71,45 +71,14 @@ def image_rgb_from_msg(msg: Image | CompressedImage) -> NDArray[np.uint8]:
 def calibration_from_camera_info_msg(msg: CameraInfo, origin: str) -> CameraCalibration:
     """Calibration of the images that go with a ``CameraInfo``, ROI and binning applied.
 
-    ``CameraInfo`` holds the calibration of the full sensor (``width`` x ``height``); a
-    region of interest (``roi``, in full-resolution pixels) crops it and binning
-    (``binning_x``/``binning_y``; 0 and 1 mean none) then shrinks it, so the images on the
-    matching topic are ``roi.width / binning_x`` x ``roi.height / binning_y``. The
-    principal point moves by the ROI offset; binning scales with the pixel-centre convention
-    of :meth:`Intrinsics.resized`.
+    The bag reader's conversion (:func:`calibration_from_camera_info`), so a bag and the live
+    topic of one camera give the same calibration.
 
     Raises:
         CalibrationError: non-finite or non-positive K entries, a zero size, an unsupported
             distortion model, a ROI outside the sensor, or a size binning does not divide.
     """
-    calibration = calibration_from_camera_info(msg, origin)
-    full = calibration.intrinsics
-    roi = msg.roi
-    if roi.width or roi.height:
-        if (
-            roi.width == 0
-            or roi.height == 0
-            or roi.x_offset + roi.width > full.width
-            or roi.y_offset + roi.height > full.height
-        ):
-            raise CalibrationError(
-                f"{origin}: roi {roi.width}x{roi.height}+{roi.x_offset}+{roi.y_offset} is "
-                f"empty or outside the {full.width}x{full.height} sensor"
-            )
-        full = Intrinsics(
-            fx=full.fx, fy=full.fy, cx=full.cx - roi.x_offset, cy=full.cy - roi.y_offset,
-            width=int(roi.width), height=int(roi.height),
-        )
-    binning_x = max(int(msg.binning_x), 1)
-    binning_y = max(int(msg.binning_y), 1)
-    if binning_x > 1 or binning_y > 1:
-        if full.width % binning_x or full.height % binning_y:
-            raise CalibrationError(
-                f"{origin}: binning {binning_x}x{binning_y} does not divide the "
-                f"{full.width}x{full.height} image"
-            )
-        full = full.resized(full.width // binning_x, full.height // binning_y)
-    return CameraCalibration(full, calibration.distortion_model, calibration.distortion)
+    return calibration_from_camera_info(msg, origin)
 
 
 def image_msg_from_rgb(

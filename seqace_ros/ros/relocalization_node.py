@@ -52,13 +52,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
+from seqace_ros.core.calibration import CalibrationError, CameraCalibration
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.encoder import EncoderError
 from seqace_ros.core.geometry import invert_transform
+from seqace_ros.core.image_decoding import ImageDecodingError
 from seqace_ros.core.map_file import MapFileError, SceneMap, load_map
 from seqace_ros.core.transform_tree import TransformError
-from seqace_ros.datasets.calibration import CalibrationError, CameraCalibration, Undistorter
-from seqace_ros.datasets.image_decoding import ImageDecodingError
+from seqace_ros.core.undistortion import Undistorter
 from seqace_ros.pipeline.localization.covariance import CovarianceError, pose_covariance
 from seqace_ros.pipeline.localization.sequence import SequenceLocalizer
 from seqace_ros.pipeline.localization.single import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,11 +15,13 @@ serialization = import_ros_module("rclpy.serialization")
 
 pytestmark = pytest.mark.ros
 
+from seqace_ros.core.calibration import CalibrationError  # noqa: E402
 from seqace_ros.core.camera import Intrinsics  # noqa: E402
 from seqace_ros.core.geometry import make_transform, pose_error  # noqa: E402
+from seqace_ros.core.image_decoding import ImageDecodingError  # noqa: E402
+from seqace_ros.datasets.bag import BagConfig, BagDataset  # noqa: E402
 from seqace_ros.datasets.bag_messages import transform_from_pose_msg  # noqa: E402
-from seqace_ros.datasets.calibration import CalibrationError  # noqa: E402
-from seqace_ros.datasets.image_decoding import ImageDecodingError  # noqa: E402
+from seqace_ros.datasets.bag_writer import BagWriter  # noqa: E402
 from seqace_ros.ros import conversions  # noqa: E402
 
 INTRINSICS = Intrinsics(fx=525.0, fy=526.0, cx=319.5, cy=239.5, width=640, height=480)
@@ -138,28 +141,36 @@ def test_camera_info_with_nan_or_zero_focal_raises() -> None:
         conversions.calibration_from_camera_info_msg(msg, "camera_info")
 
 
-def test_camera_info_binning_and_roi_rescale_intrinsics() -> None:
+@pytest.mark.parametrize("storage", ["mcap", "ros1"])
+def test_bag_camera_info_with_roi_and_binning_matches_the_node(
+    tmp_path: Path, storage: str
+) -> None:
+    roi_xywh, binning_xy = (100, 40, 320, 240), (2, 4)
     msg = conversions.camera_info_msg(INTRINSICS, 5, "cam")
-    msg.binning_x = 2
-    msg.binning_y = 2
-    binned = conversions.calibration_from_camera_info_msg(msg, "ci").intrinsics
-    assert (binned.width, binned.height) == (320, 240)
-    assert binned.fx == pytest.approx(262.5)
-    assert binned.cx == pytest.approx((319.5 + 0.5) / 2 - 0.5)
+    msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = roi_xywh
+    msg.binning_x, msg.binning_y = binning_xy
+    node_calibration = conversions.calibration_from_camera_info_msg(roundtrip(msg), "ci")
+    sensor_roi = Intrinsics(525.0, 526.0, 219.5, 199.5, 320, 240)
+    assert node_calibration.intrinsics == sensor_roi.resized(160, 60)
 
-    msg = conversions.camera_info_msg(INTRINSICS, 5, "cam")
-    msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = 100, 40, 320, 240
-    cropped = conversions.calibration_from_camera_info_msg(msg, "ci").intrinsics
-    assert (cropped.width, cropped.height) == (320, 240)
-    assert (cropped.cx, cropped.cy, cropped.fx) == (219.5, 199.5, 525.0)
-
-    msg.roi.x_offset = 400
-    with pytest.raises(CalibrationError, match="outside the 640x480 sensor"):
-        conversions.calibration_from_camera_info_msg(msg, "ci")
-    msg = conversions.camera_info_msg(INTRINSICS, 5, "cam")
-    msg.binning_x = 7
-    with pytest.raises(CalibrationError, match="binning 7x1 does not divide"):
-        conversions.calibration_from_camera_info_msg(msg, "ci")
+    path = tmp_path / ("b.bag" if storage == "ros1" else "b")
+    with BagWriter(path, storage) as writer:  # type: ignore[arg-type]
+        for i in range(3):
+            stamp = (100 + i) * 1_000_000_000
+            writer.write_image("/camera/image_raw", stamp, random_rgb(60, 160, seed=i), "cam")
+            writer.write_camera_info(
+                "/camera/camera_info",
+                stamp,
+                INTRINSICS,
+                "cam",
+                roi_xywh=roi_xywh,
+                binning_xy=binning_xy,
+            )
+            writer.write_transforms(stamp, [("map", "cam", make_transform(np.eye(3), [i, 0, 0]))])
+    config = BagConfig(image_topic="/camera/image_raw", progress=False)
+    with BagDataset(path, config) as dataset:
+        assert dataset.calibration == node_calibration
+        assert dataset[0].intrinsics == node_calibration.intrinsics
 
 
 def test_pose_and_transform_quaternion_order() -> None:

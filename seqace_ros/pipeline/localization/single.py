@@ -21,7 +21,8 @@ import torch
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
-from seqace_ros.core.encoder import check_image, create_encoder, resolve_device
+from seqace_ros.core.device import resolve_device
+from seqace_ros.core.encoder import check_image, create_encoder
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
 from seqace_ros.core.map_file import SceneMap, load_map
 from seqace_ros.ransac import RansacOptions, solve_pnp

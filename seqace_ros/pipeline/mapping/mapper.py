@@ -13,7 +13,8 @@ from dataclasses import asdict, replace
 
 import torch
 
-from seqace_ros.core.encoder import XFeatEncoder, resolve_device
+from seqace_ros.core.device import resolve_device
+from seqace_ros.core.encoder import XFeatEncoder
 from seqace_ros.core.map_file import SceneMap
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.pipeline.mapping.buffer import build_buffer, link_tracks

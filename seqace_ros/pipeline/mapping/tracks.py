@@ -28,7 +28,8 @@ import torch
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from seqace_ros.core.encoder import check_image, resolve_device, xfeat_weights_path
+from seqace_ros.core.device import resolve_device
+from seqace_ros.core.encoder import check_image, xfeat_weights_path
 from seqace_ros.core.geometry import invert_transform, pose_error
 from seqace_ros.datasets.base import PosedFrameSource
 

@@ -1,8 +1,9 @@
-"""Camera calibration with lens distortion, calibration files, and undistortion to pinhole.
+"""Camera calibration (pinhole intrinsics plus lens distortion) from ``CameraInfo`` fields or files.
 
-The pipeline works on pinhole images. A calibration with non-zero distortion (from a
-``CameraInfo`` topic or a file) is applied by remapping each image to the undistorted pinhole
-camera with the same ``K`` (:class:`Undistorter`).
+The one place where ``CameraInfo`` conventions (distortion models, region of interest,
+binning) become library types, so a bag and the live node read a camera the same way. The
+pipeline works on pinhole images: :class:`seqace_ros.core.undistortion.Undistorter` remaps
+the images of a distorted calibration.
 
 Calibration files use the ROS ``camera_calibration_parsers`` YAML layout::
 
@@ -18,10 +19,9 @@ or the flat form ``{fx, fy, cx, cy, width, height}`` (YAML or JSON) for pinhole 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
 from numpy.typing import NDArray
@@ -67,20 +67,32 @@ def calibration_from_fields(
     distortion_model: str,
     distortion: tuple[float, ...] | list[float] | NDArray[np.float64],
     origin: str,
+    roi_xywh: tuple[int, int, int, int] = (0, 0, 0, 0),
+    binning_xy: tuple[int, int] = (0, 0),
 ) -> CameraCalibration:
-    """Validated calibration from ``CameraInfo``-style fields.
+    """Validated calibration of the images that go with ``CameraInfo``-style fields.
+
+    ``width``, ``height`` and ``K_9`` describe the full sensor; a region of interest crops
+    it and binning then shrinks it, so the images are ``roi width / binning x`` by
+    ``roi height / binning y`` pixels. The principal point moves by the ROI offset; binning
+    scales with the pixel-centre convention of :meth:`Intrinsics.resized`. Distortion
+    coefficients act on normalised coordinates and stay as they are.
 
     Args:
-        width: image width in pixels.
-        height: image height in pixels.
-        K_9: row-major 3x3 camera matrix (9 values).
+        width: sensor width in pixels.
+        height: sensor height in pixels.
+        K_9: row-major 3x3 camera matrix of the sensor (9 values).
         distortion_model: ROS distortion model name (empty means pinhole).
         distortion: distortion coefficients.
         origin: where the fields came from (a file or topic), for error messages.
+        roi_xywh: region of interest (x offset, y offset, width, height) in sensor pixels;
+            a zero width and height mean the full sensor.
+        binning_xy: binning factors (x, y); 0 and 1 mean none.
 
     Raises:
         CalibrationError: wrong K size, zero or negative focals or size, an unsupported
-            distortion model, or a coefficient count the model does not take.
+            distortion model, a coefficient count the model does not take, a ROI outside
+            the sensor, or a size the binning does not divide.
     """
     K = np.asarray(K_9, dtype=np.float64).reshape(-1)
     if K.size != 9:
@@ -109,7 +121,47 @@ def calibration_from_fields(
         )
     except ValueError as error:
         raise CalibrationError(f"{origin}: {error}") from None
-    return CameraCalibration(intrinsics, model, coefficients)
+    return CameraCalibration(
+        _crop_and_bin(intrinsics, roi_xywh, binning_xy, origin), model, coefficients
+    )
+
+
+def _crop_and_bin(
+    sensor: Intrinsics,
+    roi_xywh: tuple[int, int, int, int],
+    binning_xy: tuple[int, int],
+    origin: str,
+) -> Intrinsics:
+    """Intrinsics of the ``sensor`` images cropped to ``roi_xywh``, then binned by ``binning_xy``.
+
+    Raises:
+        CalibrationError: a ROI that is empty in one direction or leaves the sensor, or a
+            size the binning does not divide.
+    """
+    x_offset, y_offset, roi_width, roi_height = (int(v) for v in roi_xywh)
+    image = sensor
+    if roi_width or roi_height:
+        if (
+            roi_width == 0
+            or roi_height == 0
+            or x_offset + roi_width > sensor.width
+            or y_offset + roi_height > sensor.height
+        ):
+            raise CalibrationError(
+                f"{origin}: roi {roi_width}x{roi_height}+{x_offset}+{y_offset} is "
+                f"empty or outside the {sensor.width}x{sensor.height} sensor"
+            )
+        cx, cy = sensor.cx - x_offset, sensor.cy - y_offset
+        image = replace(sensor, cx=cx, cy=cy, width=roi_width, height=roi_height)
+    binning_x, binning_y = (max(int(b), 1) for b in binning_xy)
+    if binning_x == 1 and binning_y == 1:
+        return image
+    if image.width % binning_x or image.height % binning_y:
+        raise CalibrationError(
+            f"{origin}: binning {binning_x}x{binning_y} does not divide the "
+            f"{image.width}x{image.height} image"
+        )
+    return image.resized(image.width // binning_x, image.height // binning_y)
 
 
 def read_calibration_file(path: str | Path) -> CameraCalibration:
@@ -155,42 +207,3 @@ def read_calibration_file(path: str | Path) -> CameraCalibration:
             "camera-info YAML (image_width, image_height, camera_matrix, ...) or "
             "fx, fy, cx, cy, width, height"
         ) from None
-
-
-class Undistorter:
-    """Remaps images of a distorted camera to the pinhole camera with the same ``K``.
-
-    The remap tables are computed once; calling it on an ideal pinhole calibration returns
-    the input unchanged.
-    """
-
-    def __init__(self, calibration: CameraCalibration) -> None:
-        self.calibration = calibration
-        self._maps: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None
-        if calibration.is_pinhole:
-            return
-        intr = calibration.intrinsics
-        K = intr.K
-        D = np.asarray(calibration.distortion, dtype=np.float64)
-        size = (intr.width, intr.height)
-        if calibration.distortion_model == "equidistant":
-            maps = cv2.fisheye.initUndistortRectifyMap(K, D, np.eye(3), K, size, cv2.CV_32FC1)
-        else:
-            maps = cv2.initUndistortRectifyMap(K, D, np.eye(3), K, size, cv2.CV_32FC1)
-        self._maps = (maps[0], maps[1])
-
-    def __call__(self, image_rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
-        """Undistorted (H, W, 3) uint8 image (bilinear), or the input for a pinhole camera.
-
-        Raises:
-            CalibrationError: if the image size differs from the calibration's.
-        """
-        intr = self.calibration.intrinsics
-        if image_rgb.shape[:2] != (intr.height, intr.width):
-            raise CalibrationError(
-                f"image is {image_rgb.shape[1]}x{image_rgb.shape[0]} but the calibration is for "
-                f"{intr.width}x{intr.height}"
-            )
-        if self._maps is None:
-            return image_rgb
-        return cv2.remap(image_rgb, self._maps[0], self._maps[1], cv2.INTER_LINEAR)
