@@ -254,9 +254,8 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _eval_run(args: argparse.Namespace) -> int:
-    import json
-
     from seqace_ros.core.encoder import resolve_device
+    from seqace_ros.core.json_io import json_text
     from seqace_ros.core.map_file import load_map
     from seqace_ros.pipeline.evaluation import (
         evaluate_frames,
@@ -279,7 +278,7 @@ def _eval_run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         plot_evaluation(evaluations, args.plot, title=f"{args.dataset.name} {args.frames} "
                         f"({args.mode})")
-    print(json.dumps(report, indent=2))
+    print(json_text(report))
     return 0
 
 
