@@ -113,13 +113,20 @@ def _bag_map_arguments(parser: argparse.ArgumentParser) -> None:
     _add_runtime_arguments(parser, device=False)
 
 
+def _mapping_request(args: argparse.Namespace) -> Any:
+    """The :class:`MappingRequest` of the ``map`` or ``bag-map`` arguments."""
+    from seqace_ros.pipeline.mapping.request import FIELDS_BY_NAME, MappingRequest
+
+    return MappingRequest.from_values(
+        {name: value for name, value in vars(args).items() if name in FIELDS_BY_NAME})
+
+
 def _mapping_run(args: argparse.Namespace) -> int:
     """``seqace map`` and ``seqace bag-map``: the request of the arguments, mapped."""
     from seqace_ros.pipeline.mapping.report import ReportPaths
-    from seqace_ros.pipeline.mapping.request import FIELDS_BY_NAME, MappingRequest, run_request
+    from seqace_ros.pipeline.mapping.request import run_request
 
-    request = MappingRequest.from_values(
-        {name: value for name, value in vars(args).items() if name in FIELDS_BY_NAME})
+    request = _mapping_request(args)
     _set_threads(args.threads)
     path = run_request(request, progress=not args.quiet)
     report = json.loads(ReportPaths.for_map(path).json.read_text())
