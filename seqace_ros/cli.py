@@ -148,7 +148,8 @@ def _mode_names() -> list[str]:
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataset_arguments(parser)
     parser.add_argument("map", type=Path, help="map file")
-    parser.add_argument("--mode", default="single", choices=_mode_names())
+    parser.add_argument("--mode", default="single", choices=_mode_names(),
+                        help="localization mode")
     parser.add_argument("--json", type=Path, default=None, help="report file to write")
     parser.add_argument("--plot", type=Path, default=None, help="PNG plot to write")
     _add_runtime_arguments(parser)
@@ -189,7 +190,8 @@ def _eval_run(args: argparse.Namespace) -> int:
 def _localize_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataset_arguments(parser)
     parser.add_argument("map", type=Path, help="map file")
-    parser.add_argument("--mode", default="single", choices=_mode_names())
+    parser.add_argument("--mode", default="single", choices=_mode_names(),
+                        help="localization mode")
     parser.add_argument("--out", type=Path, required=True,
                         help="TUM trajectory to write (stamp tx ty tz qx qy qz qw)")
     _add_runtime_arguments(parser)
