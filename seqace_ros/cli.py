@@ -17,7 +17,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from seqace_ros.pipeline.mapping.request import RequestField
 
 
 class CliError(ValueError):
@@ -37,8 +40,8 @@ class Command:
 # --- shared argument helpers ------------------------------------------------------------
 
 
-def _add_fields(parser: argparse.ArgumentParser, fields: Sequence[Any]) -> None:
-    """Declare mapping-request fields (:class:`RequestField`) as arguments named after them."""
+def _add_fields(parser: argparse.ArgumentParser, fields: Sequence[RequestField]) -> None:
+    """Declare mapping-request fields as arguments whose values land under the field names."""
     for field in fields:
         if not field.cli_flag.startswith("-"):
             parser.add_argument(field.name, metavar=field.cli_flag, type=field.kind,
