@@ -11,13 +11,13 @@ not counted) and the rate in Hz of the mean total. Image decoding is not timed.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from seqace_ros.core.json_io import json_text
 from seqace_ros.datasets.base import parse_frame_range
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.localization.single import Localizer, LocalizerConfig
@@ -57,7 +57,7 @@ def main() -> None:
         "median_ms": {k: float(np.median(v)) for k, v in timings.items()},
         "hz": 1000.0 / float(np.mean(timings["total"])),
     }
-    print(json.dumps(report, indent=2))
+    print(json_text(report))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Output JSON: {"results": [{"n", "outlier_ratio", "method", "median_ms", "success
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -37,8 +36,8 @@ import cv2
 import numpy as np
 import poselib
 
-from seqace_ros.core.atomic_io import atomic_write_text
 from seqace_ros.core.geometry import invert_transform, make_transform, pose_error
+from seqace_ros.core.json_io import write_json
 from seqace_ros.ransac import RansacOptions, solve_pnp
 from seqace_ros.ransac.synthetic import HEIGHT, WIDTH, PnPProblem, make_pnp_problem
 
@@ -185,7 +184,7 @@ def summarize(rows: list[dict[str, object]]) -> dict[str, object]:
 
 def _write_json(path: Path, payload: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(payload, indent=2))
+    write_json(path, payload)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,7 +99,7 @@ def compare(localizers: dict[str, _StageTimer], dataset: FolderDataset, queries:
             evaluations[name] += evaluate_frames(localizer, frames, [index], progress=False)
         if done % 20 == 0 or done == len(queries):
             print(f"{done}/{len(queries)} queries", file=sys.stderr, flush=True)
-    return {name: {**summarize(evaluations[name], name, map_bytes[name]),
+    return {name: {**summarize(evaluations[name], name, map_bytes[name]).to_dict(),
                    "stage_ms": localizers[name].mean_ms()} for name in localizers}
 
 

@@ -26,7 +26,6 @@ single minus sequence for the median errors (positive = sequence better), and th
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,10 +34,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_report import emit_report, finite, platform_info
+from bench_report import emit_report, platform_info
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.json_io import json_text
 from seqace_ros.core.map_file import SceneMap, load_map, save_map
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.datasets.folder import FolderDataset
@@ -99,7 +99,7 @@ def compare_modes(
         for mode in MODES:
             evaluations[mode] += evaluate_frames(localizers[mode], frames, [index],
                                                  progress=False)
-    reports = {mode: {**summarize(evaluations[mode], mode, map_bytes),
+    reports = {mode: {**summarize(evaluations[mode], mode, map_bytes).to_dict(),
                       "stage_ms": localizers[mode].mean_ms()} for mode in MODES}
     single, sequence = reports["single"], reports["sequence"]
     gain = {key: sequence[key] - single[key]
@@ -168,7 +168,7 @@ def main() -> None:
 
     if args.synthetic_preset != "none":
         report["synthetic"] = _synthetic(args)
-        print(json.dumps(finite(report["synthetic"]), indent=2), flush=True)
+        print(json_text(report["synthetic"]), flush=True)
 
     if args.redkitchen_map is not None:
         dataset = FolderDataset(args.redkitchen)

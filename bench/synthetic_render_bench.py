@@ -12,7 +12,6 @@ build a scene
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqace_ros.core.json_io import json_text
 from seqace_ros.datasets.synthetic import SyntheticScene, preset, render_scene
 from seqace_ros.datasets.synthetic.render import render_view
 
@@ -75,7 +75,7 @@ def main() -> None:
     report["render_scene_320x240_ms_per_frame_incl_build_and_png"] = round(
         1000.0 * elapsed / args.frames, 1
     )
-    print(json.dumps(report, indent=2))
+    print(json_text(report))
 
 
 if __name__ == "__main__":

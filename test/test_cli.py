@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -113,3 +114,13 @@ def test_map_eval_localize_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixtur
     trajectory = read_tum_trajectory(poses_path)
     assert trajectory.stamps_ns.tolist() == [2, 3]
     assert np.all(np.isfinite(trajectory.T_world_body_N44))
+
+
+def test_every_option_has_a_help_line_and_no_markup() -> None:
+    parser = build_parser()
+    assert "``" not in parser.format_help()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        assert "``" not in sub.format_help(), name
+        for action in sub._actions:
+            assert action.help, f"seqace {name} {action.option_strings or action.dest}"

@@ -1,18 +1,16 @@
 """Evaluation of relocalization against ground truth: per-frame errors, the report, the plot.
 
-Report keys (DESIGN.md): ``n_queries``, ``recall_5cm_5deg``, ``recall_2cm_2deg``,
-``recall_1cm_1deg`` (fractions), ``median_translation_cm``, ``median_rotation_deg``,
-``mean_latency_ms``, ``hz``, ``mode``, ``map_bytes``. A frame counts toward a recall when both
-its camera-centre and rotation errors are under the thresholds; failed frames count as
-failures (infinite error), never skipped.
+The report is an :class:`EvaluationReport`; its fields are the JSON keys (DESIGN.md's
+:data:`DESIGN_REPORT_KEYS` plus ``n_failed``). A frame counts toward a recall when both its
+camera-centre and rotation errors are under the thresholds; failed frames count as failures
+(infinite error), never skipped.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from seqace_ros.core.atomic_io import atomic_write_bytes, atomic_write_text
+from seqace_ros.core.atomic_io import atomic_write_bytes
 from seqace_ros.core.geometry import pose_error
+from seqace_ros.core.json_io import write_json
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.pipeline.localization.modes import FrameLocalizer
 
@@ -94,8 +93,50 @@ def evaluate_frames(
     return evaluations
 
 
-def summarize(evaluations: Sequence[FrameEvaluation], mode: str, map_bytes: int) -> dict[str, Any]:
-    """The evaluation report (DESIGN.md keys) of per-frame outcomes.
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The evaluation report; its field names are the JSON keys, in order.
+
+    Attributes:
+        n_queries: query frames scored.
+        recall_5cm_5deg: fraction (0..1) of queries within 5 cm and 5 degrees.
+        recall_2cm_2deg: fraction within 2 cm and 2 degrees.
+        recall_1cm_1deg: fraction within 1 cm and 1 degree.
+        median_translation_cm: median camera-centre error (inf when most frames failed).
+        median_rotation_deg: median rotation error (inf when most frames failed).
+        mean_latency_ms: mean per-frame latency.
+        hz: ``1000 / mean_latency_ms``, the rate one frame at a time allows.
+        mode: localization mode name.
+        map_bytes: size of the map file.
+        n_failed: queries with no pose (not a DESIGN.md key).
+    """
+
+    n_queries: int
+    recall_5cm_5deg: float
+    recall_2cm_2deg: float
+    recall_1cm_1deg: float
+    median_translation_cm: float
+    median_rotation_deg: float
+    mean_latency_ms: float
+    hz: float
+    mode: str
+    map_bytes: int
+    n_failed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a dict, keys in field order (write it with ``core.json_io``)."""
+        return asdict(self)
+
+
+#: The report keys DESIGN.md fixes: every :class:`EvaluationReport` field but ``n_failed``.
+DESIGN_REPORT_KEYS: frozenset[str] = frozenset(
+    f.name for f in fields(EvaluationReport) if f.name != "n_failed")
+
+
+def summarize(
+    evaluations: Sequence[FrameEvaluation], mode: str, map_bytes: int
+) -> EvaluationReport:
+    """The evaluation report of per-frame outcomes.
 
     Raises:
         EvaluationError: when ``evaluations`` is empty.
@@ -105,27 +146,24 @@ def summarize(evaluations: Sequence[FrameEvaluation], mode: str, map_bytes: int)
     translation_m = np.array([e.translation_m for e in evaluations])
     rotation_deg = np.array([e.rotation_deg for e in evaluations])
     latency_ms = float(np.mean([e.latency_ms for e in evaluations]))
-    report: dict[str, Any] = {"n_queries": len(evaluations)}
-    for max_m, max_deg, key in RECALL_THRESHOLDS:
-        report[key] = float(np.mean((translation_m < max_m) & (rotation_deg < max_deg)))
-    report["median_translation_cm"] = float(np.median(translation_m) * 100.0)
-    report["median_rotation_deg"] = float(np.median(rotation_deg))
-    report["mean_latency_ms"] = latency_ms
-    report["hz"] = 1000.0 / latency_ms if latency_ms > 0 else math.inf
-    report["mode"] = mode
-    report["map_bytes"] = int(map_bytes)
-    report["n_failed"] = int(sum(not e.success for e in evaluations))
-    return report
+    recalls = {key: float(np.mean((translation_m < max_m) & (rotation_deg < max_deg)))
+               for max_m, max_deg, key in RECALL_THRESHOLDS}
+    return EvaluationReport(
+        n_queries=len(evaluations),
+        **recalls,
+        median_translation_cm=float(np.median(translation_m) * 100.0),
+        median_rotation_deg=float(np.median(rotation_deg)),
+        mean_latency_ms=latency_ms,
+        hz=1000.0 / latency_ms if latency_ms > 0 else math.inf,
+        mode=mode,
+        map_bytes=int(map_bytes),
+        n_failed=int(sum(not e.success for e in evaluations)),
+    )
 
 
-def write_report(report: dict[str, Any], path: str | Path) -> Path:
-    """Write the report as JSON atomically; non-finite numbers (medians when most frames
-    failed) are written as ``null`` since JSON has no infinity."""
-    def clean(value: Any) -> Any:
-        return None if isinstance(value, float) and not math.isfinite(value) else value
-
-    return atomic_write_text(path, json.dumps({k: clean(v) for k, v in report.items()},
-                                              indent=2) + "\n")
+def write_report(report: EvaluationReport, path: str | Path) -> Path:
+    """Write the report as JSON atomically (non-finite numbers as ``null``); returns the path."""
+    return write_json(path, report.to_dict())
 
 
 def _top_view_axes(points_N3: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from design_report_keys import DESIGN_REPORT_KEYS
 
 from seqace_ros.core.geometry import make_transform
 from seqace_ros.pipeline.evaluation import (
+    DESIGN_REPORT_KEYS,
     EvaluationError,
     FrameEvaluation,
     plot_evaluation,
@@ -37,7 +37,7 @@ def test_recalls_need_both_errors_under_threshold_and_count_failures() -> None:
         record(0.10, 0.1),    # 10 cm: none
         record(math.inf, math.inf),  # failure: none
     ]
-    report = summarize(evaluations, "single", 1234)
+    report = summarize(evaluations, "single", 1234).to_dict()
     assert set(report) >= DESIGN_REPORT_KEYS
     assert report["n_queries"] == 5
     assert report["recall_5cm_5deg"] == pytest.approx(3 / 5)
@@ -61,7 +61,7 @@ def test_report_json_and_plot(tmp_path: Path) -> None:
     evaluations = [record(0.01 * i, 0.2 * i, x=0.1 * i) for i in range(8)]
     evaluations.append(record(math.inf, math.inf, x=1.0))
     report = summarize(evaluations[:3] + [record(math.inf, math.inf)] * 3, "single", 1)
-    assert report["median_translation_cm"] == math.inf
+    assert report.median_translation_cm == math.inf
     write_report(report, tmp_path / "r.json")
     loaded = json.loads((tmp_path / "r.json").read_text())
     assert loaded["median_translation_cm"] is None  # JSON has no infinity

@@ -1,7 +1,7 @@
 """Offline mapping from a rosbag: read posed images from the bag, train a map, write its report.
 
-Used by ``seqace bag-map`` and ``mapping_node``, which differ only in how they build the
-configs and show progress. Typical use::
+Used by ``seqace bag-map`` and ``mapping_node`` through
+:func:`seqace_ros.pipeline.mapping.request.run_request`. Typical use::
 
     bag = BagConfig(image_topic="/camera/image_raw",
                     poses=PoseSourceConfig(source="tf", map_frame="map"))
@@ -23,13 +23,8 @@ import torch
 
 from seqace_ros.datasets.bag import BagConfig, BagDataset
 from seqace_ros.pipeline.mapping.config import MappingConfig
-from seqace_ros.pipeline.mapping.report import (
-    FrameAccounting,
-    MappingProgress,
-    ProgressCallback,
-    check_output_path,
-    map_with_report,
-)
+from seqace_ros.pipeline.mapping.report import FrameAccounting, check_output_path
+from seqace_ros.pipeline.mapping.run import MappingProgress, ProgressCallback, map_with_report
 
 
 def bag_source_summary(stats: dict[str, Any], config: BagConfig) -> dict[str, Any]:

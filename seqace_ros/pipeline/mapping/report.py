@@ -1,7 +1,6 @@
-"""The mapping report, and the one mapping run that writes a map together with it.
+"""The mapping report: the files written beside a map, and writing them with it.
 
-Folder mapping (``seqace map``) and bag mapping (``seqace bag-map``, ``mapping_node``) both go
-through :func:`map_with_report`, which writes, for a map ``DIR/NAME.EXT``:
+For a map ``DIR/NAME.EXT``, :func:`write_map_and_report` writes:
 
 - ``DIR/NAME.EXT``: the map (see :mod:`seqace_ros.core.map_file`);
 - ``DIR/NAME.report.json``: the source, frames used and skipped (with the reason), the
@@ -11,60 +10,36 @@ through :func:`map_with_report`, which writes, for a map ``DIR/NAME.EXT``:
 - ``DIR/NAME.loss.png``: training loss per step (and the soft clamp and valid fraction).
 
 All four are written atomically, and together: if any of them fails, none is left behind.
+The mapping run that trains the map is :func:`seqace_ros.pipeline.mapping.run.map_with_report`.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
-from seqace_ros.core.atomic_io import atomic_write_bytes, atomic_write_text
-from seqace_ros.core.map_file import save_map
-from seqace_ros.datasets.base import PosedFrame, PosedFrameSource
+from seqace_ros.core.atomic_io import atomic_write_bytes
+from seqace_ros.core.json_io import write_json
+from seqace_ros.core.map_file import SceneMap, save_map
 from seqace_ros.pipeline.mapping.config import MappingConfig
-from seqace_ros.pipeline.mapping.mapper import map_scene
+from seqace_ros.pipeline.mapping.mapper import MappingStats
 from seqace_ros.pipeline.mapping.trainer import soft_clamp_px
 
 REPORT_VERSION = 1
 
-Stage = Literal["read", "encode", "train", "write"]
-
 
 class MappingOutputError(OSError):
     """The map (or its report) cannot be written where asked."""
-
-
-@dataclass(frozen=True)
-class MappingProgress:
-    """One progress event of a mapping run.
-
-    Attributes:
-        stage: ``read`` (indexing the source), ``encode`` (frames into the feature buffer),
-            ``train`` (optimiser steps) or ``write`` (map and report files).
-        done: units done in this stage (frames, steps); 0 at the start of a stage.
-        total: units in this stage (0 when unknown).
-        detail: a short human-readable note (e.g. the current loss).
-    """
-
-    stage: Stage
-    done: int
-    total: int
-    detail: str = ""
-
-
-ProgressCallback = Callable[[MappingProgress], None]
 
 
 @dataclass(frozen=True)
@@ -119,30 +94,24 @@ class FrameAccounting:
             )
 
 
-class LossRecorder:
-    """Records training steps (a ``map_scene`` ``on_step`` observer) and reports progress.
+@dataclass
+class LossCurve:
+    """Training loss per recorded step: a ``map_scene`` ``on_step`` observer.
 
-    Args:
-        total_steps: optimiser steps of the run (for progress events).
-        on_progress: receives a ``train`` event per recorded step.
+    Attributes:
+        steps: recorded optimiser steps (0-based).
+        losses: batch loss at each (reprojection pixels, soft-clamped).
+        valid_fractions: fraction of valid predictions at each.
     """
 
-    def __init__(self, total_steps: int, on_progress: ProgressCallback | None = None) -> None:
-        self.total_steps = total_steps
-        self.on_progress = on_progress
-        self.steps: list[int] = []
-        self.losses: list[float] = []
-        self.valid_fractions: list[float] = []
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    valid_fractions: list[float] = field(default_factory=list)
 
     def __call__(self, step: int, loss: float, valid_fraction: float) -> None:
         self.steps.append(step)
         self.losses.append(loss)
         self.valid_fractions.append(valid_fraction)
-        if self.on_progress is not None:
-            self.on_progress(MappingProgress(
-                "train", step + 1, self.total_steps,
-                f"loss {loss:.3f}, valid {valid_fraction:.2f}",
-            ))
 
     def as_dict(self) -> dict[str, list[float] | list[int]]:
         """The curve as JSON-ready lists."""
@@ -151,32 +120,6 @@ class LossRecorder:
             "loss": [round(v, 5) for v in self.losses],
             "valid_fraction": [round(v, 4) for v in self.valid_fractions],
         }
-
-
-class _ObservedFrames:
-    """A ``PosedFrameSource`` wrapper that keeps each read frame's pose and reports progress."""
-
-    def __init__(
-        self, frames: PosedFrameSource, total: int, on_progress: ProgressCallback | None
-    ) -> None:
-        self._frames = frames
-        self._total = total
-        self._on_progress = on_progress
-        self.T_world_cam: dict[int, NDArray[np.float64]] = {}
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __getitem__(self, index: int) -> PosedFrame:
-        frame = self._frames[index]
-        if frame.T_world_cam is not None:
-            self.T_world_cam[index] = frame.T_world_cam
-        if self._on_progress is not None:
-            self._on_progress(MappingProgress("encode", len(self.T_world_cam), self._total))
-        return frame
-
-    def __iter__(self) -> Iterator[PosedFrame]:
-        return (self[index] for index in range(len(self)))
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -269,7 +212,7 @@ def render_trajectory_png(T_world_cam_N44: NDArray[np.float64], title: str) -> b
     return _png_bytes(figure)
 
 
-def render_loss_png(curve: LossRecorder, config: MappingConfig, title: str) -> bytes:
+def render_loss_png(curve: LossCurve, config: MappingConfig, title: str) -> bytes:
     """PNG of the training loss per recorded step (log scale), with the soft clamp schedule
     (the loss's upper bound per valid patch, pixels) and the valid-prediction fraction."""
     import matplotlib
@@ -312,71 +255,40 @@ def _png_bytes(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _json_number(value: Any) -> Any:
-    """Floats that JSON cannot hold (nan, inf) become ``null``."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_number(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_number(v) for v in value]
-    return value
-
-
-def map_with_report(
-    frames: PosedFrameSource,
-    indices: Sequence[int],
+def write_map_and_report(
+    scene_map: SceneMap,
     config: MappingConfig,
-    out_path: str | Path,
+    target: Path,
     source: Mapping[str, Any],
     accounting: FrameAccounting,
+    T_world_cam_N44: NDArray[np.float64],
+    curve: LossCurve,
     *,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-    on_progress: ProgressCallback | None = None,
-    started_at: float | None = None,
-    read_seconds: float = 0.0,
-) -> Path:
-    """Train a map on ``frames[indices]``, write it to ``out_path`` and its report beside it.
+    started_at: float,
+    read_seconds: float,
+) -> None:
+    """Write the map to ``target`` and its report files beside it, all or nothing.
 
     Args:
-        frames: posed frames (a folder dataset, a bag, ...).
-        indices: the frames to map with, in temporal order.
-        config: mapping settings.
-        out_path: map file to write; the report files go beside it (see :class:`ReportPaths`).
-        source: JSON-ready description of where the frames came from (kind, path, topics).
+        scene_map: the trained map (its ``mapping_stats`` are a :class:`MappingStats`).
+        config: the mapping settings it was trained with.
+        target: map file path (checked with :func:`check_output_path`).
+        source: JSON-ready description of where the frames came from.
         accounting: frames in the source, used, skipped and why.
-        device: torch device (``auto``: CUDA when present).
-        progress: tqdm progress bars on stderr.
-        on_progress: receives :class:`MappingProgress` events (encode, train, write).
-        started_at: ``time.perf_counter()`` at the start of the whole job (reading
-            included); defaults to now.
-        read_seconds: time spent reading or indexing the source before this call.
-
-    Returns:
-        The map path.
+        T_world_cam_N44: (N, 4, 4) camera-to-map poses of the mapping frames, in order.
+        curve: the recorded training loss.
+        started_at: ``time.perf_counter()`` at the start of the whole job.
+        read_seconds: time spent reading or indexing the source.
 
     Raises:
-        MappingOutputError: the output cannot be written (nothing is left behind).
-        MappingDataError: no frames, or a frame without a pose.
+        MappingOutputError: a file cannot be written (nothing is left behind).
     """
-    start = time.perf_counter() if started_at is None else started_at
-    target = check_output_path(out_path)
-    if accounting.used != len(indices):
-        raise ValueError(f"accounting says {accounting.used} frames used, got {len(indices)}")
-    observed = _ObservedFrames(frames, len(indices), on_progress)
-    recorder = LossRecorder(config.iterations, on_progress)
-    scene_map = map_scene(observed, indices, config, device=device, progress=progress,
-                          on_step=recorder)
-    if on_progress is not None:
-        on_progress(MappingProgress("write", 0, 1, str(target)))
     write_start = time.perf_counter()
-    T_world_cam_N44 = np.stack([observed.T_world_cam[i] for i in indices])
     title = target.name
     paths = ReportPaths.for_map(target)
     trajectory_png = render_trajectory_png(T_world_cam_N44, title)
-    loss_png = render_loss_png(recorder, config, title)
-    stats = scene_map.mapping_stats
+    loss_png = render_loss_png(curve, config, title)
+    stats = MappingStats.from_metadata(scene_map.mapping_stats)
     written: list[Path] = []
     try:
         written.append(save_map(scene_map, target))
@@ -392,30 +304,27 @@ def map_with_report(
                        "skipped": dict(accounting.skipped)},
             "trajectory": _trajectory_summary(T_world_cam_N44),
             "training": {
-                "device": stats["device"],
-                "iterations": stats["iterations"],
-                "buffer_patches": stats["buffer_patches"],
-                # patches with a keyframe target for the sequence loss (0 without --sequence)
-                "tracked_patches": stats.get("tracked_patches", 0),
-                "final_loss": stats["final_loss"],
-                "final_valid_fraction": stats["final_valid_fraction"],
-                "loss_curve": recorder.as_dict(),
+                "device": stats.device,
+                "iterations": stats.iterations,
+                "buffer_patches": stats.buffer_patches,
+                "tracked_patches": stats.tracked_patches,
+                "final_loss": stats.final_loss,
+                "final_valid_fraction": stats.final_valid_fraction,
+                "loss_curve": curve.as_dict(),
             },
             "timing_s": {
                 "read": round(read_seconds, 2),
-                "encode": stats["encode_seconds"],
-                "tracks": stats.get("tracks_seconds", 0.0),  # feature tracks (--sequence)
-                "train": stats["train_seconds"],
+                "encode": stats.encode_seconds,
+                "tracks": stats.tracks_seconds,
+                "train": stats.train_seconds,
                 "write": round(now - write_start, 2),
-                "total": round(now - start, 2),
+                "total": round(now - started_at, 2),
             },
             "mapping_config": asdict(config),
             "files": {"trajectory_png": paths.trajectory_png.name,
                       "loss_png": paths.loss_png.name},
         }
-        written.append(atomic_write_text(
-            paths.json, json.dumps(_json_number(report), indent=2) + "\n"
-        ))
+        written.append(write_json(paths.json, report))
     except BaseException as error:
         for path in written:
             path.unlink(missing_ok=True)
@@ -425,6 +334,3 @@ def map_with_report(
                 f"{error.strerror or error}; nothing was left behind"
             ) from error
         raise
-    if on_progress is not None:
-        on_progress(MappingProgress("write", 1, 1, str(target)))
-    return target

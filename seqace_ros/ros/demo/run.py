@@ -29,10 +29,11 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from seqace_ros.core.json_io import write_json
 from seqace_ros.datasets.bag import BagConfig, BagDataset, BagError
 from seqace_ros.datasets.bag_poses import PoseSourceConfig
 from seqace_ros.datasets.base import PosedFrame
-from seqace_ros.pipeline.evaluation import plot_evaluation, write_report
+from seqace_ros.pipeline.evaluation import plot_evaluation
 from seqace_ros.ros.demo.children import ChildNode, ChildNodeError
 from seqace_ros.ros.demo.config import DemoConfig, DemoError
 from seqace_ros.ros.demo.replay import ReplayNode, ReplayResult, replay
@@ -180,10 +181,9 @@ def write_outputs(config: DemoConfig, frames: list[PosedFrame], result: ReplayRe
     evaluations = evaluate_replay(frames, result)
     report = stream_report(evaluations, result, config.mode, map_path.stat().st_size,
                            config.rate_hz)
-    report.update(extras)
-    report_json = write_report(report, config.run_dir / "report.json")
+    report_json = write_json(config.run_dir / "report.json", {**report.to_dict(), **extras})
     title = (f"seqace_ros demo: {config.scene.name}, {config.mode} mode, recall 5cm/5deg "
-             f"{report['recall_5cm_5deg']:.2f}")
+             f"{report.evaluation.recall_5cm_5deg:.2f}")
     plot_png = plot_evaluation(evaluations, config.run_dir / "trajectory.png", title)
     return DemoOutputs(json.loads(report_json.read_text()), report_json, plot_png, map_path,
                        format_summary(report))

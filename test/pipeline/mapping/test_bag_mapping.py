@@ -74,12 +74,8 @@ from seqace_ros.pipeline.evaluation import evaluate_frames, summarize
 from seqace_ros.pipeline.localization.modes import create_frame_localizer
 from seqace_ros.pipeline.mapping import MappingConfig, preset
 from seqace_ros.pipeline.mapping.bag_mapping import map_bag
-from seqace_ros.pipeline.mapping.report import (
-    FrameAccounting,
-    MappingOutputError,
-    ReportPaths,
-    map_with_report,
-)
+from seqace_ros.pipeline.mapping.report import FrameAccounting, MappingOutputError, ReportPaths
+from seqace_ros.pipeline.mapping.run import map_with_report
 
 pytestmark = pytest.mark.real_data
 
@@ -141,7 +137,7 @@ def evaluate(map_path: Path, data: Path) -> dict:
     map on :data:`QUERY_FRAMES` (``seqace eval`` itself takes only contiguous ranges)."""
     localizer = create_frame_localizer("single", load_map(map_path), torch.device("cpu"))
     evaluations = evaluate_frames(localizer, FolderDataset(data), QUERY_FRAMES, progress=False)
-    return summarize(evaluations, "single", map_path.stat().st_size)
+    return summarize(evaluations, "single", map_path.stat().st_size).to_dict()
 
 
 @dataclasses.dataclass(frozen=True)

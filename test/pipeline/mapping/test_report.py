@@ -1,10 +1,11 @@
-"""The mapping report: file names, frame accounting, output checks, a real tiny mapping run with
-its JSON and PNGs, and all-or-nothing writing."""
+"""The mapping report and run: file names, frame accounting, output checks, a real tiny mapping
+run with its JSON, PNGs and typed stats, and all-or-nothing writing."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -17,15 +18,15 @@ from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.mapping import preset
 from seqace_ros.pipeline.mapping import report as report_module
+from seqace_ros.pipeline.mapping.mapper import MappingStats
 from seqace_ros.pipeline.mapping.report import (
     FrameAccounting,
-    LossRecorder,
+    LossCurve,
     MappingOutputError,
-    MappingProgress,
     ReportPaths,
     check_output_path,
-    map_with_report,
 )
+from seqace_ros.pipeline.mapping.run import MappingProgress, map_with_report, training_progress
 
 TINY_CONFIG = preset("test", iterations=41, image_height=128)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,14 +49,14 @@ def test_frame_accounting_must_add_up() -> None:
         FrameAccounting(3, 4, {"over_max_frames": -1})
 
 
-def test_loss_recorder_keeps_the_curve_and_reports_progress() -> None:
-    events: list[MappingProgress] = []
-    recorder = LossRecorder(100, events.append)
-    recorder(0, 30.0, 0.5)
-    recorder(20, 12.5, 0.9)
-    assert recorder.as_dict() == {"step": [0, 20], "loss": [30.0, 12.5],
-                                  "valid_fraction": [0.5, 0.9]}
-    assert events[-1] == MappingProgress("train", 21, 100, "loss 12.500, valid 0.90")
+def test_loss_curve_keeps_the_steps_and_training_progress_reads_them() -> None:
+    curve = LossCurve()
+    curve(0, 30.0, 0.5)
+    curve(20, 12.5, 0.9)
+    assert curve.as_dict() == {"step": [0, 20], "loss": [30.0, 12.5],
+                               "valid_fraction": [0.5, 0.9]}
+    assert training_progress(20, 100, 12.5, 0.9) == MappingProgress(
+        "train", 21, 100, "loss 12.500, valid 0.90")
 
 
 def test_check_output_path_rejects_unwritable_places(tmp_path: Path) -> None:
@@ -103,7 +104,10 @@ def test_map_with_report_writes_map_json_and_plots(
     events: list[MappingProgress] = []
     path = run_tiny(tiny_frames, tmp_path / "tiny.safetensors", events)
     assert path == tmp_path / "tiny.safetensors"
-    assert load_map(path).mapping_stats["frames"] == len(tiny_frames)
+    stats = MappingStats.from_metadata(load_map(path).mapping_stats)
+    assert stats.frames == len(tiny_frames)
+    assert stats.sequence is None
+    assert stats.tracked_patches == 0
     paths = ReportPaths.for_map(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["tiny.safetensors", "tiny.report.json", "tiny.trajectory.png", "tiny.loss.png"])
@@ -132,6 +136,9 @@ def test_map_with_report_writes_map_json_and_plots(
         assert image.std() > 10  # something is drawn
     stages = [e.stage for e in events]
     assert stages == sorted(stages, key=["encode", "train", "write"].index)
+    last_step = [e for e in events if e.stage == "train"][-1]
+    assert (last_step.done, last_step.total) == (41, 41)
+    assert re.fullmatch(r"loss \d+\.\d{3}, valid \d\.\d{2}", last_step.detail)
     assert [e.done for e in events if e.stage == "encode"] == list(range(1, 9))
     assert events[-1] == MappingProgress("write", 1, 1, str(path))
 
@@ -143,7 +150,7 @@ def test_failed_report_write_leaves_nothing_behind(
     def disk_full(path: object, text: str) -> Path:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report_module, "atomic_write_text", disk_full)
+    monkeypatch.setattr(report_module, "write_json", disk_full)
     with pytest.raises(MappingOutputError, match="No space left on device; nothing was left"):
         run_tiny(tiny_frames, tmp_path / "tiny.safetensors")
     assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqace_ros.cli import _mapping_config, build_parser, main
+from seqace_ros.cli import _mapping_request, build_parser, main
 from seqace_ros.core.head import HeadConfig
 from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.synthetic import preset as synthetic_preset
@@ -131,7 +131,7 @@ def test_sequence_flag_reaches_the_mapping_config(command: list[str]) -> None:
     for extra, expected in (([], False), (["--sequence"], True)):
         args = parser.parse_args([*command, "--out", "m.map", "--preset", "test", *extra])
         assert args.sequence is expected
-        config = _mapping_config(args)  # the one helper map and bag-map build configs with
+        config = _mapping_request(args).config  # map and bag-map build one request
         assert config.sequence is expected
         assert config.iterations == preset("test").iterations
 

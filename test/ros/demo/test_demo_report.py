@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from design_report_keys import DESIGN_REPORT_KEYS
 from ros_harness import import_ros_module
 
 import_ros_module("rclpy")
@@ -15,7 +14,7 @@ import_ros_module("rclpy")
 from seqace_ros.core.camera import Intrinsics  # noqa: E402
 from seqace_ros.core.geometry import make_transform  # noqa: E402
 from seqace_ros.datasets.base import PosedFrame  # noqa: E402
-from seqace_ros.pipeline.evaluation import EvaluationError  # noqa: E402
+from seqace_ros.pipeline.evaluation import DESIGN_REPORT_KEYS, EvaluationError  # noqa: E402
 from seqace_ros.ros.demo.replay import PoseReceipt, ReplayResult  # noqa: E402
 from seqace_ros.ros.demo.report import (  # noqa: E402
     evaluate_replay,
@@ -53,7 +52,8 @@ def test_poses_matched_by_stamp_and_missing_ones_fail() -> None:
     assert [round(e.translation_m, 6) for e in evaluations[:3]] == [0.01, 0.3, 0.03]
     assert math.isinf(evaluations[3].translation_m)
 
-    report = stream_report(evaluations, result, "single", map_bytes=1234, rate_hz=5.0)
+    stream = stream_report(evaluations, result, "single", map_bytes=1234, rate_hz=5.0)
+    report = stream.to_dict()
     assert set(report) >= DESIGN_REPORT_KEYS
     assert report["n_queries"] == 4
     assert report["n_poses"] == 3
@@ -66,7 +66,7 @@ def test_poses_matched_by_stamp_and_missing_ones_fail() -> None:
     assert report["latency_p95_ms"] == pytest.approx(118.0)
     assert report["pose_rate_hz"] == pytest.approx(3 / 0.8)
     assert report["node_frames_dropped"] == 1
-    summary = format_summary(report)
+    summary = format_summary(stream)
     assert "recall 5cm/5deg: 0.500" in summary
     assert "failed: 1 (dropped by the node: 1)" in summary
 
@@ -74,13 +74,14 @@ def test_poses_matched_by_stamp_and_missing_ones_fail() -> None:
 def test_no_pose_at_all_reports_failures_without_numbers() -> None:
     frames = [frame(i) for i in range(2)]
     result = ReplayResult([1, 2], {}, seconds=0.4, node_counters={}, complete=False)
-    report = stream_report(evaluate_replay(frames, result), result, "sequence", 10, 5.0)
+    stream = stream_report(evaluate_replay(frames, result), result, "sequence", 10, 5.0)
+    report = stream.to_dict()
     assert report["n_poses"] == 0
     assert report["recall_5cm_5deg"] == 0.0
     assert math.isnan(report["latency_p50_ms"])
     assert report["node_frames_dropped"] is None
     assert report["node_finished_in_time"] is False
-    assert "p50 n/a" in format_summary(report)
+    assert "p50 n/a" in format_summary(stream)
 
 
 def test_frames_and_stamps_must_match() -> None:

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from design_report_keys import DESIGN_REPORT_KEYS
 from ros_harness import import_ros_module, wait_for
 
 import_ros_module("rclpy")
+
+from seqace_ros.pipeline.evaluation import DESIGN_REPORT_KEYS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = [sys.executable, "-m", "seqace_ros.ros.demo"]
