@@ -20,15 +20,10 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from seqace_ros.core.atomic_io import atomic_write_bytes
+from seqace_ros.core.depth import DepthCalibration, depths_at, read_depth_m, register_depth
 from seqace_ros.datasets.folder import FolderDataset, read_calibration
 
-from .lifting import (
-    DepthCalibration,
-    keypoint_depths,
-    lift_keypoints,
-    read_depth_m,
-    register_depth,
-)
+from .lifting import lift_keypoints
 from .matching import XFeatSparse
 from .retrieval import fit_codebook, vlad
 
@@ -143,10 +138,10 @@ def build_database(
         if frame.T_world_cam is None:
             raise ValueError(f"mapping frame {frame.name} has no pose")
         features = extractor.detect(frame.image_rgb, config.num_keypoints)
-        depth_m = read_depth_m(dataset.root / f"{frame.name}.depth.png", depth.depth_scale_m)
+        depth_m = read_depth_m(dataset.root / f"{frame.name}.depth.png")
         registered = register_depth(depth_m, depth, frame.intrinsics)
-        depths_N, valid_N = keypoint_depths(features.keypoints_N2, registered,
-                                            max_relative_spread=config.max_depth_spread)
+        depths_N, valid_N = depths_at(features.keypoints_N2, registered,
+                                       max_relative_spread=config.max_depth_spread)
         points_N3 = lift_keypoints(features.keypoints_N2, depths_N, frame.intrinsics,
                                    frame.T_world_cam)
         keypoints.append(features.keypoints_N2)
@@ -170,7 +165,7 @@ def build_database(
         settings={"dataset": str(dataset.root.resolve()), "frames": [int(i) for i in indices],
                   "config": asdict(config),
                   "depth_intrinsics": asdict(depth.depth_intrinsics),
-                  "T_color_depth": np.asarray(depth.T_color_depth).tolist(),
+                  "T_colour_depth": np.asarray(depth.T_colour_depth).tolist(),
                   "detection_threshold": extractor.detection_threshold},
     )
 
@@ -187,7 +182,7 @@ def load_or_build_database(
     depth = depth_calibration_of(dataset.root)
     key = json.dumps({"dataset": str(dataset.root.resolve()), "frames": list(map(int, indices)),
                       "config": asdict(config), "depth": asdict(depth.depth_intrinsics),
-                      "T_color_depth": np.asarray(depth.T_color_depth).tolist(),
+                      "T_colour_depth": np.asarray(depth.T_colour_depth).tolist(),
                       "detection_threshold": extractor.detection_threshold,
                       "format": _FORMAT}, sort_keys=True)
     path = cache_dir / f"peer_db_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"

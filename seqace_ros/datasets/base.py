@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.depth import DepthImage
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class PosedFrame:
             when the frame has no ground truth.
         stamp_ns: acquisition time in nanoseconds (frame index for folder datasets).
         name: a short identifier (file stem, or topic plus stamp).
+        depth: the frame's depth image with its own calibration (RGB-D sources read with
+            depth), else ``None``.
     """
 
     image_rgb: NDArray[np.uint8]
@@ -30,6 +33,7 @@ class PosedFrame:
     T_world_cam: NDArray[np.float64] | None
     stamp_ns: int
     name: str
+    depth: DepthImage | None = None
 
 
 class PosedFrameSource(Protocol):

@@ -4,7 +4,10 @@
 
     frame-000000.color.png|jpg   RGB image
     frame-000000.pose.txt        4x4 camera-to-world, metres, OpenCV axes
+    frame-000000.depth.png       16-bit depth in millimetres, 0 = invalid (read with depth)
     color-intrinsics.txt         3x3 K (else camera-intrinsics.txt, else given intrinsics)
+    depth-intrinsics.txt         3x3 K of the depth camera (absent: depth is registered to
+                                 the colour image)
 
 ACE layout (one folder with three sub-folders, matched by file stem)::
 
@@ -12,8 +15,14 @@ ACE layout (one folder with three sub-folders, matched by file stem)::
     poses/<stem>.txt             4x4 camera-to-world
     calibration/<stem>.txt       a single focal length (principal point at the image centre)
                                  or a 3x3 K
+    depth/<stem>.png             16-bit depth in millimetres registered to the colour image
+                                 (read with depth; ``<stem>.depth.png`` also accepted)
 
-Pose rotations are orthonormalised (SVD) on loading. Depth is never read.
+Pose rotations are orthonormalised (SVD) on loading. Depth is read only when asked for; it
+comes with its calibration (:class:`~seqace_ros.core.depth.DepthCalibration`): the depth
+intrinsics and the depth-to-colour extrinsic ``T_colour_depth``, given by the caller, or for
+a 7-Scenes folder with its own ``depth-intrinsics.txt`` the Kinect v1 layout
+(:data:`KINECT_V1_T_COLOUR_DEPTH`), else the identity.
 """
 
 from __future__ import annotations
@@ -28,11 +37,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.depth import DepthCalibration, DepthError, DepthImage, read_depth_m
 from seqace_ros.core.geometry import make_transform, orthonormalize
 from seqace_ros.datasets.base import PosedFrame
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _SEVEN_SCENES_COLOR = re.compile(r"^(frame-\d+)\.color\.(png|jpg|jpeg)$", re.IGNORECASE)
+
+#: Depth-to-colour extrinsic of a 7-Scenes folder whose depth has its own intrinsics
+#: (Kinect v1: the colour camera 2.5 cm beside the depth camera on its x axis), chosen with
+#: ``bench/depth_registration.py`` (results in bench/results/depth_registration.json).
+KINECT_V1_T_COLOUR_DEPTH = make_transform(np.eye(3), [-0.025, 0.0, 0.0])
 
 
 class DatasetError(ValueError):
@@ -45,6 +60,7 @@ class _FrameFiles:
     image: Path
     pose: Path | None
     calibration: Path | None
+    depth: Path | None = None
 
 
 def _read_numbers(path: Path, what: str) -> NDArray[np.float64]:
@@ -114,9 +130,12 @@ class FolderDataset:
         focal: single focal length (pixels) used when neither calibration files nor
             ``intrinsics`` are given; principal point at the image centre.
         require_poses: raise when a frame has no pose file (mapping and evaluation need them).
+        depth: also read each frame's depth image (RGB-D mapping); every frame must have one.
+        T_colour_depth: (4, 4) depth-to-colour extrinsic (metres); ``None`` picks the
+            folder's default (see the module docstring).
 
     Raises:
-        DatasetError: missing folder, no frames, missing poses or calibration.
+        DatasetError: missing folder, no frames, missing poses, depth or calibration.
     """
 
     def __init__(
@@ -125,6 +144,8 @@ class FolderDataset:
         pinhole: tuple[float, float, float, float] | None = None,
         focal: float | None = None,
         require_poses: bool = True,
+        depth: bool = False,
+        T_colour_depth: NDArray[np.float64] | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -133,6 +154,7 @@ class FolderDataset:
             raise DatasetError(f"focal length must be positive, got {focal}")
         self._pinhole = pinhole
         self._focal = focal
+        self.depth = depth
         if (self.root / "rgb").is_dir():
             self.layout = "ace"
             self._files = self._scan_ace(require_poses)
@@ -144,6 +166,20 @@ class FolderDataset:
                 f"{self.root}: no frames found (expected frame-XXXXXX.color.png|jpg, "
                 "or an ACE layout with rgb/, poses/, calibration/)"
             )
+        if depth:
+            missing = [f.name for f in self._files if f.depth is None]
+            if missing:
+                raise DatasetError(
+                    f"{self.root}: {len(missing)} frames have no depth image (first: "
+                    f"{missing[0]}; expected {self._depth_file_hint()})")
+        self._depth_intrinsics_file = (self.root / "depth-intrinsics.txt"
+                                       if self.layout == "7scenes" else None)
+        if self._depth_intrinsics_file is not None and not self._depth_intrinsics_file.is_file():
+            self._depth_intrinsics_file = None
+        if T_colour_depth is None:
+            T_colour_depth = (KINECT_V1_T_COLOUR_DEPTH if self._depth_intrinsics_file is not None
+                              else np.eye(4))
+        self.T_colour_depth = np.asarray(T_colour_depth, dtype=np.float64)
         self._shared_calibration = self._find_shared_calibration()
         if (
             self._shared_calibration is None
@@ -163,7 +199,9 @@ class FolderDataset:
             if match is None:
                 continue
             pose = self.root / f"{match.group(1)}.pose.txt"
-            files.append(self._frame(match.group(1), path, pose, None, require_poses))
+            depth = self.root / f"{match.group(1)}.depth.png"
+            files.append(self._frame(match.group(1), path, pose, None, require_poses,
+                                     depth if depth.is_file() else None))
         return files
 
     def _scan_ace(self, require_poses: bool) -> list[_FrameFiles]:
@@ -174,22 +212,30 @@ class FolderDataset:
             stem = path.stem
             pose = self.root / "poses" / f"{stem}.txt"
             calibration = self.root / "calibration" / f"{stem}.txt"
+            depth = next((d for d in (self.root / "depth" / f"{stem}.png",
+                                      self.root / "depth" / f"{stem}.depth.png") if d.is_file()),
+                         None)
             files.append(
                 self._frame(
-                    stem, path, pose, calibration if calibration.is_file() else None, require_poses
+                    stem, path, pose, calibration if calibration.is_file() else None,
+                    require_poses, depth,
                 )
             )
         return files
 
+    def _depth_file_hint(self) -> str:
+        return ("depth/<stem>.png" if self.layout == "ace" else "frame-XXXXXX.depth.png")
+
     @staticmethod
     def _frame(
-        name: str, image: Path, pose: Path, calibration: Path | None, require_poses: bool
+        name: str, image: Path, pose: Path, calibration: Path | None, require_poses: bool,
+        depth: Path | None,
     ) -> _FrameFiles:
         if not pose.is_file():
             if require_poses:
                 raise DatasetError(f"frame {name}: pose file {pose} is missing")
-            return _FrameFiles(name, image, None, calibration)
-        return _FrameFiles(name, image, pose, calibration)
+            return _FrameFiles(name, image, None, calibration, depth)
+        return _FrameFiles(name, image, pose, calibration, depth)
 
     def _find_shared_calibration(self) -> Path | None:
         for name in ("color-intrinsics.txt", "camera-intrinsics.txt"):
@@ -220,13 +266,28 @@ class FolderDataset:
         image_rgb = read_image_rgb(files.image)
         height, width = image_rgb.shape[:2]
         T_world_cam = read_pose_file(files.pose) if files.pose is not None else None
+        intrinsics = self._intrinsics_for(files, width, height)
         return PosedFrame(
             image_rgb=image_rgb,
-            intrinsics=self._intrinsics_for(files, width, height),
+            intrinsics=intrinsics,
             T_world_cam=T_world_cam,
             stamp_ns=index,
             name=files.name,
+            depth=self._depth_image(files, intrinsics) if self.depth else None,
         )
+
+    def _depth_image(self, files: _FrameFiles, colour: Intrinsics) -> DepthImage:
+        """The frame's depth with its calibration (depth intrinsics at the depth image's size)."""
+        assert files.depth is not None  # checked at construction
+        try:
+            depth_m = read_depth_m(files.depth)
+            height, width = depth_m.shape
+            intrinsics = (read_calibration(self._depth_intrinsics_file, width, height)
+                          if self._depth_intrinsics_file is not None
+                          else colour.resized(width, height))
+            return DepthImage(depth_m, DepthCalibration(intrinsics, self.T_colour_depth))
+        except DepthError as error:
+            raise DatasetError(str(error)) from error
 
     def __iter__(self) -> Iterator[PosedFrame]:
         for index in range(len(self)):

@@ -1,5 +1,5 @@
-"""The conventional peer of the benchmarks (bench/peer): depth registration and lifting,
-matching, retrieval, its database file, and localization on real frames."""
+"""The conventional peer of the benchmarks (bench/peer): lifting keypoints to 3D, matching,
+retrieval, its database file, and localization on real frames."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import numpy as np
 import pytest
 from data_paths import require_redkitchen
 from peer.database import DatabaseConfig, DatabaseError, PeerDatabase, load_or_build_database
-from peer.lifting import (
-    DepthCalibration,
-    DepthError,
-    keypoint_depths,
-    lift_keypoints,
-    read_depth_m,
-    register_depth,
-)
+from peer.lifting import lift_keypoints
 from peer.matching import XFeatSparse, mutual_nearest_neighbours
 from peer.pipeline import PeerConfig, PeerLocalizer
 from peer.retrieval import fit_codebook, nearest_frames, vlad
@@ -30,39 +23,6 @@ from seqace_ros.core.geometry import (
 from seqace_ros.datasets.folder import FolderDataset
 
 COLOR = Intrinsics(525.0, 525.0, 320.0, 240.0, 640, 480)
-DEPTH = Intrinsics(585.0, 585.0, 320.0, 240.0, 640, 480)
-
-
-def test_register_depth_maps_the_depth_camera_onto_the_wider_colour_image() -> None:
-    depth_m = np.full((480, 640), 2.0, dtype=np.float32)
-    registered = register_depth(depth_m, DepthCalibration(DEPTH), COLOR)
-    assert registered.shape == (480, 640)
-    # colour column u sees depth column 320 + (u - 320) * 585 / 525: inside up to u ~ 607
-    assert registered[240, 320] == pytest.approx(2.0)
-    assert registered[240, 600] == pytest.approx(2.0)
-    assert registered[240, 615] == 0.0
-    assert registered[240, 10] == 0.0
-    assert registered[5, 320] == 0.0
-
-
-def test_register_depth_keeps_the_nearest_surface_and_applies_the_extrinsics() -> None:
-    depth_m = np.full((480, 640), 3.0, dtype=np.float32)
-    T_color_depth = make_transform(np.eye(3), [0.0, 0.0, -1.0])  # colour camera 1 m behind
-    registered = register_depth(depth_m, DepthCalibration(DEPTH, T_color_depth), COLOR)
-    assert registered[240, 320] == pytest.approx(2.0)
-    with pytest.raises(DepthError, match="640x480"):
-        register_depth(depth_m[:100], DepthCalibration(DEPTH), COLOR)
-
-
-def test_keypoint_depths_take_the_local_depth_and_reject_depth_edges() -> None:
-    depth_m = np.full((480, 640), 1.5, dtype=np.float32)
-    depth_m[:, 320:] = 3.0
-    depth_m[400:, :100] = 0.0
-    keypoints = np.array([[100.0, 100.0], [500.0, 100.0], [320.0, 100.0], [50.0, 450.0]])
-    depths, valid = keypoint_depths(keypoints, depth_m)
-    assert valid.tolist() == [True, True, False, False]
-    assert depths[:2] == pytest.approx([1.5, 3.0])
-    assert depths[2:].tolist() == [0.0, 0.0]
 
 
 def test_lift_keypoints_inverts_the_projection() -> None:
@@ -74,15 +34,6 @@ def test_lift_keypoints_inverts_the_projection() -> None:
     pixels = project(points_cam, COLOR.K)
     lifted = lift_keypoints(pixels, points_cam[:, 2], COLOR, T_world_cam)
     np.testing.assert_allclose(lifted, transform_points(T_world_cam, points_cam), atol=1e-9)
-
-
-def test_read_depth_rejects_an_eight_bit_image(tmp_path) -> None:
-    import cv2
-
-    path = tmp_path / "depth.png"
-    cv2.imwrite(str(path), np.zeros((4, 4), np.uint8))
-    with pytest.raises(DepthError, match="uint16"):
-        read_depth_m(path, 0.001)
 
 
 def test_mutual_nearest_neighbours_recover_a_permutation() -> None:

@@ -11,7 +11,7 @@ from data_paths import require_redkitchen
 
 from seqace_ros.core.geometry import is_rigid_transform
 from seqace_ros.datasets.base import parse_frame_range
-from seqace_ros.datasets.folder import DatasetError, FolderDataset
+from seqace_ros.datasets.folder import KINECT_V1_T_COLOUR_DEPTH, DatasetError, FolderDataset
 
 POSE = np.array([[0.0, -1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 3.0],
                  [0.0, 0.0, 0.0, 1.0]])
@@ -137,3 +137,52 @@ def test_redkitchen_dev() -> None:
     assert frame.intrinsics.as_tuple == (525.0, 525.0, 320.0, 240.0)  # colour, not depth
     assert frame.T_world_cam is not None
     assert is_rigid_transform(frame.T_world_cam)
+
+
+def test_depth_is_read_with_its_own_calibration_when_asked(tmp_path: Path) -> None:
+    root = seven_scenes_folder(tmp_path / "d")
+    for i in range(3):
+        cv2.imwrite(str(root / f"frame-{i:06d}.depth.png"), np.full((24, 32), 1500, np.uint16))
+    assert FolderDataset(root)[0].depth is None  # RGB unless asked
+    frame = FolderDataset(root, depth=True)[1]
+    assert frame.depth is not None
+    assert frame.depth.depth_m.shape == (24, 32)
+    assert frame.depth.depth_m[0, 0] == pytest.approx(1.5)
+    # no depth-intrinsics.txt: registered to the colour camera (same camera, half size)
+    assert frame.depth.calibration.depth_intrinsics == frame.intrinsics.resized(32, 24)
+    np.testing.assert_array_equal(frame.depth.calibration.T_colour_depth, np.eye(4))
+    # its own intrinsics: the Kinect v1 extrinsic, unless one is given
+    (root / "depth-intrinsics.txt").write_text("30 0 16\n0 30 12\n0 0 1\n")
+    calibration = FolderDataset(root, depth=True)[0].depth.calibration
+    assert calibration.depth_intrinsics.as_tuple == (30.0, 30.0, 16.0, 12.0)
+    np.testing.assert_array_equal(calibration.T_colour_depth, KINECT_V1_T_COLOUR_DEPTH)
+    T_colour_depth = np.eye(4)
+    T_colour_depth[1, 3] = 0.01
+    calibration = FolderDataset(root, depth=True, T_colour_depth=T_colour_depth)[0].depth
+    np.testing.assert_array_equal(calibration.calibration.T_colour_depth, T_colour_depth)
+
+
+def test_depth_files_missing_or_malformed_are_named(tmp_path: Path) -> None:
+    root = seven_scenes_folder(tmp_path / "d")
+    cv2.imwrite(str(root / "frame-000000.depth.png"), np.full((24, 32), 1500, np.uint16))
+    with pytest.raises(DatasetError, match=r"2 frames have no depth image \(first: frame-000001"):
+        FolderDataset(root, depth=True)
+    FolderDataset(root)  # RGB mapping does not need them
+    for i in (1, 2):
+        cv2.imwrite(str(root / f"frame-{i:06d}.depth.png"), np.zeros((24, 32), np.uint8))
+    with pytest.raises(DatasetError, match="uint16"):
+        FolderDataset(root, depth=True)[1]
+
+
+def test_ace_layout_depth_folder(tmp_path: Path) -> None:
+    root = tmp_path / "ace"
+    for sub in ("rgb", "poses", "calibration", "depth"):
+        (root / sub).mkdir(parents=True)
+    write_image(root / "rgb" / "a.png")
+    np.savetxt(root / "poses" / "a.txt", POSE)
+    (root / "calibration" / "a.txt").write_text("50\n")
+    cv2.imwrite(str(root / "depth" / "a.depth.png"), np.full((48, 64), 800, np.uint16))
+    frame = FolderDataset(root, depth=True)[0]
+    assert frame.depth is not None
+    assert frame.depth.calibration.is_registered_to(frame.intrinsics)
+    assert frame.depth.registered_to(frame.intrinsics)[10, 10] == pytest.approx(0.8)

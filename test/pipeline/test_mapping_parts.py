@@ -80,6 +80,38 @@ def test_invalid_predictions_are_pulled_onto_the_ray() -> None:
     assert float(world.grad[0, 2]) < 0  # gradient descent moves the point forward
 
 
+def test_depth_loss_sees_the_error_along_the_ray_that_reprojection_cannot() -> None:
+    config = MappingConfig(depth=True)
+    points_cam = torch.tensor([[0.2, 0.1, 2.0], [-0.5, 0.3, 4.0]])
+    pixels = (points_cam[:, :2] / points_cam[:, 2:]) * 500.0 + torch.tensor([320.0, 240.0])
+    sensor_depths = points_cam[:, 2].clone()
+    world, K, T = _camera_batch(points_cam)
+    loss, _ = reprojection_loss(world, pixels, K, T, 50.0, config, sensor_depths)
+    assert float(loss) == pytest.approx(0.0, abs=1e-4)
+    # 10 % too far along the ray: no reprojection error, a 3D error of 0.1 * |X| pixel units
+    world_far, _, _ = _camera_batch(points_cam * 1.1)
+    rgb_loss, _ = reprojection_loss(world_far, pixels, K, T, 50.0, config)
+    assert float(rgb_loss) == pytest.approx(0.0, abs=1e-4)
+    loss, _ = reprojection_loss(world_far, pixels, K, T, 50.0, config, sensor_depths)
+    error_px = 500.0 * 0.1 * torch.linalg.vector_norm(points_cam, dim=1) / sensor_depths
+    expected = (50.0 * torch.tanh(error_px / 50.0)).sum() / 2
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+    # a patch without sensor depth (0) gets the reprojection loss only
+    loss, _ = reprojection_loss(world_far, pixels, K, T, 50.0, config,
+                                torch.tensor([0.0, 0.0]))
+    assert float(loss) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_invalid_predictions_with_depth_are_pulled_to_their_sensor_point() -> None:
+    config = MappingConfig(depth=True)
+    behind = torch.tensor([[0.0, 0.0, -1.0]])
+    world, K, T = _camera_batch(behind)
+    loss, valid = reprojection_loss(world, torch.tensor([[320.0, 240.0]]), K, T, 50.0, config,
+                                    torch.tensor([2.0]))
+    assert valid.tolist() == [False]
+    assert float(loss) == pytest.approx(3.0, rel=1e-5)  # from z = -1 to the sensor's z = 2
+
+
 def test_clamp_schedule_shrinks_from_max_to_min() -> None:
     config = MappingConfig(clamp_max_px=50.0, clamp_min_px=1.0)
     values = [soft_clamp_px(p, config) for p in np.linspace(0, 1, 11)]

@@ -6,6 +6,10 @@ centre maps back inside the original image (rotation leaves black corners). Each
 its centre in ORIGINAL image pixels and the id of its frame, whose intrinsics and world-to-
 camera pose the reprojection loss uses.
 
+For RGB-D mapping (``config.depth``) each patch also keeps the sensor depth at its centre:
+the frame's depth image is registered to the colour camera once and read at the patch
+centres (median of a small neighbourhood, none at depth edges).
+
 For SeqACE's sequence loss, :func:`link_tracks` then gives each salient patch that lies on a
 feature track the keyframe where that track started and its pixel there (both in original
 image pixels, like the patch centres, so the augmentation warp plays no part).
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from seqace_ros.core.depth import depths_at
 from seqace_ros.core.encoder import Encoder
 from seqace_ros.core.geometry import invert_transform
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
@@ -52,6 +57,8 @@ class FeatureBuffer:
             on no track; ``None`` when tracks were not linked (see :func:`link_tracks`).
         keyframe_pixels_N2: (N, 2) float32 the patch's pixel (u, v) in that keyframe, original
             image pixels; ``None`` with ``keyframe_ids_N``.
+        depths_N: (N,) float32 colour-camera z-depth (metres) of each patch centre from the
+            sensor, 0 where none; ``None`` when mapping without depth.
     """
 
     features_NC: torch.Tensor
@@ -63,6 +70,7 @@ class FeatureBuffer:
     camera_centres_F3: np.ndarray
     keyframe_ids_N: torch.Tensor | None = None
     keyframe_pixels_N2: torch.Tensor | None = None
+    depths_N: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.features_NC.shape[0])
@@ -112,13 +120,14 @@ def build_buffer(
     """Encode augmented copies of the frames ``indices`` of ``frames`` into a buffer.
 
     Raises:
-        MappingDataError: when no frame is given or a frame has no pose.
+        MappingDataError: when no frame is given, a frame has no pose, or ``config.depth``
+            is set and a frame has no depth.
     """
     if len(indices) == 0:
         raise MappingDataError("mapping needs at least one frame, got none")
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    features, pixels, frame_ids, salient_flags = [], [], [], []
+    features, pixels, frame_ids, salient_flags, depths = [], [], [], [], []
     K_list, T_cam_world_list, centres = [], [], []
     budget = patch_budget(config, len(indices))
     bar = tqdm(total=len(indices) * config.augmentation_passes, desc="encoding",
@@ -131,6 +140,11 @@ def build_buffer(
         T_cam_world_list.append(invert_transform(frame.T_world_cam))
         centres.append(frame.T_world_cam[:3, 3])
         height, width = frame.image_rgb.shape[:2]
+        registered_depth = None
+        if config.depth:
+            if frame.depth is None:
+                raise MappingDataError(f"RGB-D mapping: frame {frame.name} has no depth")
+            registered_depth = frame.depth.registered_to(frame.intrinsics)
         for _ in range(config.augmentation_passes):
             augmented = random_augmentation(frame.image_rgb, config.image_height,
                                             config.augment, rng)
@@ -151,6 +165,10 @@ def build_buffer(
             features_CN = output.features_CHW.reshape(output.features_CHW.shape[0], -1)
             features.append(features_CN[:, keep.to(features_CN.device)].T.half().cpu())
             pixels.append(torch.from_numpy(uv_orig[keep.numpy()]).float())
+            if registered_depth is not None:
+                depth_K, _ = depths_at(uv_orig[keep.numpy()], registered_depth,
+                                       config.depth_window_px, config.depth_max_spread)
+                depths.append(torch.from_numpy(depth_K).float())
             frame_ids.append(torch.full((keep.numel(),), frame_id, dtype=torch.long))
             flags = torch.zeros(keep.numel(), dtype=torch.bool)
             flags[:n_salient] = True
@@ -165,6 +183,7 @@ def build_buffer(
         K_F33=torch.from_numpy(np.stack(K_list)).float(),
         T_cam_world_F44=torch.from_numpy(np.stack(T_cam_world_list)).float(),
         camera_centres_F3=np.stack(centres),
+        depths_N=torch.cat(depths) if config.depth else None,
     )
 
 

@@ -71,6 +71,13 @@ class MappingConfig:
         track_link_radius_px: a salient patch takes the track of the nearest track
             observation within this distance (original image pixels).
         tracks: feature-track and keyframe settings.
+        depth: RGB-D mapping: each patch with valid sensor depth (registered to the colour
+            camera) is also supervised by its 3D point (see ``trainer.depth_loss``); the
+            frames must carry depth.
+        depth_loss_weight: weight of that depth loss against the reprojection loss.
+        depth_window_px: half-size of the neighbourhood whose median depth a patch takes.
+        depth_max_spread: a patch whose depth neighbourhood spreads (max - min) over more
+            than this fraction of its depth lies on a depth edge and gets no depth.
     """
 
     encoder_features: XFeatFeatures = "multiscale"
@@ -98,6 +105,10 @@ class MappingConfig:
     sequence_loss_weight: float = 1.0
     track_link_radius_px: float = 8.0
     tracks: TrackConfig = field(default_factory=TrackConfig)
+    depth: bool = False
+    depth_loss_weight: float = 1.0
+    depth_window_px: int = 2
+    depth_max_spread: float = 0.05
 
     def __post_init__(self) -> None:
         if self.image_height < 32 or self.image_height % 32:
@@ -122,6 +133,10 @@ class MappingConfig:
             raise ValueError(
                 f"need sequence_loss_weight >= 0 and track_link_radius_px > 0, got "
                 f"{self.sequence_loss_weight}, {self.track_link_radius_px}")
+        if self.depth_loss_weight < 0 or self.depth_window_px < 0 or self.depth_max_spread <= 0:
+            raise ValueError(
+                f"need depth_loss_weight >= 0, depth_window_px >= 0 and depth_max_spread > 0, "
+                f"got {self.depth_loss_weight}, {self.depth_window_px}, {self.depth_max_spread}")
 
 
 PRESETS: dict[str, MappingConfig] = {

@@ -7,6 +7,13 @@ Loss per patch, for the prediction X (world) moved into its frame's camera (X_ca
   on a quarter circle (slowly first, then fast);
 - invalid: ``|X_cam - ray(u, v) * depth_target|``, pulling it in front of the camera.
 
+RGB-D mapping (``config.depth``, a buffer with sensor depths): a patch with sensor depth d
+has the 3D target ``ray(u, v) * d``. A valid prediction adds, times ``depth_loss_weight``,
+the same soft clamp of its 3D error in pixel units, ``fx * |X_cam - ray * d| / d`` (the
+lateral part of that error is the reprojection error; the rest is the error along the ray,
+which the reprojection loss cannot see); an invalid prediction is pulled to its sensor point
+instead of the ray point at ``depth_target``.
+
 With ``config.sequence`` (SeqACE), a tracked salient patch's prediction X is also reprojected
 into the keyframe where its track started (:func:`keyframe_loss`): the same physical point
 must project onto the track's keyframe pixel too, which triangulates X across views. Its
@@ -96,6 +103,7 @@ def _reproject(
 def reprojection_loss(
     scene_points_B3: torch.Tensor, pixels_B2: torch.Tensor, K_B33: torch.Tensor,
     T_cam_world_B44: torch.Tensor, clamp_px: float, config: MappingConfig,
+    depths_B: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss over the batch and the (B,) mask of valid predictions.
 
@@ -105,20 +113,31 @@ def reprojection_loss(
         K_B33: intrinsics of each patch's frame.
         T_cam_world_B44: world-to-camera pose of each patch's frame.
         clamp_px: current soft clamp.
-        config: thresholds (depth range, hard clamp, depth target).
+        config: thresholds (depth range, hard clamp, depth target), depth loss weight.
+        depths_B: sensor z-depth (metres) of each patch centre, 0 where none; ``None``
+            without depth (RGB mapping).
     """
     points_cam_B3, error_px_B, valid_B = _reproject(
         scene_points_B3, pixels_B2, K_B33, T_cam_world_B44, config)
-    valid_loss = (clamp_px * torch.tanh(error_px_B[valid_B] / clamp_px)).sum()
+    loss = (clamp_px * torch.tanh(error_px_B[valid_B] / clamp_px)).sum()
     fx, fy = K_B33[:, 0, 0], K_B33[:, 1, 1]
     cx, cy = K_B33[:, 0, 2], K_B33[:, 1, 2]
     ray_B3 = torch.stack([(pixels_B2[:, 0] - cx) / fx, (pixels_B2[:, 1] - cy) / fy,
                           torch.ones_like(fx)], dim=1)
-    target_B3 = ray_B3 * config.depth_target_m
+    target_depth_B = torch.full_like(fx, config.depth_target_m)
+    if depths_B is not None:
+        has_depth_B = depths_B > 0
+        target_depth_B = torch.where(has_depth_B, depths_B, target_depth_B)
+        supervised_B = has_depth_B & valid_B
+        error_3d_px_B = (fx * torch.linalg.vector_norm(
+            points_cam_B3 - ray_B3 * target_depth_B[:, None], dim=1) / target_depth_B)
+        loss = loss + config.depth_loss_weight * (
+            clamp_px * torch.tanh(error_3d_px_B[supervised_B] / clamp_px)).sum()
+    target_B3 = ray_B3 * target_depth_B[:, None]
     invalid_B = ~valid_B
     invalid_loss = torch.linalg.vector_norm(
         points_cam_B3[invalid_B] - target_B3[invalid_B], dim=1).sum()
-    return (valid_loss + invalid_loss) / scene_points_B3.shape[0], valid_B
+    return (loss + invalid_loss) / scene_points_B3.shape[0], valid_B
 
 
 def keyframe_loss(
@@ -159,8 +178,11 @@ def train_head(
     includes it.
 
     Raises:
-        ValueError: ``config.sequence`` is set but ``buffer`` has no track links.
+        ValueError: ``config.sequence`` is set but ``buffer`` has no track links, or
+            ``config.depth`` is set but ``buffer`` has no depths.
     """
+    if config.depth and buffer.depths_N is None:
+        raise ValueError("config.depth needs a buffer with sensor depths (build_buffer)")
     track_links: tuple[torch.Tensor, torch.Tensor] | None = None
     if config.sequence:
         if buffer.keyframe_ids_N is None or buffer.keyframe_pixels_N2 is None:
@@ -182,6 +204,7 @@ def train_head(
     features = buffer.features_NC.to(device) if on_device else buffer.features_NC
     pixels = buffer.pixels_N2.to(device)
     frame_ids = buffer.frame_ids_N.to(device)
+    depths = buffer.depths_N.to(device) if config.depth and buffer.depths_N is not None else None
     K_F33 = buffer.K_F33.to(device)
     T_cam_world_F44 = buffer.T_cam_world_F44.to(device)
     n = len(buffer)
@@ -208,7 +231,7 @@ def train_head(
         scene_points_B3 = scene_points_B3.float()
         loss, valid_B = reprojection_loss(
             scene_points_B3, pixels[batch_dev], K_F33[ids], T_cam_world_F44[ids],
-            clamp_px, config,
+            clamp_px, config, None if depths is None else depths[batch_dev],
         )
         if track_links is not None:
             keyframe_ids_B, keyframe_pixels_B2 = (links[batch_dev] for links in track_links)
