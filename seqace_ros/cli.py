@@ -103,9 +103,13 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _map_arguments(parser: argparse.ArgumentParser) -> None:
-    from seqace_ros.pipeline.mapping.request import FOLDER_FIELDS, TRAINING_FIELDS
+    from seqace_ros.pipeline.mapping.request import (
+        FOLDER_FIELDS,
+        FOLDER_MAPPING_FIELDS,
+        TRAINING_FIELDS,
+    )
 
-    _add_fields(parser, (*FOLDER_FIELDS, *TRAINING_FIELDS))
+    _add_fields(parser, (*FOLDER_FIELDS, *FOLDER_MAPPING_FIELDS, *TRAINING_FIELDS))
     _add_runtime_arguments(parser, device=False)
 
 

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from seqace_ros.core.depth import depth_to_metres
+
 # encoding -> (channels, bytes per channel)
 _RAW_LAYOUTS: dict[str, tuple[int, int]] = {
     "rgb8": (3, 1),
@@ -65,21 +67,8 @@ def decode_raw_image(
         raise ImageDecodingError(
             f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
-    if height <= 0 or width <= 0:
-        raise ImageDecodingError(f"image size must be positive, got {width}x{height}")
     channels, depth = _RAW_LAYOUTS[encoding]
-    row_bytes = width * channels * depth
-    if step < row_bytes:
-        raise ImageDecodingError(
-            f"{encoding} image of width {width} needs step >= {row_bytes} bytes, got {step}"
-        )
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size != height * step:
-        raise ImageDecodingError(
-            f"{encoding} image {width}x{height} with step {step} needs {height * step} bytes, "
-            f"got {buffer.size}"
-        )
-    rows = buffer.reshape(height, step)[:, :row_bytes]
+    rows = _payload_rows(encoding, height, width, step, data, channels * depth)
     if depth == 2:
         dtype = np.dtype(">u2" if is_bigendian else "<u2")
         mono16 = np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(np.float64)
@@ -94,6 +83,73 @@ def decode_raw_image(
     if conversion is None:
         return pixels.copy()
     return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+
+
+def _payload_rows(
+    encoding: str, height: int, width: int, step: int,
+    data: bytes | bytearray | memoryview | NDArray[np.uint8], pixel_bytes: int,
+) -> NDArray[np.uint8]:
+    """(height, width * pixel_bytes) uint8 view of an image payload, row padding dropped.
+
+    Raises:
+        ImageDecodingError: non-positive size, ``step`` smaller than a row, or ``data`` of the
+            wrong length.
+    """
+    if height <= 0 or width <= 0:
+        raise ImageDecodingError(f"image size must be positive, got {width}x{height}")
+    row_bytes = width * pixel_bytes
+    if step < row_bytes:
+        raise ImageDecodingError(
+            f"{encoding} image of width {width} needs step >= {row_bytes} bytes, got {step}"
+        )
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size != height * step:
+        raise ImageDecodingError(
+            f"{encoding} image {width}x{height} with step {step} needs {height * step} bytes, "
+            f"got {buffer.size}"
+        )
+    return buffer.reshape(height, step)[:, :row_bytes]
+
+
+# depth encoding -> numpy element type (little-endian; swapped for big-endian payloads)
+_DEPTH_LAYOUTS: dict[str, str] = {"16UC1": "<u2", "mono16": "<u2", "32FC1": "<f4"}
+SUPPORTED_DEPTH_ENCODINGS = tuple(_DEPTH_LAYOUTS)
+
+
+def decode_depth_image(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    data: bytes | bytearray | memoryview | NDArray[np.uint8],
+    is_bigendian: bool = False,
+) -> NDArray[np.float32]:
+    """Depth in metres of a ``sensor_msgs/Image`` depth payload.
+
+    Args:
+        encoding: 16UC1 or mono16 (uint16 millimetres), or 32FC1 (float32 metres).
+        height: rows.
+        width: columns.
+        step: bytes per row (rows may be padded).
+        data: ``height * step`` bytes, row-major.
+        is_bigendian: byte order of the payload.
+
+    Returns:
+        (height, width) float32 metres, 0 where invalid (0 or non-finite in the payload).
+
+    Raises:
+        ImageDecodingError: an encoding that is not depth, or inconsistent size fields.
+    """
+    if encoding not in _DEPTH_LAYOUTS:
+        raise ImageDecodingError(
+            f"unsupported depth encoding {encoding!r}; supported: "
+            f"{', '.join(SUPPORTED_DEPTH_ENCODINGS)}")
+    dtype = np.dtype(_DEPTH_LAYOUTS[encoding])
+    if is_bigendian:
+        dtype = dtype.newbyteorder(">")
+    rows = _payload_rows(encoding, height, width, step, data, dtype.itemsize)
+    stored = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+    return depth_to_metres(stored.astype(dtype.newbyteorder("=")))
 
 
 def decode_compressed_image(

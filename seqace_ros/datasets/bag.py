@@ -12,6 +12,12 @@ Typical use::
     with BagDataset("run1.mcap.d", config) as frames:
         print(frames.stats)          # used / skipped counts for the mapping report
         for frame in frames: ...     # PosedFrame, T_world_cam = map <- camera optical frame
+
+RGB-D bags (``depth_topic``): each image is paired with the depth image nearest in time
+(within ``depth_max_offset_s``; images without one are skipped and counted). The depth images
+keep their own calibration (their CameraInfo) and frame; the depth-to-colour extrinsic is
+looked up in the bag's TF between the two optical frames (``/tf_static`` usually), unless
+given. Depth is read with its image, lazily.
 """
 
 from __future__ import annotations
@@ -34,12 +40,14 @@ from rosbags.rosbag2 import ReaderError as Ros2ReaderError
 from tqdm import tqdm
 
 from seqace_ros.core.calibration import CalibrationError, CameraCalibration, read_calibration_file
-from seqace_ros.core.image_decoding import ImageDecodingError
+from seqace_ros.core.depth import DepthCalibration, DepthError, DepthImage
+from seqace_ros.core.image_decoding import ImageDecodingError, decode_depth_image
 from seqace_ros.core.transform_tree import TransformError, TransformTree
 from seqace_ros.core.undistortion import Undistorter
 from seqace_ros.datasets.bag_messages import (
     CAMERA_INFO_TYPE,
     IMAGE_TYPES,
+    RAW_IMAGE_TYPE,
     calibration_from_camera_info,
     image_from_message,
     stamp_ns,
@@ -79,6 +87,12 @@ class BagConfig:
         poses: the pose source (TF, odometry, pose topic, TUM file) and its gap.
         selection: minimum motion and frame cap.
         progress: show tqdm progress while reading.
+        depth_topic: ``sensor_msgs/Image`` depth topic (16UC1 millimetres or 32FC1 metres)
+            for RGB-D mapping; ``None``: RGB only.
+        depth_camera_info_topic: the depth images' ``CameraInfo``; ``None`` derives it from
+            the depth topic like ``camera_info_topic``.
+        T_colour_depth: (4, 4) depth-to-colour extrinsic (rows), overriding TF.
+        depth_max_offset_s: largest stamp difference between an image and its depth image.
     """
 
     image_topic: str
@@ -88,15 +102,26 @@ class BagConfig:
     poses: PoseSourceConfig = field(default_factory=PoseSourceConfig)
     selection: FrameSelectionConfig = field(default_factory=FrameSelectionConfig)
     progress: bool = True
+    depth_topic: str | None = None
+    depth_camera_info_topic: str | None = None
+    T_colour_depth: tuple[tuple[float, ...], ...] | None = None
+    depth_max_offset_s: float = 0.02
 
     def resolved_camera_info_topic(self) -> str:
         """The camera-info topic, derived from the image topic unless given."""
-        if self.camera_info_topic:
-            return self.camera_info_topic
-        topic = self.image_topic.rstrip("/")
-        if topic.endswith("/compressed"):
-            topic = topic[: -len("/compressed")]
-        return topic.rsplit("/", 1)[0] + "/camera_info"
+        return self.camera_info_topic or _sibling_camera_info_topic(self.image_topic)
+
+    def resolved_depth_camera_info_topic(self) -> str:
+        """The depth camera-info topic, derived from the depth topic unless given."""
+        return self.depth_camera_info_topic or _sibling_camera_info_topic(self.depth_topic or "")
+
+
+def _sibling_camera_info_topic(image_topic: str) -> str:
+    """``/cam/image_raw[/compressed]`` -> ``/cam/camera_info``."""
+    topic = image_topic.rstrip("/")
+    if topic.endswith("/compressed"):
+        topic = topic[: -len("/compressed")]
+    return topic.rsplit("/", 1)[0] + "/camera_info"
 
 
 @dataclass(frozen=True)
@@ -107,6 +132,41 @@ class _ImageRecord:
     ordinal: int  # among image messages recorded at the same bag time
     stamp_ns: int
     frame_id: str
+
+
+@dataclass
+class _DepthIndex:
+    """What the indexing pass found of the depth stream."""
+
+    records: list[_ImageRecord] = field(default_factory=list)
+    camera_infos: list[tuple[str, Any]] = field(default_factory=list)
+    _last_bag_time: int = -1
+    _ordinal: int = 0
+
+    def add(self, bag_time_ns: int, header: Any) -> None:
+        """Index one depth image message by its bag time and header."""
+        self._ordinal = self._ordinal + 1 if bag_time_ns == self._last_bag_time else 0
+        self._last_bag_time = bag_time_ns
+        self.records.append(_ImageRecord(bag_time_ns, self._ordinal, stamp_ns(header),
+                                         header.frame_id))
+
+
+def _pair_by_stamp(
+    images: list[_ImageRecord], depths: list[_ImageRecord], max_offset_ns: int,
+) -> dict[int, _ImageRecord]:
+    """For each image (by ``id``), the depth record nearest in stamp within ``max_offset_ns``."""
+    if not depths:
+        return {}
+    depths = sorted(depths, key=lambda r: r.stamp_ns)
+    stamps = np.array([r.stamp_ns for r in depths], dtype=np.int64)
+    paired = {}
+    for image in images:
+        i = int(np.searchsorted(stamps, image.stamp_ns))
+        nearest = min((j for j in (i - 1, i) if 0 <= j < len(depths)),
+                      key=lambda j: abs(int(stamps[j]) - image.stamp_ns))
+        if abs(int(stamps[nearest]) - image.stamp_ns) <= max_offset_ns:
+            paired[id(image)] = depths[nearest]
+    return paired
 
 
 def _describe_topics(reader: AnyReader) -> str:
@@ -147,7 +207,10 @@ class BagDataset:
         self._image_connections = self._connections_of(
             reader, config.image_topic, IMAGE_TYPES, "image"
         )
-        records, calibration_messages, collector = self._index(reader)
+        self._depth_connections = (
+            self._connections_of(reader, config.depth_topic, (RAW_IMAGE_TYPE,), "depth image")
+            if config.depth_topic else [])
+        records, calibration_messages, collector, depth = self._index(reader)
         if not records:
             raise BagError(f"image topic {config.image_topic} of bag {self.path} has no messages")
         self.camera_frame = self._camera_frame(records)
@@ -157,7 +220,9 @@ class BagDataset:
             tree = collector.build(self.camera_frame)
         except PoseSourceError as error:
             raise BagError(f"bag {self.path}: {error}") from None
-        self._select(records, tree, collector)
+        self.depth_calibration = (self._depth_calibration(depth, tree, records[0].stamp_ns)
+                                  if config.depth_topic else None)
+        self._select(records, tree, collector, depth.records)
         _ = self[0]  # decode one image now: size or encoding problems surface at construction
 
     # --- reader ----------------------------------------------------------------------------
@@ -214,16 +279,22 @@ class BagDataset:
 
     def _index(
         self, reader: AnyReader
-    ) -> tuple[list[_ImageRecord], list[tuple[str, Any]], PoseCollector]:
-        """One pass: image headers, camera-info messages and pose data."""
+    ) -> tuple[list[_ImageRecord], list[tuple[str, Any]], PoseCollector, _DepthIndex]:
+        """One pass: image and depth headers, camera-info messages and pose data."""
         config = self.config
-        connections = list(self._image_connections)
+        connections = list(self._image_connections) + list(self._depth_connections)
         info_topic = None
         if config.calibration_file is None:
             info_topic = config.resolved_camera_info_topic()
             connections += self._connections_of(
                 reader, info_topic, (CAMERA_INFO_TYPE,), "camera info"
             )
+        depth = _DepthIndex()
+        depth_info_topic = None
+        if config.depth_topic:
+            depth_info_topic = config.resolved_depth_camera_info_topic()
+            connections += self._connections_of(
+                reader, depth_info_topic, (CAMERA_INFO_TYPE,), "depth camera info")
         for topic in config.poses.required_topics():
             self._connections_of(reader, topic, config.poses.topics()[topic], "pose")
         pose_topics = config.poses.topics()
@@ -242,6 +313,7 @@ class BagDataset:
         calibration_messages: list[tuple[str, Any]] = []
         collector = PoseCollector(config.poses)
         image_ids = {id(c) for c in self._image_connections}
+        depth_ids = {id(c) for c in self._depth_connections}
         last_bag_time, ordinal = -1, 0
         progress = tqdm(
             total=sum(c.msgcount for c in connections),
@@ -260,6 +332,10 @@ class BagDataset:
                     records.append(
                         _ImageRecord(bag_time, ordinal, stamp_ns(header), header.frame_id)
                     )
+                elif id(connection) in depth_ids:
+                    depth.add(bag_time, message.header)
+                elif connection.topic == depth_info_topic:
+                    depth.camera_infos.append((f"{depth_info_topic} at {bag_time} ns", message))
                 elif connection.topic == info_topic:
                     calibration_messages.append((f"{info_topic} at {bag_time} ns", message))
                 else:
@@ -276,7 +352,7 @@ class BagDataset:
             ) from None
         finally:
             progress.close()
-        return records, calibration_messages, collector
+        return records, calibration_messages, collector, depth
 
     def _camera_frame(self, records: list[_ImageRecord]) -> str:
         if self.config.camera_frame:
@@ -290,14 +366,22 @@ class BagDataset:
         return frames[0]
 
     def _calibration(self, messages: list[tuple[str, Any]]) -> CameraCalibration:
-        try:
-            if self.config.calibration_file is not None:
+        if self.config.calibration_file is not None:
+            try:
                 return read_calibration_file(self.config.calibration_file)
-            if not messages:
-                raise BagError(
-                    f"camera info topic {self.config.resolved_camera_info_topic()} in bag "
-                    f"{self.path} has no messages; give a calibration file"
-                )
+            except CalibrationError as error:
+                raise BagError(f"bag {self.path}: {error}") from None
+        return self._constant_calibration(messages, self.config.resolved_camera_info_topic(),
+                                          "give a calibration file")
+
+    def _constant_calibration(
+        self, messages: list[tuple[str, Any]], topic: str, remedy: str,
+    ) -> CameraCalibration:
+        """The one calibration all ``messages`` (CameraInfo of ``topic``) agree on."""
+        if not messages:
+            raise BagError(f"camera info topic {topic} in bag {self.path} has no messages; "
+                           f"{remedy}")
+        try:
             calibrations = [calibration_from_camera_info(m, origin) for origin, m in messages]
         except CalibrationError as error:
             raise BagError(f"bag {self.path}: {error}") from None
@@ -305,15 +389,51 @@ class BagDataset:
         changed = next((c for c in calibrations if c != first), None)
         if changed is not None:
             raise BagError(
-                f"calibration on {self.config.resolved_camera_info_topic()} changes during bag "
-                f"{self.path}: {first} then {changed}; give a calibration file"
+                f"calibration on {topic} changes during bag {self.path}: {first} then "
+                f"{changed}; {remedy}"
             )
         return first
+
+    def _depth_calibration(
+        self, depth: _DepthIndex, tree: TransformTree, stamp_ns: int,
+    ) -> DepthCalibration:
+        """Depth intrinsics from the depth CameraInfo, the extrinsic as given or from TF."""
+        config = self.config
+        topic = config.resolved_depth_camera_info_topic()
+        calibration = self._constant_calibration(depth.camera_infos, topic,
+                                                 "the depth images need their CameraInfo")
+        if not calibration.is_pinhole:
+            raise BagError(f"depth camera info on {topic} in bag {self.path} has "
+                           f"{calibration.distortion_model} distortion; depth must be rectified")
+        if not depth.records:
+            raise BagError(f"depth topic {config.depth_topic} of bag {self.path} has no messages")
+        depth_frames = sorted({r.frame_id.lstrip("/") for r in depth.records})
+        if len(depth_frames) != 1 or not depth_frames[0]:
+            raise BagError(f"depth images on {config.depth_topic} must share one non-empty "
+                           f"header.frame_id, got {depth_frames}")
+        if config.T_colour_depth is not None:
+            T_colour_depth = np.asarray(config.T_colour_depth, dtype=np.float64)
+        elif depth_frames[0] == self.camera_frame:
+            T_colour_depth = np.eye(4)
+        else:
+            try:
+                T_colour_depth = tree.lookup(self.camera_frame, depth_frames[0], stamp_ns,
+                                             config.poses.max_gap_ns)
+            except TransformError as error:
+                raise BagError(
+                    f"no transform from depth frame {depth_frames[0]!r} to camera frame "
+                    f"{self.camera_frame!r} in bag {self.path} ({error}); publish it on "
+                    "/tf_static or give the depth-to-colour extrinsic") from None
+        try:
+            return DepthCalibration(calibration.intrinsics, T_colour_depth)
+        except DepthError as error:
+            raise BagError(f"bag {self.path}: {error}") from None
 
     # --- poses and selection -----------------------------------------------------------------
 
     def _select(
-        self, records: list[_ImageRecord], tree: TransformTree, collector: PoseCollector
+        self, records: list[_ImageRecord], tree: TransformTree, collector: PoseCollector,
+        depth_records: list[_ImageRecord],
     ) -> None:
         poses = self.config.poses
         map_frame, camera = poses.map_frame, self.camera_frame
@@ -338,8 +458,20 @@ class BagDataset:
                 f"no pose within {poses.max_gap_s} s of any image in bag {self.path}: images "
                 f"span {_span_s([r.stamp_ns for r in records])}, {self._pose_span(collector, tree)}"
             )
+        with_pose = len(posed)
+        depth_of: dict[int, _ImageRecord] = {}
+        if self.config.depth_topic:
+            depth_of = _pair_by_stamp([r for r, _ in posed], depth_records,
+                                      round(self.config.depth_max_offset_s * 1e9))
+            posed = [(r, T) for r, T in posed if id(r) in depth_of]
+            if not posed:
+                raise BagError(
+                    f"no image on {self.config.image_topic} has a depth image on "
+                    f"{self.config.depth_topic} within {self.config.depth_max_offset_s} s in bag "
+                    f"{self.path}: depth spans {_span_s([r.stamp_ns for r in depth_records])}")
         selection = select_frames([T for _, T in posed], self.config.selection)
         self._records = [posed[i][0] for i in selection.indices]
+        self._depth_records = [depth_of[id(r)] for r in self._records] if depth_of else []
         self._T_world_cam = [posed[i][1] for i in selection.indices]
         self._stats: dict[str, Any] = {
             "bag": str(self.path),
@@ -350,12 +482,14 @@ class BagDataset:
             "max_gap_s": poses.max_gap_s,
             "images_in_bag": len(records),
             "used": len(self._records),
-            "skipped_no_pose": len(records) - len(posed),
+            "skipped_no_pose": len(records) - with_pose,
+            "skipped_no_depth": with_pose - len(posed),
             "skipped_min_motion": selection.skipped_min_motion,
             "skipped_max_frames": selection.skipped_max_frames,
             "pose_samples": collector.sample_count(),
             "first_stamp_ns": self._records[0].stamp_ns,
             "last_stamp_ns": self._records[-1].stamp_ns,
+            "depth_topic": self.config.depth_topic,
         }
 
     def _pose_span(self, collector: PoseCollector, tree: TransformTree) -> str:
@@ -396,7 +530,41 @@ class BagDataset:
             T_world_cam=self._T_world_cam[index].copy(),
             stamp_ns=record.stamp_ns,
             name=f"{self.config.image_topic}@{record.stamp_ns}",
+            depth=self._depth_image(index) if self.depth_calibration is not None else None,
         )
+
+    def _read_message(self, connections: list[Connection], record: _ImageRecord) -> Any:
+        """The message of ``record`` on ``connections``, read by its bag time."""
+        reader = self._open_reader()
+        try:
+            found = [
+                (connection, raw)
+                for connection, _, raw in reader.messages(
+                    connections=connections, start=record.bag_time_ns,
+                    stop=record.bag_time_ns + 1,
+                )
+            ]
+            connection, raw = found[record.ordinal]
+            return connection, reader.deserialize(raw, connection.msgtype)
+        except _READ_ERRORS as error:
+            raise BagError(
+                f"cannot read message at bag time {record.bag_time_ns} ns from {self.path}: "
+                f"{error}") from None
+
+    def _depth_image(self, index: int) -> DepthImage:
+        """The depth image paired with frame ``index``, with the depth calibration."""
+        assert self.depth_calibration is not None  # only called for RGB-D bags
+        record = self._depth_records[index]
+        _, message = self._read_message(self._depth_connections, record)
+        try:
+            depth_m = decode_depth_image(
+                encoding=str(message.encoding), height=int(message.height),
+                width=int(message.width), step=int(message.step), data=message.data,
+                is_bigendian=bool(message.is_bigendian))
+            return DepthImage(depth_m, self.depth_calibration)
+        except (ImageDecodingError, DepthError) as error:
+            raise BagError(f"depth image at {record.stamp_ns} ns on {self.config.depth_topic} "
+                           f"in bag {self.path}: {error}") from None
 
     def __getitem__(self, index: int) -> PosedFrame:
         """Frame ``index`` (negative indices count from the end), read from the bag.
@@ -408,23 +576,7 @@ class BagDataset:
         if not -len(self) <= index < len(self):
             raise IndexError(f"frame index {index} out of range for {len(self)} frames")
         index %= len(self)
-        record = self._records[index]
-        reader = self._open_reader()
-        try:
-            found = [
-                (connection, raw)
-                for connection, _, raw in reader.messages(
-                    connections=self._image_connections,
-                    start=record.bag_time_ns,
-                    stop=record.bag_time_ns + 1,
-                )
-            ]
-            connection, raw = found[record.ordinal]
-            message = reader.deserialize(raw, connection.msgtype)
-        except _READ_ERRORS as error:
-            raise BagError(
-                f"cannot read image at bag time {record.bag_time_ns} ns from {self.path}: {error}"
-            ) from None
+        connection, message = self._read_message(self._image_connections, self._records[index])
         return self._frame(index, message, connection.msgtype)
 
     def __iter__(self) -> Iterator[PosedFrame]:

@@ -16,7 +16,8 @@ from seqace_ros.core.calibration import CameraCalibration, calibration_from_fiel
 from seqace_ros.core.geometry import transform_from_translation_quaternion
 from seqace_ros.core.image_decoding import decode_compressed_image, decode_raw_image
 
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+RAW_IMAGE_TYPE = "sensor_msgs/msg/Image"
+IMAGE_TYPES = (RAW_IMAGE_TYPE, "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 TF_TYPE = "tf2_msgs/msg/TFMessage"
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
@@ -90,7 +91,7 @@ def image_from_message(message: Any, msgtype: str) -> NDArray[np.uint8]:
         ImageDecodingError: unsupported encoding, inconsistent sizes or undecodable bytes.
         ValueError: for a message type that is not an image.
     """
-    if msgtype == "sensor_msgs/msg/Image":
+    if msgtype == RAW_IMAGE_TYPE:
         return decode_raw_image(
             encoding=str(message.encoding),
             height=int(message.height),

@@ -208,6 +208,44 @@ class BagWriter:
         )
         self.write(topic, "sensor_msgs/msg/Image", stamp_ns, message)
 
+    def write_depth_image(
+        self,
+        topic: str,
+        stamp_ns: int,
+        depth_m: NDArray[np.float32],
+        frame_id: str,
+        encoding: Literal["16UC1", "32FC1"] = "16UC1",
+    ) -> None:
+        """Write a depth ``sensor_msgs/Image`` from (H, W) metres (0 = invalid).
+
+        Args:
+            encoding: ``16UC1`` (rounded to millimetres, 0 where invalid) or ``32FC1``
+                (metres, NaN where invalid, as depth drivers publish it).
+
+        Raises:
+            BagWriteError: unknown encoding or an array that is not (H, W).
+        """
+        if depth_m.ndim != 2:
+            raise BagWriteError(f"depth must be (H, W), got shape {depth_m.shape}")
+        if encoding == "16UC1":
+            pixels = np.rint(np.clip(depth_m, 0.0, 65.535) * 1000.0).astype(np.uint16)
+        elif encoding == "32FC1":
+            pixels = np.where(depth_m > 0, depth_m, np.nan).astype(np.float32)
+        else:
+            raise BagWriteError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
+        pixels = np.ascontiguousarray(pixels)
+        message = self._msg(
+            "sensor_msgs/msg/Image",
+            header=self._header(stamp_ns, frame_id),
+            height=pixels.shape[0],
+            width=pixels.shape[1],
+            encoding=encoding,
+            is_bigendian=0,
+            step=pixels.strides[0],
+            data=pixels.view(np.uint8).reshape(-1),
+        )
+        self.write(topic, "sensor_msgs/msg/Image", stamp_ns, message)
+
     def write_compressed_image(
         self,
         topic: str,
@@ -348,6 +386,22 @@ class BagWriter:
         self.write(topic, msgtype, stamp_ns, self._msg(msgtype, header=header, pose=pose))
 
 
+def _write_depth(writer: BagWriter, frame: PosedFrame, config: FramesBagConfig,
+                 static: bool) -> None:
+    """The frame's depth image and CameraInfo; with ``static``, its extrinsic on /tf_static."""
+    if frame.depth is None:
+        raise BagWriteError(f"frame {frame.name} has no depth to write on {config.depth_topic}")
+    calibration = frame.depth.calibration
+    if static and config.depth_frame != config.camera_frame:
+        writer.write_transforms(frame.stamp_ns, [(config.camera_frame, config.depth_frame,
+                                                  calibration.T_colour_depth)], static=True)
+    stamp = frame.stamp_ns + config.depth_offset_ns
+    writer.write_depth_image(str(config.depth_topic), stamp, frame.depth.depth_m,
+                             config.depth_frame, config.depth_encoding)
+    writer.write_camera_info(config.depth_camera_info_topic, stamp,
+                             calibration.depth_intrinsics, config.depth_frame)
+
+
 def _check_rgb(image_rgb: NDArray[np.uint8]) -> None:
     if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
         raise BagWriteError(
@@ -375,6 +429,15 @@ class FramesBagConfig:
         body_frame: frame the poses describe; ``None`` means the camera frame itself.
             Otherwise ``T_body_cam`` is written once on ``/tf_static``.
         T_body_cam: (4, 4) extrinsic, camera optical frame to ``body_frame``.
+        depth_topic: topic of the frames' depth images (``PosedFrame.depth``); ``None``:
+            none written. Their CameraInfo goes on ``depth_camera_info_topic`` and their
+            extrinsic on ``/tf_static`` (``camera_frame -> depth_frame``) unless the depth
+            frame is the camera frame.
+        depth_camera_info_topic: topic of the depth images' CameraInfo.
+        depth_frame: ``header.frame_id`` of the depth images.
+        depth_encoding: ``16UC1`` (millimetres) or ``32FC1`` (metres).
+        depth_offset_ns: the depth images' stamps minus the colour images' (unsynchronised
+            sensors).
     """
 
     storage: BagStorage = "mcap"
@@ -389,6 +452,11 @@ class FramesBagConfig:
     pose_topic: str = "/pose"
     body_frame: str | None = None
     T_body_cam: tuple[tuple[float, ...], ...] | None = None
+    depth_topic: str | None = None
+    depth_camera_info_topic: str = "/camera/depth/camera_info"
+    depth_frame: str = "camera_depth_optical"
+    depth_encoding: Literal["16UC1", "32FC1"] = "16UC1"
+    depth_offset_ns: int = 0
 
 
 def write_frames_bag(
@@ -420,6 +488,8 @@ def write_frames_bag(
                 writer.write_transforms(
                     stamp, [(config.body_frame, config.camera_frame, T_body_cam)], static=True
                 )
+            if config.depth_topic is not None:
+                _write_depth(writer, frame, config, static=first)
             first = False
             if config.transport == "raw":
                 writer.write_image(

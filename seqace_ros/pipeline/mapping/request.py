@@ -16,7 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
+
+from seqace_ros.core.depth import DepthError
 from seqace_ros.core.encoder import EncoderError
+from seqace_ros.core.geometry import transform_from_translation_quaternion
 from seqace_ros.core.map_file import MapFileError
 from seqace_ros.datasets.bag import BagConfig, BagError
 from seqace_ros.datasets.bag_poses import POSE_SOURCES, PoseSourceConfig
@@ -88,6 +93,21 @@ FOLDER_FIELDS: tuple[RequestField, ...] = (
                  "image centre, for folders without calibration files."),
 )
 
+#: Shared by folder and bag mapping.
+DEPTH_TO_COLOUR_FIELD = RequestField(
+    "depth_to_colour", str, None, "RGB-D: the depth camera's pose in the colour camera, "
+    "T_colour_depth, as 'x,y,z' (metres) or 'x,y,z,qx,qy,qz,qw' (OpenCV optical frames). "
+    "Unset: a bag's TF between the two optical frames; a 7-Scenes folder with its own "
+    "depth-intrinsics.txt the Kinect v1 layout; otherwise depth registered to colour.")
+
+#: Folder options that only mapping takes (``seqace eval`` and ``localize`` read no depth).
+FOLDER_MAPPING_FIELDS: tuple[RequestField, ...] = (
+    RequestField("depth", bool, False, "RGB-D mapping: read each frame's depth image "
+                 "(frame-XXXXXX.depth.png, or depth/<stem>.png in the ACE layout; 16-bit "
+                 "millimetres) and use it as 3D supervision beside the reprojection loss."),
+    DEPTH_TO_COLOUR_FIELD,
+)
+
 BAG_FIELDS: tuple[RequestField, ...] = (
     RequestField("bag_path", Path, None, "Bag to map: a rosbag2 folder (sqlite3 or mcap) or a "
                  "ROS 1 .bag file.", flag="bag", required=True),
@@ -119,6 +139,12 @@ BAG_FIELDS: tuple[RequestField, ...] = (
                  flag="--min-rotation", bounds=(0.0, 180.0)),
     RequestField("max_frames", int, None, "Map with at most this many frames, evenly spaced; "
                  "unset: all.", bounds=(0, 10_000_000)),
+    RequestField("depth_topic", str, None, "RGB-D mapping: depth image topic (16UC1 "
+                 "millimetres or 32FC1 metres, 0 or non-finite invalid), each image paired "
+                 "with the nearest depth image in time; unset: RGB only."),
+    RequestField("depth_camera_info_topic", str, None, "CameraInfo of the depth images; "
+                 "unset: next to the depth topic."),
+    DEPTH_TO_COLOUR_FIELD,
 )
 
 TRAINING_FIELDS: tuple[RequestField, ...] = (
@@ -139,11 +165,11 @@ TRAINING_FIELDS: tuple[RequestField, ...] = (
 )
 
 FIELDS_BY_NAME: dict[str, RequestField] = {
-    f.name: f for f in (*FOLDER_FIELDS, *BAG_FIELDS, *TRAINING_FIELDS)}
+    f.name: f for f in (*FOLDER_FIELDS, *FOLDER_MAPPING_FIELDS, *BAG_FIELDS, *TRAINING_FIELDS)}
 
 #: Failures a user can cause (bad options, data, files); front ends report them in one line.
 MAPPING_ERRORS: tuple[type[Exception], ...] = (
-    MappingRequestError, BagError, DatasetError, TrajectoryError, MappingDataError,
+    MappingRequestError, BagError, DatasetError, DepthError, TrajectoryError, MappingDataError,
     EncoderError, MapFileError, OSError)
 
 
@@ -163,6 +189,32 @@ def parse_pinhole(text: str | None) -> tuple[float, float, float, float] | None:
     if len(values) != 4:
         raise MappingRequestError(f"intrinsics need 4 numbers fx,fy,cx,cy, got {len(values)}")
     return values[0], values[1], values[2], values[3]
+
+
+def parse_extrinsic(text: str | None) -> NDArray[np.float64] | None:
+    """``"x,y,z"`` or ``"x,y,z,qx,qy,qz,qw"`` (metres, unit quaternion) as a 4x4 transform;
+    ``None`` stays ``None``.
+
+    Raises:
+        MappingRequestError: not 3 or 7 comma-separated finite numbers, or a quaternion far
+            from unit length.
+    """
+    if text is None:
+        return None
+    try:
+        values = np.array([float(v) for v in text.split(",")])
+    except ValueError as error:
+        raise MappingRequestError(
+            f"depth_to_colour must be x,y,z or x,y,z,qx,qy,qz,qw numbers, got {text!r}"
+        ) from error
+    if len(values) not in (3, 7) or not np.all(np.isfinite(values)):
+        raise MappingRequestError(
+            f"depth_to_colour needs 3 or 7 finite numbers (x,y,z[,qx,qy,qz,qw]), got {text!r}")
+    q_xyzw = values[3:] if len(values) == 7 else np.array([0.0, 0.0, 0.0, 1.0])
+    if abs(np.linalg.norm(q_xyzw) - 1.0) > 1e-3:
+        raise MappingRequestError(f"depth_to_colour quaternion must have unit length, got "
+                                  f"{q_xyzw.tolist()}")
+    return transform_from_translation_quaternion(values[:3], q_xyzw)
 
 
 def values_from_parameters(
@@ -189,12 +241,16 @@ class FolderSource:
         frames: frame range ``START:END`` (END exclusive).
         pinhole: (fx, fy, cx, cy) in pixels for folders without calibration files.
         focal: single focal length in pixels (principal point at the image centre).
+        depth: also read the frames' depth images (RGB-D mapping).
+        T_colour_depth: (4, 4) depth-to-colour extrinsic; ``None``: the folder's default.
     """
 
     path: Path
     frames: str = ":"
     pinhole: tuple[float, float, float, float] | None = None
     focal: float | None = None
+    depth: bool = False
+    T_colour_depth: NDArray[np.float64] | None = None
 
     def open(self, require_poses: bool) -> tuple[FolderDataset, Sequence[int]]:
         """The dataset and the indices of the frame range.
@@ -204,7 +260,8 @@ class FolderSource:
             MappingRequestError: a malformed frame range or one outside the dataset.
         """
         dataset = FolderDataset(self.path, pinhole=self.pinhole, focal=self.focal,
-                                require_poses=require_poses)
+                                require_poses=require_poses, depth=self.depth,
+                                T_colour_depth=self.T_colour_depth)
         try:
             return dataset, parse_frame_range(self.frames, len(dataset))
         except ValueError as error:
@@ -257,7 +314,8 @@ class MappingRequest:
         if is_bag == ("dataset" in values):
             raise MappingRequestError("a mapping request names either bag_path (a bag) or "
                                       f"dataset (a folder), got {sorted(values)}")
-        fields = (*(BAG_FIELDS if is_bag else FOLDER_FIELDS), *TRAINING_FIELDS)
+        fields = (*(BAG_FIELDS if is_bag else (*FOLDER_FIELDS, *FOLDER_MAPPING_FIELDS)),
+                  *TRAINING_FIELDS)
         unknown = sorted(set(values) - {f.name for f in fields})
         if unknown:
             raise MappingRequestError(
@@ -270,7 +328,9 @@ class MappingRequest:
             raise MappingRequestError(
                 f"{' and '.join(required)} are required, got "
                 + ", ".join(f"{name}={given[name]!r}" for name in required))
-        overrides: dict[str, object] = {"seed": given["seed"], "sequence": given["sequence"]}
+        depth = bool(given["depth_topic"] if is_bag else given["depth"])
+        overrides: dict[str, object] = {"seed": given["seed"], "sequence": given["sequence"],
+                                        "depth": depth}
         if given["iterations"] is not None:
             overrides["iterations"] = given["iterations"]
         try:
@@ -303,7 +363,8 @@ def _folder_source(given: Mapping[str, FieldValue | None]) -> FolderSource:
     focal = given["focal"]
     return FolderSource(Path(given["dataset"]), str(given["frames"]),
                         parse_pinhole(_optional_text(given["intrinsics"])),
-                        None if focal is None else float(focal))
+                        None if focal is None else float(focal), bool(given["depth"]),
+                        parse_extrinsic(_optional_text(given["depth_to_colour"])))
 
 
 def _bag_source(given: Mapping[str, FieldValue | None]) -> BagSource:
@@ -330,7 +391,14 @@ def _bag_source(given: Mapping[str, FieldValue | None]) -> BagSource:
         camera_frame=_optional_text(given["camera_frame"]),
         poses=poses,
         selection=selection,
+        depth_topic=_optional_text(given["depth_topic"]),
+        depth_camera_info_topic=_optional_text(given["depth_camera_info_topic"]),
+        T_colour_depth=_rows(parse_extrinsic(_optional_text(given["depth_to_colour"]))),
     ))
+
+
+def _rows(T: NDArray[np.float64] | None) -> tuple[tuple[float, ...], ...] | None:
+    return None if T is None else tuple(tuple(float(v) for v in row) for row in T)
 
 
 def run_request(
