@@ -124,7 +124,7 @@ def main() -> int:
         parser.error(f"--step must be >= 1, got {args.step}")
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()
-    dataset = FolderDataset(args.data)
+    dataset = FolderDataset(args.data, depth=True)
     map_indices = parse_frame_range(args.map_frames, len(dataset))
     queries = list(parse_frame_range(args.queries, len(dataset)))[:: args.step]
 

@@ -1,7 +1,7 @@
 """The peer's map: mapping frames' sparse features lifted to 3D, and their global descriptors.
 
-Built once from posed RGB-D frames of a 7-Scenes layout folder (``frame-XXXXXX.color.*``,
-``.depth.png``, ``.pose.txt``, ``depth-intrinsics.txt``) and cached as an ``.npz`` of plain
+Built once from the posed RGB-D frames of a folder dataset opened with depth (its depth
+registered to the colour camera as the folder's calibration says) and cached as an ``.npz`` of plain
 arrays (loaded with ``allow_pickle=False``), named after a hash of everything it depends on.
 """
 
@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from seqace_ros.core.atomic_io import atomic_write_bytes
-from seqace_ros.core.depth import DepthCalibration, depths_at, read_depth_m, register_depth
-from seqace_ros.datasets.folder import FolderDataset, read_calibration
+from seqace_ros.core.depth import depths_at
+from seqace_ros.datasets.folder import FolderDataset
 
 from .lifting import lift_keypoints
 from .matching import XFeatSparse
@@ -117,29 +117,26 @@ class PeerDatabase:
         return sum(v.nbytes for k, v in asdict(self).items() if k != "settings")
 
 
-def depth_calibration_of(root: Path) -> DepthCalibration:
-    """The depth calibration of a 7-Scenes folder (``depth-intrinsics.txt``, 640x480)."""
-    return DepthCalibration(read_calibration(root / "depth-intrinsics.txt", 640, 480))
-
-
 def build_database(
     dataset: FolderDataset, indices: Sequence[int], extractor: XFeatSparse,
-    config: DatabaseConfig, depth: DepthCalibration, progress: bool = False,
+    config: DatabaseConfig, progress: bool = False,
 ) -> PeerDatabase:
     """Detect, describe and lift the keypoints of the mapping frames; fit the codebook.
 
     Raises:
-        DepthError: when a frame's depth image is missing or malformed.
-        DatasetError: when a frame cannot be read or has no pose.
+        DatabaseError: when ``dataset`` was not opened with depth.
+        DatasetError: when a frame or its depth cannot be read, or a frame has no pose.
     """
+    if not dataset.depth:
+        raise DatabaseError("the peer lifts keypoints with depth: open the dataset with depth")
     keypoints, descriptors, points, valid = [], [], [], []
     for index in tqdm(indices, desc="peer database", disable=not progress):
         frame = dataset[index]
         if frame.T_world_cam is None:
             raise ValueError(f"mapping frame {frame.name} has no pose")
         features = extractor.detect(frame.image_rgb, config.num_keypoints)
-        depth_m = read_depth_m(dataset.root / f"{frame.name}.depth.png")
-        registered = register_depth(depth_m, depth, frame.intrinsics)
+        assert frame.depth is not None  # the dataset reads depth
+        registered = frame.depth.registered_to(frame.intrinsics)
         depths_N, valid_N = depths_at(features.keypoints_N2, registered,
                                        max_relative_spread=config.max_depth_spread)
         points_N3 = lift_keypoints(features.keypoints_N2, depths_N, frame.intrinsics,
@@ -164,8 +161,7 @@ def build_database(
         codebook_KD=codebook_KD,
         settings={"dataset": str(dataset.root.resolve()), "frames": [int(i) for i in indices],
                   "config": asdict(config),
-                  "depth_intrinsics": asdict(depth.depth_intrinsics),
-                  "T_colour_depth": np.asarray(depth.T_colour_depth).tolist(),
+                  "T_colour_depth": dataset.T_colour_depth.tolist(),
                   "detection_threshold": extractor.detection_threshold},
     )
 
@@ -179,15 +175,13 @@ def load_or_build_database(
     Returns:
         The database, its cache file, and whether it was built now (not read from the cache).
     """
-    depth = depth_calibration_of(dataset.root)
     key = json.dumps({"dataset": str(dataset.root.resolve()), "frames": list(map(int, indices)),
-                      "config": asdict(config), "depth": asdict(depth.depth_intrinsics),
-                      "T_colour_depth": np.asarray(depth.T_colour_depth).tolist(),
+                      "config": asdict(config), "T_colour_depth": dataset.T_colour_depth.tolist(),
                       "detection_threshold": extractor.detection_threshold,
                       "format": _FORMAT}, sort_keys=True)
     path = cache_dir / f"peer_db_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.is_file():
         return PeerDatabase.load(path), path, False
-    database = build_database(dataset, indices, extractor, config, depth, progress)
+    database = build_database(dataset, indices, extractor, config, progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
     return database, database.save(path), True

@@ -85,7 +85,7 @@ def test_database_file_round_trip_and_rejects_other_npz(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def real_peer(tmp_path_factory: pytest.TempPathFactory) -> tuple[FolderDataset, PeerLocalizer]:
-    dataset = FolderDataset(require_redkitchen())
+    dataset = FolderDataset(require_redkitchen(), depth=True)
     extractor = XFeatSparse(device="cpu")
     database, _, built = load_or_build_database(
         dataset, [0, 10, 20, 30, 40], extractor, DatabaseConfig(vocabulary_words=8),
