@@ -47,11 +47,22 @@ class PosedFrameSource(Protocol):
 
 
 def parse_frame_range(text: str, length: int) -> Sequence[int]:
-    """Indices selected by a ``START:END`` range (END exclusive, either side may be empty).
+    """Indices selected by ``START:END`` ranges (END exclusive, either side may be empty),
+    several joined by commas (``0:200,400:700``), in the order given.
 
     Raises:
-        ValueError: on a malformed range or one outside ``[0, length]``.
+        ValueError: on a malformed range, one outside ``[0, length]``, or ranges that
+            overlap.
     """
+    indices: list[int] = []
+    for part in text.split(","):
+        indices.extend(_one_frame_range(part, length))
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"frame ranges {text!r} overlap")
+    return indices if "," in text else range(indices[0], indices[-1] + 1)
+
+
+def _one_frame_range(text: str, length: int) -> range:
     parts = text.split(":")
     if len(parts) != 2:
         raise ValueError(f"frame range must look like START:END, got {text!r}")

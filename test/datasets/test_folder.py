@@ -123,7 +123,8 @@ def test_bad_folders(tmp_path: Path) -> None:
 def test_frame_ranges() -> None:
     assert list(parse_frame_range("2:5", 10)) == [2, 3, 4]
     assert list(parse_frame_range(":", 3)) == [0, 1, 2]
-    for bad in ("5", "a:b", "5:2", "0:11"):
+    assert list(parse_frame_range("0:2,7:", 10)) == [0, 1, 7, 8, 9]
+    for bad in ("5", "a:b", "5:2", "0:11", "0:2,", "0:5,4:6"):
         with pytest.raises(ValueError, match="frame range"):
             parse_frame_range(bad, 10)
 

@@ -86,7 +86,7 @@ FOLDER_FIELDS: tuple[RequestField, ...] = (
     RequestField("dataset", Path, None, "Dataset folder in the 7-Scenes or ACE layout.",
                  flag="dataset", required=True),
     RequestField("frames", str, ":", "Frame range START:END (END exclusive; either side may "
-                 "be empty)."),
+                 "be empty), or several joined by commas: 0:200,400:700."),
     RequestField("intrinsics", str, None, "Pinhole fx,fy,cx,cy in pixels, for folders without "
                  "calibration files."),
     RequestField("focal", float, None, "Single focal length in pixels, principal point at the "
