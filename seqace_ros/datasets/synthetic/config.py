@@ -45,6 +45,12 @@ class SyntheticSceneConfig:
         min_clearance_m: minimum distance from every camera centre to every surface, metres.
         query_offset_m: amplitude of the query pass's smooth position offset, metres.
         query_yaw_deg: amplitude of the query pass's smooth viewing-direction offset, degrees.
+        query_inward_m: constant offset of the query pass towards the inside of the loop
+            (away from the walls the cameras face), metres.
+        query_reverse: the query pass walks the mapped stretch of the loop backwards.
+        query_turn_deg: constant yaw of the query cameras away from the mapping cameras'
+            viewing direction, degrees (with ``query_reverse``: revisiting the room from
+            another direction).
         jitter_position_m: amplitude of hand-held position tremor, metres.
         jitter_rotation_deg: amplitude of hand-held rotation tremor, degrees.
     """
@@ -69,6 +75,9 @@ class SyntheticSceneConfig:
     min_clearance_m: float = 0.5
     query_offset_m: float = 0.12
     query_yaw_deg: float = 10.0
+    query_inward_m: float = 0.0
+    query_reverse: bool = False
+    query_turn_deg: float = 0.0
     jitter_position_m: float = 0.004
     jitter_rotation_deg: float = 0.4
 
@@ -99,10 +108,15 @@ class SyntheticSceneConfig:
             )
         for name in ("step_m", "fps", "repetitive_cell_m", "min_clearance_m"):
             _check_float(name, getattr(self, name), positive=True)
+        if not isinstance(self.query_reverse, bool):
+            raise ValueError(f"query_reverse must be a bool, got {self.query_reverse!r}")
+        if not -180.0 <= self.query_turn_deg <= 180.0:
+            raise ValueError(f"query_turn_deg must be in [-180, 180], got {self.query_turn_deg}")
         for name in (
             "noise_std",
             "query_offset_m",
             "query_yaw_deg",
+            "query_inward_m",
             "jitter_position_m",
             "jitter_rotation_deg",
         ):
@@ -176,6 +190,18 @@ PRESETS: dict[str, SyntheticSceneConfig] = {
     "default": SyntheticSceneConfig(),
     # Issue 5: strongly repetitive texture, where single-frame relocalization often fails.
     "repetitive": SyntheticSceneConfig(texture_mode="repetitive"),
+    # Hard benchmarks (bench/splits_bench.py): query passes that step 10, 25 and 50 cm back
+    # from the mapping pass and turn 20 degrees, and one that walks the room backwards
+    # looking 45 degrees away from the mapping views.
+    **{
+        f"offset_{round(100 * inward_m)}cm": SyntheticSceneConfig(
+            width=320, height=240, n_mapping_frames=300, n_query_frames=100,
+            query_offset_m=0.02, query_inward_m=inward_m, query_turn_deg=20.0)
+        for inward_m in (0.10, 0.25, 0.50)
+    },
+    "reverse": SyntheticSceneConfig(
+        width=320, height=240, n_mapping_frames=300, n_query_frames=100,
+        query_reverse=True, query_turn_deg=45.0),
     "repetitive_small": SyntheticSceneConfig(
         width=320,
         height=240,

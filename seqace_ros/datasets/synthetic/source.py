@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.depth import DepthCalibration, DepthImage, depth_to_metres
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.synthetic.config import SyntheticSceneConfig
 from seqace_ros.datasets.synthetic.render import render_view
@@ -53,13 +54,14 @@ class SyntheticScene:
         return self.config.n_frames
 
     def __getitem__(self, index: int) -> PosedFrame:
-        rgb_HW3, _ = self.render_rgbd(index)
+        rgb_HW3, depth_mm_HW = self.render_rgbd(index)
         return PosedFrame(
             image_rgb=rgb_HW3,
             intrinsics=self.intrinsics,
             T_world_cam=self.T_world_cam_N44[index].copy(),
             stamp_ns=self.stamp_ns(index),
             name=frame_name(index),
+            depth=DepthImage(depth_to_metres(depth_mm_HW), DepthCalibration(self.intrinsics)),
         )
 
     def __iter__(self) -> Iterator[PosedFrame]:

@@ -7,7 +7,8 @@ furniture with slowly varying yaw, pitch and roll, plus a small hand-held tremor
 - Mapping pass: frames at equal steps along the loop from a random start.
 - Query pass: the same stretch of the loop again, later in time, with a smooth position
   offset and viewing-direction offset, so it revisits the mapped places from slightly
-  different viewpoints (as the query part of a 7-Scenes sequence does).
+  different viewpoints (as the query part of a 7-Scenes sequence does); optionally walked
+  backwards and turned by a constant yaw (the room revisited from another direction).
 
 Every camera centre keeps at least ``config.min_clearance_m`` from every surface.
 """
@@ -101,9 +102,10 @@ def generate_trajectory(
     n_map, n_query = config.n_mapping_frames, config.n_query_frames
     span = min(n_map * config.step_m, length)
     query_step = span / max(n_query, 1)
-    s_N = start + np.concatenate(
-        [np.arange(n_map) * config.step_m, (np.arange(n_query) + 0.5) * query_step]
-    )
+    query_s = (np.arange(n_query) + 0.5) * query_step
+    if config.query_reverse:
+        query_s = span - query_s
+    s_N = start + np.concatenate([np.arange(n_map) * config.step_m, query_s])
     is_query_N = np.arange(n_map + n_query) >= n_map
     time_N = np.arange(n_map + n_query) / config.fps
     query_N = is_query_N.astype(np.float64)
@@ -118,9 +120,12 @@ def generate_trajectory(
         * np.column_stack([query_xyz[0](s_N), query_xyz[1](s_N), 0.5 * query_xyz[2](s_N)])
     )
     position_N3 += config.jitter_position_m * np.column_stack([f(time_N) for f in tremor_xyz])
+    inward_N2 = -np.column_stack([np.cos(outward_yaw_N), np.sin(outward_yaw_N)])
+    position_N3[:, :2] += config.query_inward_m * query_N[:, None] * inward_N2
 
     yaw_N = outward_yaw_N + np.radians(
-        YAW_SWAY_DEG * yaw_sway(s_N) + config.query_yaw_deg * query_N * query_yaw(s_N)
+        YAW_SWAY_DEG * yaw_sway(s_N)
+        + query_N * (config.query_yaw_deg * query_yaw(s_N) + config.query_turn_deg)
     )
     pitch_N = np.radians(
         PITCH_MEAN_DEG

@@ -212,3 +212,21 @@ def test_presets() -> None:
     assert preset("tiny", seed=5).seed == 5
     assert PRESETS["default"].intrinsics.as_tuple == (525.0, 525.0, 320.0, 240.0)
     assert PRESETS["repetitive"].texture_mode == "repetitive"
+
+
+@pytest.mark.parametrize(("name", "inward_m", "min_turn_deg"),
+                         [("offset_10cm", 0.10, 15.0), ("offset_50cm", 0.50, 15.0),
+                          ("reverse", 0.0, 40.0)])
+def test_benchmark_presets_leave_the_mapping_pass(name: str, inward_m: float,
+                                                  min_turn_deg: float) -> None:
+    scene = SyntheticScene(preset(name, n_mapping_frames=120, n_query_frames=40))
+    T = scene.T_world_cam_N44
+    n = scene.config.n_mapping_frames
+    distance_QM = np.linalg.norm(T[n:, None, :3, 3] - T[None, :n, :3, 3], axis=2)
+    nearest_Q = distance_QM.argmin(axis=1)
+    turns = [pose_error(T[n + q], T[m])[1] for q, m in enumerate(nearest_Q)]
+    assert np.median(distance_QM.min(axis=1)) == pytest.approx(inward_m, abs=0.04)
+    assert np.median(turns) > min_turn_deg
+    query_frame = scene[n]
+    assert query_frame.depth is not None  # the synthetic source is RGB-D, registered
+    assert query_frame.depth.calibration.is_registered_to(query_frame.intrinsics)
