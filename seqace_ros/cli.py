@@ -238,10 +238,10 @@ def _bag_map_run(args: argparse.Namespace) -> int:
 # --- seqace eval --------------------------------------------------------------------------
 
 
-def _mode_names() -> list[str]:
-    from seqace_ros.pipeline.localization.modes import MODES
+def _mode_names() -> tuple[str, ...]:
+    from seqace_ros.pipeline.localization.modes import MODE_NAMES
 
-    return sorted(MODES)
+    return MODE_NAMES
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,14 +264,14 @@ def _eval_run(args: argparse.Namespace) -> int:
         summarize,
         write_report,
     )
-    from seqace_ros.pipeline.localization.modes import create_frame_localizer
+    from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
     _set_threads(args.threads)
     dataset, indices = _open_dataset(args, require_poses=True)
     scene_map = load_map(args.map)
-    localizer = create_frame_localizer(args.mode, scene_map, resolve_device(args.device))
+    localizer = create_localizer(scene_map, mode_config(args.mode), resolve_device(args.device))
     evaluations = evaluate_frames(localizer, dataset, indices, progress=not args.quiet)
     report = summarize(evaluations, args.mode, args.map.stat().st_size)
     if args.json is not None:
@@ -302,12 +302,13 @@ def _localize_run(args: argparse.Namespace) -> int:
     from seqace_ros.core.encoder import resolve_device
     from seqace_ros.core.map_file import load_map
     from seqace_ros.datasets.trajectory import write_tum_trajectory
-    from seqace_ros.pipeline.localization.modes import create_frame_localizer
+    from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 
     _check_output(args.out, "--out")
     _set_threads(args.threads)
     dataset, indices = _open_dataset(args, require_poses=False)
-    localizer = create_frame_localizer(args.mode, load_map(args.map), resolve_device(args.device))
+    localizer = create_localizer(load_map(args.map), mode_config(args.mode),
+                                 resolve_device(args.device))
     stamps, poses = [], []
     for index in tqdm(indices, desc="localizing", unit="img", disable=args.quiet):
         frame = dataset[index]

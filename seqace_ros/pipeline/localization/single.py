@@ -7,14 +7,17 @@ Three stages, each a public method so other modes (sequence, ROS node) can reuse
 2. :meth:`Localizer.regress`: the scene head on those patches -> 3D points in the map frame;
 3. :meth:`Localizer.solve`: the C++ RANSAC PnP solver on the 2D-3D correspondences.
 
-:meth:`Localizer.localize` runs all three and times them.
+:meth:`Localizer.estimate` runs all three and times them: the :class:`FrameEstimate` that the
+sequence mode builds on; :meth:`Localizer.localize` turns it into the mode's result.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -44,6 +47,9 @@ class LocalizerConfig:
         seed: RANSAC seed (``None``: nondeterministic).
     """
 
+    mode: ClassVar[str] = "single"
+    uses_odometry: ClassVar[bool] = False
+
     top_k: int = 2000
     nms_radius: int = 1
     threshold_px: float = 10.0
@@ -62,6 +68,45 @@ class LocalizerConfig:
                 f"need threshold_px > 0 and min_inliers >= 4, got {self.threshold_px}, "
                 f"{self.min_inliers}"
             )
+
+    @property
+    def frame(self) -> LocalizerConfig:
+        """The single-frame stages' settings: these."""
+        return self
+
+    def with_frame(self, frame: LocalizerConfig) -> LocalizerConfig:
+        """These settings with the single-frame stages' settings ``frame``: ``frame``."""
+        return frame
+
+    def build(self, scene_map: SceneMap, device: str | torch.device) -> Localizer:
+        """The single-frame localizer with these settings."""
+        return Localizer(scene_map, self, device)
+
+
+class PoseSource(Enum):
+    """Where an accepted pose came from."""
+
+    SEQUENCE = "sequence"  # fused with the carried local map
+    SINGLE = "single"  # single-frame estimate (no usable local map, or after a reset)
+    NONE = "none"  # the frame failed
+
+
+@dataclass(frozen=True)
+class FrameStatus:
+    """What a localization mode did with the last frame (for diagnostics and tests).
+
+    Attributes:
+        source: where the returned pose came from (``NONE`` before the first frame).
+    """
+
+    source: PoseSource = PoseSource.NONE
+
+    def values(self) -> dict[str, str]:
+        """Every attribute as text, by name (the node's ``/diagnostics`` key values)."""
+        def text(value: object) -> str:
+            return value.value if isinstance(value, Enum) else str(value)
+
+        return {f.name: text(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -106,6 +151,47 @@ class LocalizationResult:
     inliers_N: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
+@dataclass(frozen=True)
+class FrameEstimate:
+    """The single-frame stages' outcome for one image (what the sequence mode builds on).
+
+    Attributes:
+        encoded: the K salient patches.
+        scene_points_K3: (K, 3) float64 regressed map-frame points (metres).
+        T_world_cam: (4, 4) float64 camera-to-world RANSAC pose when it has at least
+            ``min_inliers`` inliers, else ``None``.
+        inliers_K: (K,) bool inlier mask of the RANSAC pose (all False when the solver
+            found none).
+        timings_ms: ``encoder``, ``head``, ``ransac`` and ``total`` milliseconds.
+    """
+
+    encoded: EncodedFrame
+    scene_points_K3: NDArray[np.float64]
+    T_world_cam: NDArray[np.float64] | None
+    inliers_K: NDArray[np.bool_]
+    timings_ms: dict[str, float]
+
+    @property
+    def num_inliers(self) -> int:
+        """RANSAC inliers (also when too few for a pose)."""
+        return int(self.inliers_K.sum())
+
+    def result(self) -> LocalizationResult:
+        """This estimate as the single-frame mode's result."""
+        num_correspondences = len(self.scene_points_K3)
+        return LocalizationResult(
+            success=self.T_world_cam is not None,
+            T_world_cam=self.T_world_cam,
+            num_inliers=self.num_inliers,
+            num_correspondences=num_correspondences,
+            confidence=self.num_inliers / num_correspondences if num_correspondences else 0.0,
+            timings_ms=self.timings_ms,
+            points2d_N2=self.encoded.points2d_K2,
+            scene_points_N3=self.scene_points_K3,
+            inliers_N=self.inliers_K,
+        )
+
+
 def check_frame(image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> None:
     """Raise unless ``image_rgb`` is an (H, W, 3) uint8 image and ``intrinsics`` are for W x H.
 
@@ -123,7 +209,9 @@ def check_frame(image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> None:
 
 
 class Localizer:
-    """Relocalizes single images against a scene map.
+    """Relocalizes single images against a scene map: the ``single`` localization mode.
+
+    Each frame is localized on its own: no state is kept between frames.
 
     Args:
         scene_map: the map (its encoder is created from the id it records and checked
@@ -140,7 +228,8 @@ class Localizer:
         device: str | torch.device = "auto",
     ) -> None:
         self.scene_map = scene_map
-        self.config = config or LocalizerConfig()
+        self.settings = config or LocalizerConfig()
+        self.status = FrameStatus()
         self.device = resolve_device(device)
         self.encoder = create_encoder(scene_map.encoder_id, scene_map.image_height, self.device)
         scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash)
@@ -166,7 +255,8 @@ class Localizer:
         height, width = image_rgb.shape[:2]
         output = self.encoder.encode(image_rgb)
         grid_w = output.scores_HW.shape[1]
-        cells_K = select_salient_cells(output.scores_HW, self.config.top_k, self.config.nms_radius)
+        cells_K = select_salient_cells(output.scores_HW, self.settings.top_k,
+                                       self.settings.nms_radius)
         features_CN = output.features_CHW.reshape(output.features_CHW.shape[0], -1)
         points2d = cell_centres_px(
             cells_K, grid_w, self.encoder.stride,
@@ -190,16 +280,16 @@ class Localizer:
         """RANSAC stage: pose (4, 4) camera-to-world or ``None``, and the (N,) inlier mask."""
         result = solve_pnp(
             points2d_N2, scene_points_N3, intrinsics.as_tuple,
-            threshold_px=self.config.threshold_px,
-            max_hypotheses=self.config.max_hypotheses, seed=self.config.seed,
+            threshold_px=self.settings.threshold_px,
+            max_hypotheses=self.settings.max_hypotheses, seed=self.settings.seed,
         )
         inliers = np.asarray(result.inliers, dtype=bool)
         if not result.success:
             return None, np.zeros(len(points2d_N2), dtype=bool)
         return np.asarray(result.T_world_cam, dtype=np.float64), inliers
 
-    def localize(self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> LocalizationResult:
-        """Pose of the camera that took ``image_rgb`` (H, W, 3 uint8 RGB).
+    def estimate(self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> FrameEstimate:
+        """The three stages on ``image_rgb`` (H, W, 3 uint8 RGB), timed.
 
         Raises:
             EncoderError: on a malformed image.
@@ -214,22 +304,38 @@ class Localizer:
         t2 = time.perf_counter()
         T_world_cam, inliers = self.solve(encoded.points2d_K2, scene_points, intrinsics)
         t3 = time.perf_counter()
-        num_inliers = int(inliers.sum())
-        num_correspondences = len(scene_points)
-        success = T_world_cam is not None and num_inliers >= self.config.min_inliers
-        return LocalizationResult(
-            success=success,
+        success = T_world_cam is not None and int(inliers.sum()) >= self.settings.min_inliers
+        return FrameEstimate(
+            encoded=encoded,
+            scene_points_K3=scene_points,
             T_world_cam=T_world_cam if success else None,
-            num_inliers=num_inliers,
-            num_correspondences=num_correspondences,
-            confidence=num_inliers / num_correspondences if num_correspondences else 0.0,
+            inliers_K=inliers,
             timings_ms={
                 "encoder": 1000.0 * (t1 - t0),
                 "head": 1000.0 * (t2 - t1),
                 "ransac": 1000.0 * (t3 - t2),
                 "total": 1000.0 * (t3 - t0),
             },
-            points2d_N2=encoded.points2d_K2,
-            scene_points_N3=scene_points,
-            inliers_N=inliers,
         )
+
+    def localize(
+        self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
+        T_odom_cam: NDArray[np.float64] | None = None,
+    ) -> LocalizationResult:
+        """Pose of the camera that took ``image_rgb`` (H, W, 3 uint8 RGB).
+
+        ``stamp_ns`` and ``T_odom_cam`` are not used: a single frame needs neither (they are
+        part of the mode protocol, see :mod:`.modes`).
+
+        Raises:
+            EncoderError: on a malformed image.
+            LocalizationError: when the intrinsics are for another image size.
+        """
+        estimate = self.estimate(image_rgb, intrinsics)
+        self.status = FrameStatus(
+            PoseSource.SINGLE if estimate.T_world_cam is not None else PoseSource.NONE)
+        return estimate.result()
+
+    def reset(self) -> None:
+        """Nothing to forget but the last status: frames are localized on their own."""
+        self.status = FrameStatus()
