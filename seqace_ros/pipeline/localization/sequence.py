@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -40,7 +39,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import interpolate_transform, invert_transform, pose_error
-from seqace_ros.core.map_file import SceneMap, load_map
+from seqace_ros.core.map_file import SceneMap
 from seqace_ros.pipeline.localization.local_map import (
     LocalMap,
     reprojection_errors_px,
@@ -263,14 +262,6 @@ class SequenceLocalizer:
         self._frame_index = 0
         self.reset()
 
-    @classmethod
-    def from_map_file(
-        cls, path: str | Path, config: SequenceConfig | None = None,
-        device: str | torch.device = "auto",
-    ) -> SequenceLocalizer:
-        """Sequence localizer for the map stored at ``path`` (see :func:`load_map`)."""
-        return cls(load_map(path), config, device)
-
     @property
     def settings(self) -> SequenceConfig:
         """The sequence settings; setting them also sets the single-frame stages'."""
@@ -445,9 +436,17 @@ class SequenceLocalizer:
             self.reset()
             if not reset_reason and len(carried):
                 reset_reason = "frame failed"
-        else:
-            self._update(frame_index, current, carried, accepted, decision.source, intrinsics,
-                         stamp_ns, T_odom_cam, gray)
+        else:  # carry the stream into the next frame
+            if decision.source is PoseSource.SINGLE:
+                self._T_world_cam_history = []
+            base = carried if decision.source is PoseSource.SEQUENCE else LocalMap.empty()
+            self._local_map = update_local_map(
+                base, current, accepted.T_world_cam, intrinsics, config.localizer.threshold_px,
+                frame_index, config.buffer_length, config.max_local_points)
+            self._T_world_cam_history = [*self._T_world_cam_history[-1:], accepted.T_world_cam]
+            self._previous_gray = gray
+            self._previous_stamp_ns = stamp_ns
+            self._previous_T_odom_cam = T_odom_cam
         t3 = time.perf_counter()
 
         self.status = SequenceStatus(
@@ -465,25 +464,6 @@ class SequenceLocalizer:
             "update": 1000.0 * (t3 - t2),
             "total": stage_ms["total"] + 1000.0 * (t3 - t0),
         })
-
-    def _update(
-        self, frame_index: int, current: LocalMap, carried: LocalMap, accepted: PoseEstimate,
-        source: PoseSource, intrinsics: Intrinsics, stamp_ns: int | None,
-        T_odom_cam: NDArray[np.float64] | None, gray: NDArray[np.uint8],
-    ) -> None:
-        """Carry the stream into the next frame: the new local map (inliers of the accepted
-        pose among the carried and this frame's points), the pose history, this image."""
-        config = self._settings
-        if source is PoseSource.SINGLE:
-            self._T_world_cam_history = []
-        base = carried if source is PoseSource.SEQUENCE else LocalMap.empty()
-        self._local_map = update_local_map(
-            base, current, accepted.T_world_cam, intrinsics, config.localizer.threshold_px,
-            frame_index, config.buffer_length, config.max_local_points)
-        self._T_world_cam_history = [*self._T_world_cam_history[-1:], accepted.T_world_cam]
-        self._previous_gray = gray
-        self._previous_stamp_ns = stamp_ns
-        self._previous_T_odom_cam = T_odom_cam
 
     def _result(
         self, current: LocalMap, carried: LocalMap, accepted: PoseEstimate | None,

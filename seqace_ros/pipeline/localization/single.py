@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -26,7 +25,7 @@ from numpy.typing import NDArray
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.encoder import check_image, create_encoder, resolve_device
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
-from seqace_ros.core.map_file import SceneMap, load_map
+from seqace_ros.core.map_file import SceneMap
 from seqace_ros.ransac import solve_pnp
 
 
@@ -234,14 +233,6 @@ class Localizer:
         self.encoder = create_encoder(scene_map.encoder_id, scene_map.image_height, self.device)
         scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash)
         self.head = scene_map.build_head(self.device)
-
-    @classmethod
-    def from_map_file(
-        cls, path: str | Path, config: LocalizerConfig | None = None,
-        device: str | torch.device = "auto",
-    ) -> Localizer:
-        """Localizer for the map stored at ``path`` (see :func:`load_map` for errors)."""
-        return cls(load_map(path), config, device)
 
     def synchronize(self) -> None:
         """Wait for the device's queued work (CUDA), so that stage timings are honest."""
