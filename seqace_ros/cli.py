@@ -238,16 +238,18 @@ def _bag_map_run(args: argparse.Namespace) -> int:
 # --- seqace eval --------------------------------------------------------------------------
 
 
-def _mode_names() -> tuple[str, ...]:
+def _add_mode_argument(parser: argparse.ArgumentParser) -> None:
     from seqace_ros.pipeline.localization.modes import MODE_NAMES
 
-    return MODE_NAMES
+    parser.add_argument("--mode", default="single", choices=MODE_NAMES,
+                        help="localization mode (frames are fed in order; sequence mode also "
+                        "uses the points tracked from the previous frames)")
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataset_arguments(parser)
     parser.add_argument("map", type=Path, help="map file")
-    parser.add_argument("--mode", default="single", choices=_mode_names())
+    _add_mode_argument(parser)
     parser.add_argument("--json", type=Path, default=None, help="report file to write")
     parser.add_argument("--plot", type=Path, default=None, help="PNG plot to write")
     _add_runtime_arguments(parser)
@@ -289,7 +291,7 @@ def _eval_run(args: argparse.Namespace) -> int:
 def _localize_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataset_arguments(parser)
     parser.add_argument("map", type=Path, help="map file")
-    parser.add_argument("--mode", default="single", choices=_mode_names())
+    _add_mode_argument(parser)
     parser.add_argument("--out", type=Path, required=True,
                         help="TUM trajectory to write (stamp tx ty tz qx qy qz qw)")
     _add_runtime_arguments(parser)
