@@ -35,9 +35,11 @@ class LocalizationError(ValueError):
 
 @dataclass(frozen=True)
 class LocalizerConfig:
-    """Test-time settings.
+    """Test-time settings of the single-frame stages; also the ``single`` mode's config.
 
     Attributes:
+        mode: the mode these settings build (see :mod:`.modes`).
+        uses_odometry: whether the mode uses ``T_odom_cam`` (it does not).
         top_k: salient patches regressed per image.
         nms_radius: keypoint NMS radius in grid cells.
         threshold_px: RANSAC inlier threshold in original-image pixels.
