@@ -47,13 +47,9 @@ class ModeConfig(Protocol):
     mode: ClassVar[str]
     uses_odometry: ClassVar[bool]
 
-    @property
-    def frame(self) -> LocalizerConfig:
-        """The single-frame stages' settings (patches, RANSAC, minimum inliers)."""
-        ...
-
     def with_frame(self, frame: LocalizerConfig) -> ModeConfig:
-        """These settings with other single-frame stages' settings."""
+        """These settings with other single-frame stages' settings (patches, RANSAC, minimum
+        inliers)."""
         ...
 
     def build(self, scene_map: SceneMap, device: str | torch.device) -> LocalizationMode:

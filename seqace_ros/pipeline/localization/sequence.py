@@ -2,7 +2,7 @@
 
 A camera sees a stream; consecutive frames see the same scene points. For every frame:
 
-1. the single-frame stages run (:meth:`.single.Localizer.estimate`: encoder, head, RANSAC
+1. the single-frame mode runs (:meth:`.single.Localizer.localize`: encoder, head, RANSAC
    PnP on this frame's patches): the single-frame estimate ``T_single``, also the fallback;
 2. the local map (inlier 2D-3D points of the last frames, see :mod:`.local_map`) is carried
    into this image by Lucas-Kanade optical flow with a forward-backward check;
@@ -120,11 +120,6 @@ class SequenceConfig:
             )
         if not 0.0 < self.smoothing <= 1.0:
             raise LocalizationError(f"smoothing must be in (0, 1], got {self.smoothing}")
-
-    @property
-    def frame(self) -> LocalizerConfig:
-        """The single-frame stages' settings."""
-        return self.localizer
 
     def with_frame(self, frame: LocalizerConfig) -> SequenceConfig:
         """These settings with the single-frame stages' settings ``frame``."""
@@ -258,7 +253,7 @@ class SequenceLocalizer:
         device: str | torch.device = "auto",
     ) -> None:
         self._settings = config or SequenceConfig()
-        self.single = Localizer(scene_map, self._settings.localizer, device)
+        self._single = Localizer(scene_map, self._settings.localizer, device)
         self._frame_index = 0
         self.reset()
 
@@ -270,7 +265,7 @@ class SequenceLocalizer:
     @settings.setter
     def settings(self, settings: SequenceConfig) -> None:
         self._settings = settings
-        self.single.settings = settings.localizer
+        self._single.settings = settings.localizer
 
     def reset(self) -> None:
         """Forget the stream: empty local map, no motion history, no status. The next frame
@@ -311,8 +306,8 @@ class SequenceLocalizer:
             np.concatenate([current.scene_points_M3, carried.scene_points_M3]),
             np.concatenate([current.birth_M, carried.birth_M]),
         )
-        T_world_cam, inliers = self.single.solve(points.points2d_M2, points.scene_points_M3,
-                                                 intrinsics)
+        T_world_cam, inliers = self._single.solve(points.points2d_M2, points.scene_points_M3,
+                                                  intrinsics)
         num_inliers = int(inliers.sum())
         if T_world_cam is None or num_inliers < config.localizer.min_inliers:
             return None
@@ -339,7 +334,7 @@ class SequenceLocalizer:
             accepted.T_world_cam, intrinsics, carried.points2d_M2, carried.scene_points_M3,
         ) < config.localizer.threshold_px
         T_previous_current = relative_motion(
-            self.single.solve, carried_before.points2d_M2[inliers_M],
+            self._single.solve, carried_before.points2d_M2[inliers_M],
             carried.points2d_M2[inliers_M], carried.scene_points_M3[inliers_M], intrinsics,
             config.min_tracked)
         if T_previous_current is None:
@@ -404,12 +399,12 @@ class SequenceLocalizer:
                 raise LocalizationError(
                     f"T_odom_cam must be a finite (4, 4) matrix, got shape {T_odom_cam.shape}")
         config = self._settings
-        frame = self.single.estimate(image_rgb, intrinsics)
+        frame = self._single.localize(image_rgb, intrinsics)
         t0 = time.perf_counter()
         frame_index = self._frame_index
         self._frame_index += 1
-        current = LocalMap(frame.encoded.points2d_K2, frame.scene_points_K3,
-                           np.full(len(frame.scene_points_K3), frame_index, dtype=np.int64))
+        current = LocalMap(frame.points2d_N2, frame.scene_points_N3,
+                           np.full(frame.num_correspondences, frame_index, dtype=np.int64))
         single = (None if frame.T_world_cam is None else
                   PoseEstimate(frame.T_world_cam, frame.num_inliers, frame.num_inliers))
 

@@ -7,8 +7,8 @@ Three stages, each a public method so other modes (sequence, ROS node) can reuse
 2. :meth:`Localizer.regress`: the scene head on those patches -> 3D points in the map frame;
 3. :meth:`Localizer.solve`: the C++ RANSAC PnP solver on the 2D-3D correspondences.
 
-:meth:`Localizer.estimate` runs all three and times them: the :class:`FrameEstimate` that the
-sequence mode builds on; :meth:`Localizer.localize` turns it into the mode's result.
+:meth:`Localizer.localize` runs all three and times them; its result is also the per-frame
+estimate that the sequence mode builds on.
 """
 
 from __future__ import annotations
@@ -69,11 +69,6 @@ class LocalizerConfig:
                 f"need threshold_px > 0 and min_inliers >= 4, got {self.threshold_px}, "
                 f"{self.min_inliers}"
             )
-
-    @property
-    def frame(self) -> LocalizerConfig:
-        """The single-frame stages' settings: these."""
-        return self
 
     def with_frame(self, frame: LocalizerConfig) -> LocalizerConfig:
         """These settings with the single-frame stages' settings ``frame``: ``frame``."""
@@ -150,47 +145,6 @@ class LocalizationResult:
     points2d_N2: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
     scene_points_N3: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 3)))
     inliers_N: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
-
-
-@dataclass(frozen=True)
-class FrameEstimate:
-    """The single-frame stages' outcome for one image (what the sequence mode builds on).
-
-    Attributes:
-        encoded: the K salient patches.
-        scene_points_K3: (K, 3) float64 regressed map-frame points (metres).
-        T_world_cam: (4, 4) float64 camera-to-world RANSAC pose when it has at least
-            ``min_inliers`` inliers, else ``None``.
-        inliers_K: (K,) bool inlier mask of the RANSAC pose (all False when the solver
-            found none).
-        timings_ms: ``encoder``, ``head``, ``ransac`` and ``total`` milliseconds.
-    """
-
-    encoded: EncodedFrame
-    scene_points_K3: NDArray[np.float64]
-    T_world_cam: NDArray[np.float64] | None
-    inliers_K: NDArray[np.bool_]
-    timings_ms: dict[str, float]
-
-    @property
-    def num_inliers(self) -> int:
-        """RANSAC inliers (also when too few for a pose)."""
-        return int(self.inliers_K.sum())
-
-    def result(self) -> LocalizationResult:
-        """This estimate as the single-frame mode's result."""
-        num_correspondences = len(self.scene_points_K3)
-        return LocalizationResult(
-            success=self.T_world_cam is not None,
-            T_world_cam=self.T_world_cam,
-            num_inliers=self.num_inliers,
-            num_correspondences=num_correspondences,
-            confidence=self.num_inliers / num_correspondences if num_correspondences else 0.0,
-            timings_ms=self.timings_ms,
-            points2d_N2=self.encoded.points2d_K2,
-            scene_points_N3=self.scene_points_K3,
-            inliers_N=self.inliers_K,
-        )
 
 
 def check_frame(image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> None:
@@ -281,8 +235,15 @@ class Localizer:
             return None, np.zeros(len(points2d_N2), dtype=bool)
         return np.asarray(result.T_world_cam, dtype=np.float64), inliers
 
-    def estimate(self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> FrameEstimate:
-        """The three stages on ``image_rgb`` (H, W, 3 uint8 RGB), timed.
+    def localize(
+        self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
+        T_odom_cam: NDArray[np.float64] | None = None,
+    ) -> LocalizationResult:
+        """Pose of the camera that took ``image_rgb`` (H, W, 3 uint8 RGB): the three stages,
+        timed. The result is also the per-frame estimate the sequence mode builds on.
+
+        ``stamp_ns`` and ``T_odom_cam`` are not used: a single frame needs neither (they are
+        part of the mode protocol, see :mod:`.modes`).
 
         Raises:
             EncoderError: on a malformed image.
@@ -297,37 +258,26 @@ class Localizer:
         t2 = time.perf_counter()
         T_world_cam, inliers = self.solve(encoded.points2d_K2, scene_points, intrinsics)
         t3 = time.perf_counter()
-        success = T_world_cam is not None and int(inliers.sum()) >= self.settings.min_inliers
-        return FrameEstimate(
-            encoded=encoded,
-            scene_points_K3=scene_points,
+        num_inliers = int(inliers.sum())
+        num_correspondences = len(scene_points)
+        success = T_world_cam is not None and num_inliers >= self.settings.min_inliers
+        self.status = FrameStatus(PoseSource.SINGLE if success else PoseSource.NONE)
+        return LocalizationResult(
+            success=success,
             T_world_cam=T_world_cam if success else None,
-            inliers_K=inliers,
+            num_inliers=num_inliers,
+            num_correspondences=num_correspondences,
+            confidence=num_inliers / num_correspondences if num_correspondences else 0.0,
             timings_ms={
                 "encoder": 1000.0 * (t1 - t0),
                 "head": 1000.0 * (t2 - t1),
                 "ransac": 1000.0 * (t3 - t2),
                 "total": 1000.0 * (t3 - t0),
             },
+            points2d_N2=encoded.points2d_K2,
+            scene_points_N3=scene_points,
+            inliers_N=inliers,
         )
-
-    def localize(
-        self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
-        T_odom_cam: NDArray[np.float64] | None = None,
-    ) -> LocalizationResult:
-        """Pose of the camera that took ``image_rgb`` (H, W, 3 uint8 RGB).
-
-        ``stamp_ns`` and ``T_odom_cam`` are not used: a single frame needs neither (they are
-        part of the mode protocol, see :mod:`.modes`).
-
-        Raises:
-            EncoderError: on a malformed image.
-            LocalizationError: when the intrinsics are for another image size.
-        """
-        estimate = self.estimate(image_rgb, intrinsics)
-        self.status = FrameStatus(
-            PoseSource.SINGLE if estimate.T_world_cam is not None else PoseSource.NONE)
-        return estimate.result()
 
     def reset(self) -> None:
         """Nothing to forget but the last status: frames are localized on their own."""

@@ -50,9 +50,10 @@ def test_registry_names_each_config_by_its_mode() -> None:
     frame = LocalizerConfig(top_k=500, min_inliers=20)
     for name, config in MODE_CONFIGS.items():
         assert config.mode == name
-        assert config.with_frame(frame).frame == frame
         assert type(config.with_frame(frame)) is type(config)
-    assert SequenceConfig(buffer_length=3).with_frame(frame).buffer_length == 3
+    assert LocalizerConfig().with_frame(frame) == frame
+    assert SequenceConfig(buffer_length=3).with_frame(frame) == SequenceConfig(
+        localizer=frame, buffer_length=3)
     assert not LocalizerConfig.uses_odometry
     assert SequenceConfig.uses_odometry
     with pytest.raises(LocalizationError, match="unknown localization mode 'multi'"):
