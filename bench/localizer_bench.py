@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from seqace_ros.core.json_io import json_text
+from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.base import parse_frame_range
 from seqace_ros.datasets.folder import FolderDataset
-from seqace_ros.pipeline.localization.single import Localizer, LocalizerConfig
+from seqace_ros.pipeline.localization.modes import create_localizer
+from seqace_ros.pipeline.localization.single import LocalizerConfig
 
 
 def main() -> None:
@@ -36,8 +38,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dataset = FolderDataset(args.dataset)
     indices = list(parse_frame_range(args.frames, len(dataset)))
-    localizer = Localizer.from_map_file(args.map, LocalizerConfig(top_k=args.top_k),
-                                        device=args.device)
+    localizer = create_localizer(load_map(args.map), LocalizerConfig(top_k=args.top_k),
+                                 args.device)
     frames = [dataset[i] for i in indices]
     for frame in frames[: args.warmup]:
         localizer.localize(frame.image_rgb, frame.intrinsics)

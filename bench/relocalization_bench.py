@@ -46,7 +46,11 @@ from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.base import PosedFrame, parse_frame_range
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.evaluation import FrameEvaluation, evaluate_frames, summarize
-from seqace_ros.pipeline.localization.modes import FrameLocalizer, create_frame_localizer
+from seqace_ros.pipeline.localization.modes import (
+    FrameLocalizer,
+    create_localizer,
+    mode_config,
+)
 from seqace_ros.pipeline.localization.single import LocalizationResult
 
 METHODS = ("single", "sequence", "peer")
@@ -149,8 +153,8 @@ def main() -> int:
     peer_config = PeerConfig(num_keypoints=args.peer_keypoints, top_k_frames=args.peer_top_k,
                              threshold_px=args.peer_threshold_px)
     localizers = {
-        "single": _StageTimer(create_frame_localizer("single", scene_map, device)),
-        "sequence": _StageTimer(create_frame_localizer("sequence", scene_map, device)),
+        "single": _StageTimer(create_localizer(scene_map, mode_config("single"), device)),
+        "sequence": _StageTimer(create_localizer(scene_map, mode_config("sequence"), device)),
         "peer": _StageTimer(PeerLocalizer(database, extractor, peer_config)),
     }
     map_bytes = {"single": map_path.stat().st_size, "sequence": map_path.stat().st_size,

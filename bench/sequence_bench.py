@@ -45,12 +45,15 @@ from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.datasets.synthetic import SyntheticScene
 from seqace_ros.datasets.synthetic import preset as synthetic_preset
 from seqace_ros.pipeline.evaluation import FrameEvaluation, evaluate_frames, summarize
-from seqace_ros.pipeline.localization.modes import FrameLocalizer, create_frame_localizer
+from seqace_ros.pipeline.localization.modes import (
+    MODE_NAMES,
+    FrameLocalizer,
+    create_localizer,
+    mode_config,
+)
 from seqace_ros.pipeline.localization.single import LocalizationResult
 from seqace_ros.pipeline.mapping import map_scene
 from seqace_ros.pipeline.mapping import preset as mapping_preset
-
-MODES = ("single", "sequence")
 
 
 def _parse_range(text: str, n: int) -> list[int]:
@@ -92,15 +95,16 @@ def compare_modes(
     The modes run interleaved, frame by frame (each keeps its own state), so that a busy
     machine slows both alike and their rates stay comparable.
     """
-    localizers = {mode: _StageTimer(create_frame_localizer(mode, scene_map, torch.device("cpu")))
-                  for mode in MODES}
-    evaluations: dict[str, list[FrameEvaluation]] = {mode: [] for mode in MODES}
+    localizers = {mode: _StageTimer(create_localizer(scene_map, mode_config(mode),
+                                                     torch.device("cpu")))
+                  for mode in MODE_NAMES}
+    evaluations: dict[str, list[FrameEvaluation]] = {mode: [] for mode in MODE_NAMES}
     for index in indices:
-        for mode in MODES:
+        for mode in MODE_NAMES:
             evaluations[mode] += evaluate_frames(localizers[mode], frames, [index],
                                                  progress=False)
     reports = {mode: {**summarize(evaluations[mode], mode, map_bytes).to_dict(),
-                      "stage_ms": localizers[mode].mean_ms()} for mode in MODES}
+                      "stage_ms": localizers[mode].mean_ms()} for mode in MODE_NAMES}
     single, sequence = reports["single"], reports["sequence"]
     gain = {key: sequence[key] - single[key]
             for key in ("recall_5cm_5deg", "recall_2cm_2deg", "recall_1cm_1deg")}

@@ -146,17 +146,18 @@ def _mapping_run(args: argparse.Namespace) -> int:
 # --- seqace eval --------------------------------------------------------------------------
 
 
-def _mode_names() -> list[str]:
-    from seqace_ros.pipeline.localization.modes import MODES
+def _add_mode_argument(parser: argparse.ArgumentParser) -> None:
+    from seqace_ros.pipeline.localization.modes import MODE_NAMES
 
-    return sorted(MODES)
+    parser.add_argument("--mode", default="single", choices=MODE_NAMES,
+                        help="localization mode (frames are fed in order; sequence mode also "
+                        "uses the points tracked from the previous frames)")
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataset_arguments(parser)
     parser.add_argument("map", type=Path, help="map file")
-    parser.add_argument("--mode", default="single", choices=_mode_names(),
-                        help="localization mode")
+    _add_mode_argument(parser)
     parser.add_argument("--json", type=Path, default=None, help="report file to write")
     parser.add_argument("--plot", type=Path, default=None, help="PNG plot to write")
     _add_runtime_arguments(parser)
@@ -172,14 +173,14 @@ def _eval_run(args: argparse.Namespace) -> int:
         summarize,
         write_report,
     )
-    from seqace_ros.pipeline.localization.modes import create_frame_localizer
+    from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
     _set_threads(args.threads)
     dataset, indices = _open_dataset(args, require_poses=True)
     scene_map = load_map(args.map)
-    localizer = create_frame_localizer(args.mode, scene_map, resolve_device(args.device))
+    localizer = create_localizer(scene_map, mode_config(args.mode), resolve_device(args.device))
     evaluations = evaluate_frames(localizer, dataset, indices, progress=not args.quiet)
     report = summarize(evaluations, args.mode, args.map.stat().st_size)
     if args.json is not None:
@@ -197,8 +198,7 @@ def _eval_run(args: argparse.Namespace) -> int:
 def _localize_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataset_arguments(parser)
     parser.add_argument("map", type=Path, help="map file")
-    parser.add_argument("--mode", default="single", choices=_mode_names(),
-                        help="localization mode")
+    _add_mode_argument(parser)
     parser.add_argument("--out", type=Path, required=True,
                         help="TUM trajectory to write (stamp tx ty tz qx qy qz qw)")
     _add_runtime_arguments(parser)
@@ -211,12 +211,13 @@ def _localize_run(args: argparse.Namespace) -> int:
     from seqace_ros.core.device import resolve_device
     from seqace_ros.core.map_file import load_map
     from seqace_ros.datasets.trajectory import write_tum_trajectory
-    from seqace_ros.pipeline.localization.modes import create_frame_localizer
+    from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 
     _check_output(args.out, "--out")
     _set_threads(args.threads)
     dataset, indices = _open_dataset(args, require_poses=False)
-    localizer = create_frame_localizer(args.mode, load_map(args.map), resolve_device(args.device))
+    localizer = create_localizer(load_map(args.map), mode_config(args.mode),
+                                 resolve_device(args.device))
     stamps, poses = [], []
     for index in tqdm(indices, desc="localizing", unit="img", disable=args.quiet):
         frame = dataset[index]

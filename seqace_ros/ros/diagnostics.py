@@ -9,13 +9,16 @@ Levels (``diagnostic_msgs/DiagnosticStatus``):
 - OK: the latest processed frame gave a published pose.
 
 The message names the cause; the values carry the counters and the running figures of
-:class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`.
+:class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`, and the localization mode's
+status of its last frame (``FrameStatus.values()``: ``source`` of the pose, and in sequence
+mode ``tracked_points``, ``local_points``, ``reset_reason``, ...).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
@@ -36,6 +39,7 @@ class NodeState:
         mode: localization mode.
         tf_backend: the TF implementation in use.
         image_topic: resolved image topic (for messages).
+        mode_status: the mode's status of its last frame, as key values (empty: no map).
     """
 
     map_path: str
@@ -43,6 +47,7 @@ class NodeState:
     mode: str
     tf_backend: str
     image_topic: str
+    mode_status: Mapping[str, str] = field(default_factory=dict)
 
 
 def _format(value: float) -> str:
@@ -86,6 +91,7 @@ def diagnostic_array(
         "last_error": stats.last_error,
         "last_error_age_s": _format(stats.last_error_age_s),
         "last_pose_age_s": _format(stats.last_success_age_s),
+        **state.mode_status,
     }
     status = DiagnosticStatus(
         level=level,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from seqace_ros.pipeline.localization.modes import MODE_NAMES, ModeConfig, mode_config
 from seqace_ros.pipeline.localization.sequence import SequenceConfig
 from seqace_ros.pipeline.localization.single import LocalizerConfig
 
@@ -74,7 +75,7 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   choices=("auto", "cpu", "cuda"), read_only=True),
     ParameterSpec("mode", "single", "Relocalization mode: single (each frame alone) or sequence "
                   "(also uses map points tracked from the last sequence_length frames; "
-                  "~/reset clears them).", choices=("single", "sequence"), read_only=True),
+                  "~/reset clears them).", choices=MODE_NAMES, read_only=True),
     ParameterSpec("sequence_length", _SEQUENCE_DEFAULTS.buffer_length, "Frames a tracked map "
                   "point is carried in the sequence mode (mode: sequence).",
                   bounds=(1, 64), read_only=True),
@@ -155,12 +156,14 @@ class RelocalizationParams:
             seed=None if self.ransac_seed < 0 else self.ransac_seed,
         )
 
-    def sequence_config(self) -> SequenceConfig:
-        """The sequence-mode settings these parameters ask for."""
-        return replace(
-            _SEQUENCE_DEFAULTS, localizer=self.localizer_config(),
-            buffer_length=self.sequence_length,
-        )
+    def mode_config(self) -> ModeConfig:
+        """The settings of ``mode`` these parameters ask for: the single-frame settings, and
+        ``sequence_length`` as the buffer of the sequence mode (the one mode with a node
+        parameter of its own)."""
+        config = mode_config(self.mode).with_frame(self.localizer_config())
+        if isinstance(config, SequenceConfig):
+            config = replace(config, buffer_length=self.sequence_length)
+        return config
 
     def updated(self, values: Mapping[str, ParameterValue]) -> RelocalizationParams:
         """A copy with ``values`` applied."""

@@ -54,6 +54,7 @@ from std_srvs.srv import Trigger
 
 from seqace_ros.core.calibration import CalibrationError, CameraCalibration
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.device import resolve_device
 from seqace_ros.core.encoder import EncoderError
 from seqace_ros.core.geometry import invert_transform
 from seqace_ros.core.image_decoding import ImageDecodingError
@@ -61,12 +62,8 @@ from seqace_ros.core.map_file import MapFileError, SceneMap, load_map
 from seqace_ros.core.transform_tree import TransformError
 from seqace_ros.core.undistortion import Undistorter
 from seqace_ros.pipeline.localization.covariance import CovarianceError, pose_covariance
-from seqace_ros.pipeline.localization.sequence import SequenceLocalizer
-from seqace_ros.pipeline.localization.single import (
-    LocalizationError,
-    LocalizationResult,
-    Localizer,
-)
+from seqace_ros.pipeline.localization.modes import LocalizationMode, create_localizer
+from seqace_ros.pipeline.localization.single import LocalizationError, LocalizationResult
 from seqace_ros.pipeline.localization.stream import StreamStats, StreamWorker
 from seqace_ros.ros import conversions
 from seqace_ros.ros.diagnostics import NodeState, diagnostic_array
@@ -79,6 +76,9 @@ MAP_READY_LOG = "map ready:"
 #: The same failure (numbers aside) is logged at most once per this many seconds.
 _LOG_PERIOD_S = 5.0
 _NUMBERS = re.compile(r"\d+(\.\d+)?")
+#: The frame a new localizer runs once before use (torch initialises its kernels then).
+_WARM_UP_IMAGE = np.zeros((480, 640, 3), dtype=np.uint8)
+_WARM_UP_INTRINSICS = Intrinsics(500.0, 500.0, 320.0, 240.0, 640, 480)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class _Frame:
 @dataclass(frozen=True)
 class _ActiveMap:
     path: str
-    localizer: Localizer | SequenceLocalizer
+    localizer: LocalizationMode
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class _Camera:
 
 
 class RelocalizationNode(Node):
-    """Thin ROS 2 node over the library's localizers (``mode``: single or sequence)."""
+    """Thin ROS 2 node over the library's localization modes (``mode`` parameter)."""
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -228,15 +228,11 @@ class RelocalizationNode(Node):
         start = time.perf_counter()
         try:
             scene_map = scene_map if scene_map is not None else load_map(path)
-            localizer: Localizer | SequenceLocalizer
-            if params.mode == "sequence":
-                localizer = SequenceLocalizer(scene_map, params.sequence_config(), params.device)
-                single = localizer.single
-            else:
-                localizer = single = Localizer(scene_map, params.localizer_config(),
-                                               params.device)
+            device = resolve_device(params.device)
+            localizer = create_localizer(scene_map, params.mode_config(), device)
             # First inference initialises torch kernels: do it here, not on the first frame.
-            single.encode(np.zeros((480, 640, 3), dtype=np.uint8))
+            localizer.localize(_WARM_UP_IMAGE, _WARM_UP_INTRINSICS)
+            localizer.reset()
         except Exception as error:  # reported: logged, in diagnostics; the old map stays
             active = self._active
             problem = f"cannot load map {path!r}: {type(error).__name__}: {error}"
@@ -254,7 +250,7 @@ class RelocalizationNode(Node):
             self._path_poses.clear()
         self._worker.clear()
         self.get_logger().info(
-            f"{MAP_READY_LOG} {path} ({params.mode} mode) on {single.device} "
+            f"{MAP_READY_LOG} {path} ({params.mode} mode) on {device} "
             f"({time.perf_counter() - start:.2f} s)"
         )
 
@@ -279,7 +275,7 @@ class RelocalizationNode(Node):
             self._camera = _Camera(msg, now, None, None, str(error))
 
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
-        # The worker owns the localizer: it clears the sequence state before its next frame.
+        # The worker owns the localizer: it resets it before its next frame.
         self._reset_requested.set()
         dropped_pending = self._worker.clear()
         with self._lock:
@@ -287,9 +283,8 @@ class RelocalizationNode(Node):
             self._path_poses.clear()
         response.success = True
         response.message = (
-            f"cleared {cleared} path poses and {int(dropped_pending)} pending frame; "
-            + ("the sequence state is cleared before the next frame"
-               if self._params.mode == "sequence" else "no sequence state in single mode")
+            f"cleared {cleared} path poses and {int(dropped_pending)} pending frame; the "
+            f"{self._params.mode} mode's state is cleared before the next frame"
         )
         self.get_logger().info(f"reset: {response.message}")
         return response
@@ -302,6 +297,7 @@ class RelocalizationNode(Node):
             mode=self._params.mode,
             tf_backend=self._tf.backend,
             image_topic=self._image_topic,
+            mode_status=active.localizer.status.values() if active else {},
         )
         self._diagnostics_pub.publish(
             diagnostic_array(
@@ -374,26 +370,20 @@ class RelocalizationNode(Node):
             return None, str(error)
 
     def _localize(
-        self, localizer: Localizer | SequenceLocalizer, frame: _Frame,
-        params: RelocalizationParams, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics,
+        self, localizer: LocalizationMode, frame: _Frame, params: RelocalizationParams,
+        image_rgb: NDArray[np.uint8], intrinsics: Intrinsics,
     ) -> LocalizationResult:
         """Run the mode's localizer with the current settings (worker thread only)."""
-        if isinstance(localizer, Localizer):
-            config = params.localizer_config()
-            if localizer.config != config:
-                localizer.config = config
-            return localizer.localize(image_rgb, intrinsics)
         if self._reset_requested.is_set():
             self._reset_requested.clear()
             localizer.reset()
-        sequence_config = params.sequence_config()
-        if localizer.config != sequence_config:
-            localizer.config = sequence_config
-            localizer.single.config = sequence_config.localizer
+        config = params.mode_config()
+        if localizer.settings != config:
+            localizer.settings = config
         header = frame.msg.header
         T_odom_cam = None
-        if params.odom_frame and header.frame_id:
-            T_odom_cam, _ = self._lookup_odom(header, params)  # None: constant velocity
+        if config.uses_odometry and params.odom_frame and header.frame_id:
+            T_odom_cam, _ = self._lookup_odom(header, params)  # None: the mode's fallback
         return localizer.localize(
             image_rgb, intrinsics, stamp_ns=conversions.header_stamp_ns(header),
             T_odom_cam=T_odom_cam,

@@ -63,7 +63,7 @@ def test_relocalizes_held_out_frames(dataset: FolderDataset, localizer: Localize
 def test_result_is_consistent(dataset: FolderDataset, localizer: Localizer) -> None:
     frame = dataset[QUERY_FRAMES[2]]
     result = localizer.localize(frame.image_rgb, frame.intrinsics)
-    k = localizer.config.top_k  # a 640x480 image has 4800 cells, more than top_k
+    k = localizer.settings.top_k  # a 640x480 image has 4800 cells, more than top_k
     assert result.success
     assert result.T_world_cam.shape == (4, 4)
     assert result.num_correspondences == k
@@ -96,7 +96,7 @@ def test_map_file_round_trip_gives_same_poses(
 ) -> None:
     path = save_map(scene_map, tmp_path / "scene.map")
     assert path.stat().st_size < 4.1e6
-    reloaded = Localizer.from_map_file(path, device="cpu")
+    reloaded = Localizer(load_map(path), device="cpu")
     frame = dataset[QUERY_FRAMES[1]]
     a = localizer.localize(frame.image_rgb, frame.intrinsics)
     b = reloaded.localize(frame.image_rgb, frame.intrinsics)

@@ -80,3 +80,15 @@ def test_array_carries_counters_and_figures() -> None:
     assert values["inlier_ratio"] == "0.400"
     assert values["map_path"] == "/maps/k.safetensors"
     assert (array.header.stamp.sec, array.header.stamp.nanosec) == (1, 500_000_000)
+
+
+def test_array_carries_the_mode_status() -> None:
+    state = NodeState("/maps/k.safetensors", "", "sequence", "tf2_ros", "/image",
+                      mode_status={"source": "sequence", "tracked_points": "120",
+                                   "reset_reason": ""})
+    (status,) = diagnostic_array(StreamStats().snapshot(), state, "/node", 0).status
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["mode"] == "sequence"
+    assert values["source"] == "sequence"
+    assert values["tracked_points"] == "120"
+    assert values["reset_reason"] == ""

@@ -57,10 +57,11 @@ from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from seqace_ros.core.camera import Intrinsics  # noqa: E402
 from seqace_ros.core.geometry import make_transform, pose_error  # noqa: E402
+from seqace_ros.core.map_file import load_map  # noqa: E402
 from seqace_ros.datasets.bag_messages import transform_from_pose_msg  # noqa: E402
 from seqace_ros.datasets.base import PosedFrame  # noqa: E402
 from seqace_ros.datasets.folder import FolderDataset  # noqa: E402
-from seqace_ros.pipeline.localization.single import Localizer  # noqa: E402
+from seqace_ros.pipeline.localization.modes import create_localizer  # noqa: E402
 from seqace_ros.ros import conversions  # noqa: E402
 from seqace_ros.ros.params import RelocalizationParams  # noqa: E402
 from seqace_ros.ros.relocalization_node import MAP_READY_LOG, NODE_NAME  # noqa: E402
@@ -162,7 +163,7 @@ def offline_poses(dataset: FolderDataset, dev_map_path: Path) -> dict[int, np.nd
     """Poses of the query frames from the offline Localizer with the node's settings."""
     params = {name: value for name, value in NODE_PARAMETERS.items()}
     config = _node_params(params).localizer_config()
-    localizer = Localizer.from_map_file(dev_map_path, config, "cpu")
+    localizer = create_localizer(load_map(dev_map_path), config, "cpu")
     poses: dict[int, np.ndarray | None] = {}
     for index in QUERY_FRAMES:
         frame = dataset[index]
@@ -434,7 +435,7 @@ def _expect_warning_then_recovery(
 def good_frame(dataset: FolderDataset, dev_map_path: Path) -> PosedFrame:
     """A query frame the offline localizer localizes with a wide inlier margin."""
     config = _node_params(NODE_PARAMETERS).localizer_config()
-    localizer = Localizer.from_map_file(dev_map_path, config, "cpu")
+    localizer = create_localizer(load_map(dev_map_path), config, "cpu")
     for index in QUERY_FRAMES[:30]:
         frame = dataset[index]
         if localizer.localize(frame.image_rgb, frame.intrinsics).num_inliers >= 3 * (

@@ -1,7 +1,8 @@
 """The node in sequence mode over real DDS: poses equal the offline SequenceLocalizer's.
 
 Frames are fed one at a time (the next after the node answered), so the node sees the same
-stream as the offline sequence localizer; ``~/reset`` clears the sequence state.
+stream as the offline sequence localizer; ``/diagnostics`` carries the sequence status;
+``~/reset`` clears the sequence state.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from seqace_ros.core.geometry import pose_error  # noqa: E402
+from seqace_ros.core.map_file import load_map  # noqa: E402
 from seqace_ros.datasets.bag_messages import transform_from_pose_msg  # noqa: E402
 from seqace_ros.datasets.folder import FolderDataset  # noqa: E402
-from seqace_ros.pipeline.localization.sequence import SequenceLocalizer  # noqa: E402
+from seqace_ros.pipeline.localization.modes import create_localizer  # noqa: E402
+from seqace_ros.pipeline.localization.single import PoseSource  # noqa: E402
 from seqace_ros.ros import conversions  # noqa: E402
 from seqace_ros.ros.params import PARAMETER_SPECS, RelocalizationParams  # noqa: E402
 from seqace_ros.ros.relocalization_node import MAP_READY_LOG, NODE_NAME  # noqa: E402
@@ -46,14 +49,16 @@ def test_sequence_mode_matches_offline_and_resets(
 ) -> None:
     values = {spec.name: spec.default for spec in PARAMETER_SPECS}
     values.update(PARAMETERS)
-    config = RelocalizationParams(**values).sequence_config()
+    config = RelocalizationParams(**values).mode_config()
     dataset = FolderDataset(dev_data)
     frames = [dataset[i] for i in FRAMES]
     stamps = [5000 * 10**9 + k * 200_000_000 for k in range(len(frames))]
-    offline = SequenceLocalizer.from_map_file(dev_map_path, config, "cpu")
+    offline = create_localizer(load_map(dev_map_path), config, "cpu")
     expected = [offline.localize(f.image_rgb, f.intrinsics, stamp_ns=s)
                 for f, s in zip(frames, stamps, strict=True)]
     assert sum(r.success for r in expected) >= len(frames) // 2
+    assert offline.status.source is PoseSource.SEQUENCE
+    assert offline.status.tracked_points > 0
 
     process = start_ros_process(
         "seqace_ros.ros.relocalization_node", {**PARAMETERS, "map_path": str(dev_map_path)},
@@ -85,9 +90,17 @@ def test_sequence_mode_matches_offline_and_resets(
             transform_from_pose_msg(by_stamp[stamp_ns].pose.pose), result.T_world_cam)
         assert translation_m < 1e-3
         assert rotation_deg < 0.1
+    # the status of the last frame reaches /diagnostics
+    last = diagnostic_values(diagnostics.messages[-1])
+    assert last["frames_processed"] == str(len(frames))
+    assert last["mode"] == "sequence"
+    assert last["source"] == offline.status.source.value
+    assert int(last["tracked_points"]) > 0
+    assert int(last["local_points"]) > 0
+    assert last["reset_reason"] == offline.status.reset_reason
 
     future = reset.call_async(Trigger.Request())
     wait_for(future.done, 30, "the ~/reset reply")
     assert future.result().success
-    assert "sequence state is cleared" in future.result().message
+    assert "the sequence mode's state is cleared" in future.result().message
     assert process.is_running()

@@ -2,18 +2,18 @@
 
 A camera sees a stream; consecutive frames see the same scene points. For every frame:
 
-1. the single-frame stages run (encoder, head, RANSAC PnP on this frame's patches): the
-   single-frame estimate ``T_single``, also the fallback;
+1. the single-frame mode runs (:meth:`.single.Localizer.localize`: encoder, head, RANSAC
+   PnP on this frame's patches): the single-frame estimate ``T_single``, also the fallback;
 2. the local map (inlier 2D-3D points of the last frames, see :mod:`.local_map`) is carried
    into this image by Lucas-Kanade optical flow with a forward-backward check;
 3. when enough tracks survive, a sequence estimate is solved: ``"joint"`` fusion solves this
    frame's and the carried correspondences together in one RANSAC; ``"weighted"`` fusion
    (SeqACE's scheme) solves the carried points alone and blends that pose with ``T_single``,
    weighted by inlier counts;
-4. a consistency gate compares the sequence and single-frame estimates, and the motion
-   prediction (odometry when ``T_odom_cam`` is given, else constant velocity): a sequence
-   estimate that keeps disagreeing with confident single-frame estimates is a tracking loss,
-   and the buffer is reset to the single-frame estimate;
+4. a consistency gate (:func:`gate`) compares the sequence and single-frame estimates, and
+   the motion prediction (odometry when ``T_odom_cam`` is given, else constant velocity): a
+   sequence estimate that keeps disagreeing with confident single-frame estimates is a
+   tracking loss, and the buffer is reset to the single-frame estimate;
 5. temporal smoothing: the previous returned pose, carried into this frame by the relative
    motion of the tracked points (:mod:`.motion`: both frames solved from the same scene
    coordinates, so the head's regression error mostly cancels), is averaged with the
@@ -30,10 +30,8 @@ change, a stamp gap longer than ``max_gap_s``, a failed frame, or an explicit :m
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from enum import Enum
-from pathlib import Path
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -41,7 +39,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import interpolate_transform, invert_transform, pose_error
-from seqace_ros.core.map_file import SceneMap, load_map
+from seqace_ros.core.map_file import SceneMap
 from seqace_ros.pipeline.localization.local_map import (
     LocalMap,
     reprojection_errors_px,
@@ -49,11 +47,12 @@ from seqace_ros.pipeline.localization.local_map import (
 )
 from seqace_ros.pipeline.localization.motion import relative_motion
 from seqace_ros.pipeline.localization.single import (
+    FrameStatus,
     LocalizationError,
     LocalizationResult,
     Localizer,
     LocalizerConfig,
-    check_frame,
+    PoseSource,
 )
 from seqace_ros.pipeline.localization.tracking import FlowConfig, flow_image, track_points
 
@@ -85,6 +84,9 @@ class SequenceConfig:
             returned pose carried forward by the tracked points' relative motion; 1.0 turns
             temporal smoothing off.
     """
+
+    mode: ClassVar[str] = "sequence"
+    uses_odometry: ClassVar[bool] = True
 
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -119,17 +121,17 @@ class SequenceConfig:
         if not 0.0 < self.smoothing <= 1.0:
             raise LocalizationError(f"smoothing must be in (0, 1], got {self.smoothing}")
 
+    def with_frame(self, frame: LocalizerConfig) -> SequenceConfig:
+        """These settings with the single-frame stages' settings ``frame``."""
+        return replace(self, localizer=frame)
 
-class PoseSource(Enum):
-    """Where an accepted pose came from."""
-
-    SEQUENCE = "sequence"  # fused with the carried local map
-    SINGLE = "single"  # single-frame estimate (no usable local map, or after a reset)
-    NONE = "none"  # the frame failed
+    def build(self, scene_map: SceneMap, device: str | torch.device) -> SequenceLocalizer:
+        """The sequence localizer with these settings."""
+        return SequenceLocalizer(scene_map, self, device)
 
 
 @dataclass(frozen=True)
-class SequenceStatus:
+class SequenceStatus(FrameStatus):
     """What the sequence mode did with the last frame (for diagnostics and tests).
 
     Attributes:
@@ -143,29 +145,99 @@ class SequenceStatus:
             carried forward (see ``SequenceConfig.smoothing``).
     """
 
-    source: PoseSource
-    tracked_points: int
-    local_points: int
-    reset_reason: str
-    single_success: bool
-    conflicts: int
+    tracked_points: int = 0
+    local_points: int = 0
+    reset_reason: str = ""
+    single_success: bool = False
+    conflicts: int = 0
     smoothed: bool = False
 
 
 @dataclass(frozen=True)
-class _Estimate:
-    """A pose with its RANSAC inliers and how many of this frame's own patches it explains."""
+class PoseEstimate:
+    """A pose with its RANSAC inliers and how many of this frame's own patches it explains.
+
+    Attributes:
+        T_world_cam: (4, 4) float64 camera-to-world pose.
+        num_inliers: RANSAC inliers of the pose.
+        current_inliers: this frame's own patches within the inlier threshold of the pose.
+    """
 
     T_world_cam: NDArray[np.float64]
     num_inliers: int
     current_inliers: int
 
 
-class SequenceLocalizer:
-    """Relocalizes the frames of a stream, fed in order, using the recent frames.
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict on one frame.
 
-    Same call as :class:`~seqace_ros.pipeline.localization.single.Localizer`, plus optional
-    stamps and odometry, plus :meth:`reset`. Not thread-safe: feed one stream from one thread.
+    Attributes:
+        accepted: the estimate to return (``None``: the frame failed).
+        source: where it came from.
+        reset_reason: why the buffer is reset to the single-frame estimate (``""``: it is not).
+        conflicts: consecutive disagreeing frames after this one.
+    """
+
+    accepted: PoseEstimate | None
+    source: PoseSource
+    reset_reason: str
+    conflicts: int
+
+
+def poses_agree(
+    T_world_a: NDArray[np.float64], T_world_b: NDArray[np.float64], config: SequenceConfig,
+) -> bool:
+    """Whether two (4, 4) camera-to-world poses are within the gate's translation (camera
+    centres, metres) and rotation (degrees) bounds of each other."""
+    translation_m, rotation_deg = pose_error(T_world_a, T_world_b)
+    return translation_m < config.gate_translation_m and rotation_deg < config.gate_rotation_deg
+
+
+def gate(
+    sequence: PoseEstimate | None, single: PoseEstimate | None,
+    T_world_pred: NDArray[np.float64] | None, conflicts: int, config: SequenceConfig,
+) -> GateDecision:
+    """Choose between the sequence and the single-frame estimates of one frame.
+
+    Agreeing estimates, or no single-frame estimate: the sequence one. Disagreeing: the one
+    that agrees with the motion prediction ``T_world_pred`` when exactly one does; otherwise
+    the sequence one, unless the single-frame pose explains more of this frame's patches for
+    ``config.max_conflicts`` frames in a row, which resets the buffer to it. No sequence
+    estimate: the single-frame one (or none).
+
+    Args:
+        sequence: the sequence estimate, ``None`` when there is none.
+        single: the single-frame estimate, ``None`` when it failed.
+        T_world_pred: (4, 4) predicted camera-to-world pose of this frame, or ``None``.
+        conflicts: consecutive disagreeing frames before this one.
+        config: the gate bounds and ``max_conflicts``.
+    """
+    if sequence is None:
+        return GateDecision(single, PoseSource.SINGLE if single else PoseSource.NONE, "", 0)
+    if single is None or poses_agree(sequence.T_world_cam, single.T_world_cam, config):
+        return GateDecision(sequence, PoseSource.SEQUENCE, "", 0)
+    if T_world_pred is not None:
+        sequence_ok = poses_agree(sequence.T_world_cam, T_world_pred, config)
+        single_ok = poses_agree(single.T_world_cam, T_world_pred, config)
+        if single_ok and not sequence_ok:
+            return GateDecision(single, PoseSource.SINGLE,
+                                "sequence estimate left the motion prediction", 0)
+        if sequence_ok and not single_ok:
+            return GateDecision(sequence, PoseSource.SEQUENCE, "", 0)
+    if single.num_inliers <= sequence.current_inliers:
+        return GateDecision(sequence, PoseSource.SEQUENCE, "", 0)
+    if conflicts + 1 >= config.max_conflicts:
+        return GateDecision(single, PoseSource.SINGLE, (
+            f"sequence and single-frame estimates disagreed {config.max_conflicts} frames in "
+            "a row"), 0)
+    return GateDecision(sequence, PoseSource.SEQUENCE, "", conflicts + 1)
+
+
+class SequenceLocalizer:
+    """Relocalizes the frames of a stream, fed in order, using the recent frames: the
+    ``sequence`` localization mode (see :mod:`.modes`). Not thread-safe: feed one stream
+    from one thread.
 
     Args:
         scene_map: the map.
@@ -180,29 +252,31 @@ class SequenceLocalizer:
         self, scene_map: SceneMap, config: SequenceConfig | None = None,
         device: str | torch.device = "auto",
     ) -> None:
-        self.config = config or SequenceConfig()
-        self.single = Localizer(scene_map, self.config.localizer, device)
-        self.status = SequenceStatus(PoseSource.NONE, 0, 0, "", False, 0)
+        self._settings = config or SequenceConfig()
+        self._single = Localizer(scene_map, self._settings.localizer, device)
         self._frame_index = 0
         self.reset()
 
-    @classmethod
-    def from_map_file(
-        cls, path: str | Path, config: SequenceConfig | None = None,
-        device: str | torch.device = "auto",
-    ) -> SequenceLocalizer:
-        """Sequence localizer for the map stored at ``path`` (see :func:`load_map`)."""
-        return cls(load_map(path), config, device)
+    @property
+    def settings(self) -> SequenceConfig:
+        """The sequence settings; setting them also sets the single-frame stages'."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: SequenceConfig) -> None:
+        self._settings = settings
+        self._single.settings = settings.localizer
 
     def reset(self) -> None:
-        """Forget the stream: empty local map, no motion history. The next frame is localized
-        on its own (the node's reset service calls this)."""
+        """Forget the stream: empty local map, no motion history, no status. The next frame
+        is localized on its own (the node's reset service calls this)."""
         self._local_map = LocalMap.empty()
         self._previous_gray: NDArray[np.uint8] | None = None
         self._previous_stamp_ns: int | None = None
         self._T_world_cam_history: list[NDArray[np.float64]] = []
         self._previous_T_odom_cam: NDArray[np.float64] | None = None
         self._conflicts = 0
+        self.status = SequenceStatus()
 
     @property
     def local_map(self) -> LocalMap:
@@ -221,96 +295,55 @@ class SequenceLocalizer:
         T_prev2_prev = invert_transform(self._T_world_cam_history[-2]) @ T_world_prev
         return T_world_prev @ T_prev2_prev
 
-    def _agree(self, T_a: NDArray[np.float64], T_b: NDArray[np.float64]) -> bool:
-        translation_m, rotation_deg = pose_error(T_a, T_b)
-        return (translation_m < self.config.gate_translation_m
-                and rotation_deg < self.config.gate_rotation_deg)
-
     def _solve_sequence(
-        self, current: LocalMap, carried: LocalMap, single: _Estimate | None,
+        self, current: LocalMap, carried: LocalMap, single: PoseEstimate | None,
         intrinsics: Intrinsics,
-    ) -> _Estimate | None:
+    ) -> PoseEstimate | None:
         """The sequence estimate from the carried points (and this frame's, for joint fusion)."""
-        points = carried if self.config.fusion == "weighted" else LocalMap(
+        config = self._settings
+        points = carried if config.fusion == "weighted" else LocalMap(
             np.concatenate([current.points2d_M2, carried.points2d_M2]),
             np.concatenate([current.scene_points_M3, carried.scene_points_M3]),
             np.concatenate([current.birth_M, carried.birth_M]),
         )
-        T_world_cam, inliers = self.single.solve(points.points2d_M2, points.scene_points_M3,
-                                                 intrinsics)
+        T_world_cam, inliers = self._single.solve(points.points2d_M2, points.scene_points_M3,
+                                                  intrinsics)
         num_inliers = int(inliers.sum())
-        if T_world_cam is None or num_inliers < self.config.localizer.min_inliers:
+        if T_world_cam is None or num_inliers < config.localizer.min_inliers:
             return None
-        if self.config.fusion == "weighted" and single is not None and self._agree(
-                T_world_cam, single.T_world_cam):
+        if config.fusion == "weighted" and single is not None and poses_agree(
+                T_world_cam, single.T_world_cam, config):
             alpha = num_inliers / (num_inliers + single.num_inliers)
             T_world_cam = interpolate_transform(single.T_world_cam, T_world_cam, alpha)
             num_inliers += single.num_inliers
         errors_K = reprojection_errors_px(T_world_cam, intrinsics, current.points2d_M2,
                                           current.scene_points_M3)
-        current_inliers = int((errors_K < self.config.localizer.threshold_px).sum())
-        return _Estimate(T_world_cam, num_inliers, current_inliers)
-
-    def _choose(
-        self, sequence: _Estimate | None, single: _Estimate | None,
-        T_pred: NDArray[np.float64] | None,
-    ) -> tuple[_Estimate | None, PoseSource, str]:
-        """The gate: accepted estimate, its source, and a reset reason (``""`` if none).
-
-        Agreeing estimates, or no single-frame estimate: the sequence one. Disagreeing: the
-        one that agrees with the motion prediction when exactly one does; otherwise the
-        sequence one, unless the single-frame pose explains more of this frame's patches for
-        ``max_conflicts`` frames in a row, which resets the buffer to it.
-        """
-        if sequence is None:
-            self._conflicts = 0
-            return single, PoseSource.SINGLE if single else PoseSource.NONE, ""
-        if single is None or self._agree(sequence.T_world_cam, single.T_world_cam):
-            self._conflicts = 0
-            return sequence, PoseSource.SEQUENCE, ""
-        if T_pred is not None:
-            sequence_ok = self._agree(sequence.T_world_cam, T_pred)
-            single_ok = self._agree(single.T_world_cam, T_pred)
-            if single_ok and not sequence_ok:
-                self._conflicts = 0
-                return single, PoseSource.SINGLE, "sequence estimate left the motion prediction"
-            if sequence_ok and not single_ok:
-                self._conflicts = 0
-                return sequence, PoseSource.SEQUENCE, ""
-        if single.num_inliers <= sequence.current_inliers:
-            self._conflicts = 0
-            return sequence, PoseSource.SEQUENCE, ""
-        self._conflicts += 1
-        if self._conflicts >= self.config.max_conflicts:
-            self._conflicts = 0
-            return single, PoseSource.SINGLE, (
-                f"sequence and single-frame estimates disagreed {self.config.max_conflicts} "
-                "frames in a row")
-        return sequence, PoseSource.SEQUENCE, ""
+        current_inliers = int((errors_K < config.localizer.threshold_px).sum())
+        return PoseEstimate(T_world_cam, num_inliers, current_inliers)
 
     def _smooth(
-        self, accepted: _Estimate, carried_before: LocalMap, carried: LocalMap,
+        self, accepted: PoseEstimate, carried_before: LocalMap, carried: LocalMap,
         intrinsics: Intrinsics,
-    ) -> _Estimate | None:
+    ) -> PoseEstimate | None:
         """The accepted sequence estimate averaged with the previous pose carried into this
         frame, or ``None`` when there is nothing to average with (see step 5 above)."""
-        if self.config.smoothing >= 1.0 or not self._T_world_cam_history:
+        config = self._settings
+        if config.smoothing >= 1.0 or not self._T_world_cam_history:
             return None
         inliers_M = reprojection_errors_px(
             accepted.T_world_cam, intrinsics, carried.points2d_M2, carried.scene_points_M3,
-        ) < self.config.localizer.threshold_px
+        ) < config.localizer.threshold_px
         T_previous_current = relative_motion(
-            self.single.solve, carried_before.points2d_M2[inliers_M],
+            self._single.solve, carried_before.points2d_M2[inliers_M],
             carried.points2d_M2[inliers_M], carried.scene_points_M3[inliers_M], intrinsics,
-            self.config.min_tracked)
+            config.min_tracked)
         if T_previous_current is None:
             return None
         T_carried = self._T_world_cam_history[-1] @ T_previous_current
-        if not self._agree(T_carried, accepted.T_world_cam):
+        if not poses_agree(T_carried, accepted.T_world_cam, config):
             return None
-        T_world_cam = interpolate_transform(T_carried, accepted.T_world_cam,
-                                            self.config.smoothing)
-        return _Estimate(T_world_cam, accepted.num_inliers, accepted.current_inliers)
+        T_world_cam = interpolate_transform(T_carried, accepted.T_world_cam, config.smoothing)
+        return PoseEstimate(T_world_cam, accepted.num_inliers, accepted.current_inliers)
 
     def _stream_break(self, gray: NDArray[np.uint8], stamp_ns: int | None) -> str:
         """Why the buffer cannot continue into this frame (``""``: it can)."""
@@ -320,9 +353,18 @@ class SequenceLocalizer:
             return f"image size changed from {self._previous_gray.shape} to {gray.shape}"
         if stamp_ns is not None and self._previous_stamp_ns is not None:
             gap_s = (stamp_ns - self._previous_stamp_ns) * 1e-9
-            if not 0.0 <= gap_s <= self.config.max_gap_s:
-                return f"stamp gap of {gap_s:.3f} s (allowed 0 to {self.config.max_gap_s} s)"
+            if not 0.0 <= gap_s <= self._settings.max_gap_s:
+                return f"stamp gap of {gap_s:.3f} s (allowed 0 to {self._settings.max_gap_s} s)"
         return ""
+
+    def _track(self, gray: NDArray[np.uint8]) -> tuple[LocalMap, LocalMap]:
+        """The local-map points that optical flow carries into ``gray``: at their new pixels,
+        and the same points at their pixels in the previous image."""
+        if self._previous_gray is None or not len(self._local_map):
+            return LocalMap.empty(), LocalMap.empty()
+        tracked_M2, ok_M = track_points(self._previous_gray, gray, self._local_map.points2d_M2,
+                                        self._settings.flow)
+        return self._local_map.select(ok_M, tracked_M2), self._local_map.select(ok_M)
 
     def localize(
         self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
@@ -351,83 +393,86 @@ class SequenceLocalizer:
             LocalizationError: when the intrinsics are for another image size, or
                 ``T_odom_cam`` is not a (4, 4) matrix.
         """
-        check_frame(image_rgb, intrinsics)
         if T_odom_cam is not None:
             T_odom_cam = np.asarray(T_odom_cam, dtype=np.float64)
             if T_odom_cam.shape != (4, 4) or not np.isfinite(T_odom_cam).all():
                 raise LocalizationError(
                     f"T_odom_cam must be a finite (4, 4) matrix, got shape {T_odom_cam.shape}")
+        config = self._settings
+        frame = self._single.localize(image_rgb, intrinsics)
         t0 = time.perf_counter()
-        encoded = self.single.encode(image_rgb)
-        self.single.synchronize()
-        t1 = time.perf_counter()
-        scene_points_K3 = self.single.regress(encoded)
-        t2 = time.perf_counter()
         frame_index = self._frame_index
         self._frame_index += 1
-        current = LocalMap(encoded.points2d_K2, scene_points_K3,
-                           np.full(len(scene_points_K3), frame_index, dtype=np.int64))
-        T_single, inliers_single = self.single.solve(current.points2d_M2,
-                                                     current.scene_points_M3, intrinsics)
-        num_single = int(inliers_single.sum())
-        single = (_Estimate(T_single, num_single, num_single) if T_single is not None
-                  and num_single >= self.config.localizer.min_inliers else None)
-        t3 = time.perf_counter()
+        current = LocalMap(frame.points2d_N2, frame.scene_points_N3,
+                           np.full(frame.num_correspondences, frame_index, dtype=np.int64))
+        single = (None if frame.T_world_cam is None else
+                  PoseEstimate(frame.T_world_cam, frame.num_inliers, frame.num_inliers))
 
-        gray = flow_image(image_rgb, self.config.flow)
+        gray = flow_image(image_rgb, config.flow)
         reset_reason = self._stream_break(gray, stamp_ns)
         if reset_reason:
             self.reset()
-        carried = carried_before = LocalMap.empty()  # tracked points, here and in the last frame
-        if self._previous_gray is not None and len(self._local_map):
-            tracked_M2, ok_M = track_points(self._previous_gray, gray,
-                                            self._local_map.points2d_M2, self.config.flow)
-            carried = self._local_map.select(ok_M, tracked_M2)
-            carried_before = self._local_map.select(ok_M)
-        t4 = time.perf_counter()
+        carried, carried_before = self._track(gray)
+        t1 = time.perf_counter()
 
         sequence = None
-        if len(carried) >= self.config.min_tracked:
+        if len(carried) >= config.min_tracked:
             sequence = self._solve_sequence(current, carried, single, intrinsics)
-        T_pred = self._predict(T_odom_cam)
-        accepted, source, gate_reason = self._choose(sequence, single, T_pred)
-        reset_reason = reset_reason or gate_reason
+        decision = gate(sequence, single, self._predict(T_odom_cam), self._conflicts, config)
+        self._conflicts = decision.conflicts
         smoothed = None
-        if accepted is not None and source is PoseSource.SEQUENCE:
-            smoothed = self._smooth(accepted, carried_before, carried, intrinsics)
-            accepted = smoothed or accepted
-        t5 = time.perf_counter()
+        if decision.accepted is not None and decision.source is PoseSource.SEQUENCE:
+            smoothed = self._smooth(decision.accepted, carried_before, carried, intrinsics)
+        accepted = smoothed or decision.accepted
+        t2 = time.perf_counter()
 
+        reset_reason = reset_reason or decision.reset_reason
         if accepted is None:
             self.reset()
             if not reset_reason and len(carried):
                 reset_reason = "frame failed"
-        else:
-            if source is PoseSource.SINGLE:
+        else:  # carry the stream into the next frame
+            if decision.source is PoseSource.SINGLE:
                 self._T_world_cam_history = []
-            base = carried if source is PoseSource.SEQUENCE else LocalMap.empty()
+            base = carried if decision.source is PoseSource.SEQUENCE else LocalMap.empty()
             self._local_map = update_local_map(
-                base, current, accepted.T_world_cam, intrinsics,
-                self.config.localizer.threshold_px, frame_index, self.config.buffer_length,
-                self.config.max_local_points)
+                base, current, accepted.T_world_cam, intrinsics, config.localizer.threshold_px,
+                frame_index, config.buffer_length, config.max_local_points)
             self._T_world_cam_history = [*self._T_world_cam_history[-1:], accepted.T_world_cam]
             self._previous_gray = gray
             self._previous_stamp_ns = stamp_ns
             self._previous_T_odom_cam = T_odom_cam
-        t6 = time.perf_counter()
+        t3 = time.perf_counter()
 
+        self.status = SequenceStatus(
+            source=decision.source, tracked_points=len(carried),
+            local_points=len(self._local_map), reset_reason=reset_reason,
+            single_success=single is not None, conflicts=self._conflicts,
+            smoothed=smoothed is not None,
+        )
+        stage_ms = frame.timings_ms
+        return self._result(current, carried, accepted, intrinsics, {
+            "encoder": stage_ms["encoder"],
+            "head": stage_ms["head"],
+            "ransac": stage_ms["ransac"] + 1000.0 * (t2 - t1),
+            "tracking": 1000.0 * (t1 - t0),
+            "update": 1000.0 * (t3 - t2),
+            "total": stage_ms["total"] + 1000.0 * (t3 - t0),
+        })
+
+    def _result(
+        self, current: LocalMap, carried: LocalMap, accepted: PoseEstimate | None,
+        intrinsics: Intrinsics, timings_ms: dict[str, float],
+    ) -> LocalizationResult:
+        """The result over this frame's and the carried points, inliers under ``accepted``."""
         points2d_N2 = np.concatenate([current.points2d_M2, carried.points2d_M2])
         scene_points_N3 = np.concatenate([current.scene_points_M3, carried.scene_points_M3])
         if accepted is None:
             inliers_N = np.zeros(len(points2d_N2), dtype=bool)
         else:
-            inliers_N = reprojection_errors_px(accepted.T_world_cam, intrinsics, points2d_N2,
-                                               scene_points_N3) < self.config.localizer.threshold_px
-        self.status = SequenceStatus(
-            source=source, tracked_points=len(carried), local_points=len(self._local_map),
-            reset_reason=reset_reason, single_success=single is not None,
-            conflicts=self._conflicts, smoothed=smoothed is not None,
-        )
+            inliers_N = reprojection_errors_px(
+                accepted.T_world_cam, intrinsics, points2d_N2, scene_points_N3,
+            ) < self._settings.localizer.threshold_px
         num_inliers = int(inliers_N.sum())
         return LocalizationResult(
             success=accepted is not None,
@@ -435,14 +480,7 @@ class SequenceLocalizer:
             num_inliers=num_inliers,
             num_correspondences=len(points2d_N2),
             confidence=num_inliers / len(points2d_N2) if len(points2d_N2) else 0.0,
-            timings_ms={
-                "encoder": 1000.0 * (t1 - t0),
-                "head": 1000.0 * (t2 - t1),
-                "ransac": 1000.0 * ((t3 - t2) + (t5 - t4)),
-                "tracking": 1000.0 * (t4 - t3),
-                "update": 1000.0 * (t6 - t5),
-                "total": 1000.0 * (t6 - t0),
-            },
+            timings_ms=timings_ms,
             points2d_N2=points2d_N2,
             scene_points_N3=scene_points_N3,
             inliers_N=inliers_N,

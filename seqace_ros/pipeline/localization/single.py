@@ -7,14 +7,16 @@ Three stages, each a public method so other modes (sequence, ROS node) can reuse
 2. :meth:`Localizer.regress`: the scene head on those patches -> 3D points in the map frame;
 3. :meth:`Localizer.solve`: the C++ RANSAC PnP solver on the 2D-3D correspondences.
 
-:meth:`Localizer.localize` runs all three and times them.
+:meth:`Localizer.localize` runs all three and times them; its result is also the per-frame
+estimate that the sequence mode builds on.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.device import resolve_device
 from seqace_ros.core.encoder import check_image, create_encoder
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
-from seqace_ros.core.map_file import SceneMap, load_map
+from seqace_ros.core.map_file import SceneMap
 from seqace_ros.ransac import RansacOptions, solve_pnp
 
 
@@ -34,9 +36,11 @@ class LocalizationError(ValueError):
 
 @dataclass(frozen=True)
 class LocalizerConfig:
-    """Test-time settings.
+    """Test-time settings of the single-frame stages; also the ``single`` mode's config.
 
     Attributes:
+        mode: the mode these settings build (see :mod:`.modes`).
+        uses_odometry: whether the mode uses ``T_odom_cam`` (it does not).
         top_k: salient patches regressed per image.
         nms_radius: keypoint NMS radius in grid cells.
         threshold_px: RANSAC inlier threshold in original-image pixels.
@@ -44,6 +48,9 @@ class LocalizerConfig:
         min_inliers: fewer inliers than this is a failure.
         seed: RANSAC seed (``None``: nondeterministic).
     """
+
+    mode: ClassVar[str] = "single"
+    uses_odometry: ClassVar[bool] = False
 
     top_k: int = 2000
     nms_radius: int = 1
@@ -63,6 +70,40 @@ class LocalizerConfig:
                 f"need threshold_px > 0 and min_inliers >= 4, got {self.threshold_px}, "
                 f"{self.min_inliers}"
             )
+
+    def with_frame(self, frame: LocalizerConfig) -> LocalizerConfig:
+        """These settings with the single-frame stages' settings ``frame``: ``frame``."""
+        return frame
+
+    def build(self, scene_map: SceneMap, device: str | torch.device) -> Localizer:
+        """The single-frame localizer with these settings."""
+        return Localizer(scene_map, self, device)
+
+
+class PoseSource(Enum):
+    """Where an accepted pose came from."""
+
+    SEQUENCE = "sequence"  # fused with the carried local map
+    SINGLE = "single"  # single-frame estimate (no usable local map, or after a reset)
+    NONE = "none"  # the frame failed
+
+
+@dataclass(frozen=True)
+class FrameStatus:
+    """What a localization mode did with the last frame (for diagnostics and tests).
+
+    Attributes:
+        source: where the returned pose came from (``NONE`` before the first frame).
+    """
+
+    source: PoseSource = PoseSource.NONE
+
+    def values(self) -> dict[str, str]:
+        """Every attribute as text, by name (the node's ``/diagnostics`` key values)."""
+        def text(value: object) -> str:
+            return value.value if isinstance(value, Enum) else str(value)
+
+        return {f.name: text(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -124,7 +165,9 @@ def check_frame(image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> None:
 
 
 class Localizer:
-    """Relocalizes single images against a scene map.
+    """Relocalizes single images against a scene map: the ``single`` localization mode.
+
+    Each frame is localized on its own: no state is kept between frames.
 
     Args:
         scene_map: the map (its encoder is created from the id it records and checked
@@ -141,19 +184,12 @@ class Localizer:
         device: str | torch.device = "auto",
     ) -> None:
         self.scene_map = scene_map
-        self.config = config or LocalizerConfig()
+        self.settings = config or LocalizerConfig()
+        self.status = FrameStatus()
         self.device = resolve_device(device)
         self.encoder = create_encoder(scene_map.encoder_id, scene_map.image_height, self.device)
         scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash)
         self.head = scene_map.build_head(self.device)
-
-    @classmethod
-    def from_map_file(
-        cls, path: str | Path, config: LocalizerConfig | None = None,
-        device: str | torch.device = "auto",
-    ) -> Localizer:
-        """Localizer for the map stored at ``path`` (see :func:`load_map` for errors)."""
-        return cls(load_map(path), config, device)
 
     def synchronize(self) -> None:
         """Wait for the device's queued work (CUDA), so that stage timings are honest."""
@@ -167,7 +203,8 @@ class Localizer:
         height, width = image_rgb.shape[:2]
         output = self.encoder.encode(image_rgb)
         grid_w = output.scores_HW.shape[1]
-        cells_K = select_salient_cells(output.scores_HW, self.config.top_k, self.config.nms_radius)
+        cells_K = select_salient_cells(output.scores_HW, self.settings.top_k,
+                                       self.settings.nms_radius)
         features_CN = output.features_CHW.reshape(output.features_CHW.shape[0], -1)
         points2d = cell_centres_px(
             cells_K, grid_w, self.encoder.stride,
@@ -189,16 +226,24 @@ class Localizer:
         intrinsics: Intrinsics,
     ) -> tuple[NDArray[np.float64] | None, NDArray[np.bool_]]:
         """RANSAC stage: pose (4, 4) camera-to-world or ``None``, and the (N,) inlier mask."""
-        options = RansacOptions(threshold_px=self.config.threshold_px,
-                                max_hypotheses=self.config.max_hypotheses, seed=self.config.seed)
+        settings = self.settings
+        options = RansacOptions(threshold_px=settings.threshold_px,
+                                max_hypotheses=settings.max_hypotheses, seed=settings.seed)
         result = solve_pnp(points2d_N2, scene_points_N3, intrinsics.as_tuple, options)
         inliers = np.asarray(result.inliers, dtype=bool)
         if not result.success:
             return None, np.zeros(len(points2d_N2), dtype=bool)
         return np.asarray(result.T_world_cam, dtype=np.float64), inliers
 
-    def localize(self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> LocalizationResult:
-        """Pose of the camera that took ``image_rgb`` (H, W, 3 uint8 RGB).
+    def localize(
+        self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
+        T_odom_cam: NDArray[np.float64] | None = None,
+    ) -> LocalizationResult:
+        """Pose of the camera that took ``image_rgb`` (H, W, 3 uint8 RGB): the three stages,
+        timed. The result is also the per-frame estimate the sequence mode builds on.
+
+        ``stamp_ns`` and ``T_odom_cam`` are not used: a single frame needs neither (they are
+        part of the mode protocol, see :mod:`.modes`).
 
         Raises:
             EncoderError: on a malformed image.
@@ -215,7 +260,8 @@ class Localizer:
         t3 = time.perf_counter()
         num_inliers = int(inliers.sum())
         num_correspondences = len(scene_points)
-        success = T_world_cam is not None and num_inliers >= self.config.min_inliers
+        success = T_world_cam is not None and num_inliers >= self.settings.min_inliers
+        self.status = FrameStatus(PoseSource.SINGLE if success else PoseSource.NONE)
         return LocalizationResult(
             success=success,
             T_world_cam=T_world_cam if success else None,
@@ -232,3 +278,7 @@ class Localizer:
             scene_points_N3=scene_points,
             inliers_N=inliers,
         )
+
+    def reset(self) -> None:
+        """Nothing to forget but the last status: frames are localized on their own."""
+        self.status = FrameStatus()

@@ -19,8 +19,8 @@ from pathlib import Path
 from types import FrameType
 
 from seqace_ros.datasets.bag import BagError
+from seqace_ros.pipeline.localization.modes import MODE_NAMES
 from seqace_ros.ros.demo.config import (
-    DEMO_MODES,
     SOURCE_DEFAULTS,
     DemoConfig,
     DemoConfigError,
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "$SEQACE_DATA_DIR/redkitchen_dev or ../shared/data/redkitchen_dev)")
     parser.add_argument("--out", type=Path, default=Path("demo_out"),
                         help="output folder (bags, map, report, plot, logs)")
-    parser.add_argument("--mode", default="single", choices=DEMO_MODES,
+    parser.add_argument("--mode", default="single", choices=MODE_NAMES,
                         help="relocalization mode of the node")
     parser.add_argument("--rate", type=float, default=5.0, help="replay rate, frames per second")
     parser.add_argument("--mapping-frames", type=int, default=None,

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from seqace_ros.pipeline.localization.modes import MODE_NAMES
+
 DemoSource = Literal["synthetic", "real"]
-DemoMode = Literal["single", "sequence"]
-DEMO_MODES: tuple[str, ...] = ("single", "sequence")
 
 
 class DemoConfigError(ValueError):
@@ -75,7 +75,8 @@ class DemoConfig:
             (:data:`seqace_ros.pipeline.mapping.config.PRESETS`).
         mapping_iterations: training steps; 0 keeps the preset's.
         mapping_seed: seed of the mapping run.
-        mode: relocalization mode of ``relocalization_node``.
+        mode: relocalization mode of ``relocalization_node`` (one of
+            :data:`~seqace_ros.pipeline.localization.modes.MODE_NAMES`).
         rate_hz: replay rate of the query frames, frames per second.
         device: torch device of both nodes (auto, cpu, cuda).
         threads: torch threads of each node (``OMP_NUM_THREADS``); None leaves the
@@ -92,7 +93,7 @@ class DemoConfig:
     mapping_preset: str
     mapping_iterations: int = 0
     mapping_seed: int = 0
-    mode: DemoMode = "single"
+    mode: str = "single"
     rate_hz: float = 5.0
     device: str = "cpu"
     threads: int | None = 1
@@ -100,8 +101,8 @@ class DemoConfig:
     reuse_map: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in DEMO_MODES:
-            raise DemoConfigError(f"mode must be one of {DEMO_MODES}, got {self.mode!r}")
+        if self.mode not in MODE_NAMES:
+            raise DemoConfigError(f"mode must be one of {MODE_NAMES}, got {self.mode!r}")
         if not (math.isfinite(self.rate_hz) and 0.0 < self.rate_hz <= 100.0):
             raise DemoConfigError(f"rate must be in (0, 100] Hz, got {self.rate_hz}")
         if self.mapping_iterations < 0:

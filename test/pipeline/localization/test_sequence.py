@@ -1,13 +1,18 @@
-"""Sequence-mode settings and registration (fast; the behaviour is tested on real frames in
-``test_sequence_real.py``)."""
+"""Mode settings, registration and status (fast; the sequence behaviour is tested on real
+frames in ``test_sequence_real.py``, its gate in ``test_sequence_gate.py``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from seqace_ros.pipeline.localization.modes import MODES
-from seqace_ros.pipeline.localization.sequence import SequenceConfig
-from seqace_ros.pipeline.localization.single import LocalizationError, LocalizerConfig
+from seqace_ros.pipeline.localization.modes import MODE_CONFIGS, MODE_NAMES, mode_config
+from seqace_ros.pipeline.localization.sequence import SequenceConfig, SequenceStatus
+from seqace_ros.pipeline.localization.single import (
+    FrameStatus,
+    LocalizationError,
+    LocalizerConfig,
+    PoseSource,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,5 +41,31 @@ def test_defaults_and_registration() -> None:
     assert config.fusion == "joint"
     assert 0.0 < config.smoothing < 1.0  # temporal smoothing is on by default
     assert config.flow.image_scale < 1.0  # flow on a downscaled image
-    assert "sequence" in MODES
-    assert "single" in MODES
+    assert MODE_NAMES == ("single", "sequence")
+    assert mode_config("sequence") == config
+    assert mode_config("single") == LocalizerConfig()
+
+
+def test_registry_names_each_config_by_its_mode() -> None:
+    frame = LocalizerConfig(top_k=500, min_inliers=20)
+    for name, config in MODE_CONFIGS.items():
+        assert config.mode == name
+        assert type(config.with_frame(frame)) is type(config)
+    assert LocalizerConfig().with_frame(frame) == frame
+    assert SequenceConfig(buffer_length=3).with_frame(frame) == SequenceConfig(
+        localizer=frame, buffer_length=3)
+    assert not LocalizerConfig.uses_odometry
+    assert SequenceConfig.uses_odometry
+    with pytest.raises(LocalizationError, match="unknown localization mode 'multi'"):
+        mode_config("multi")
+
+
+def test_status_values_are_text_by_name() -> None:
+    assert FrameStatus().values() == {"source": "none"}
+    status = SequenceStatus(PoseSource.SEQUENCE, tracked_points=120, local_points=400,
+                            reset_reason="stamp gap", single_success=True)
+    assert status.values() == {
+        "source": "sequence", "tracked_points": "120", "local_points": "400",
+        "reset_reason": "stamp gap", "single_success": "True", "conflicts": "0",
+        "smoothed": "False",
+    }

@@ -10,12 +10,12 @@ from seqace_ros.core.geometry import make_transform, pose_error
 from seqace_ros.core.map_file import SceneMap
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.localization.local_map import LocalMap
-from seqace_ros.pipeline.localization.sequence import (
+from seqace_ros.pipeline.localization.sequence import SequenceConfig, SequenceLocalizer
+from seqace_ros.pipeline.localization.single import (
+    LocalizationError,
+    LocalizationResult,
     PoseSource,
-    SequenceConfig,
-    SequenceLocalizer,
 )
-from seqace_ros.pipeline.localization.single import LocalizationError, LocalizationResult
 from seqace_ros.pipeline.mapping import map_scene, preset
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
@@ -113,7 +113,7 @@ def test_reset_stamps_and_odometry(dataset: FolderDataset, scene_map: SceneMap) 
     assert localizer.status.source is PoseSource.SEQUENCE
     assert "tracking" in result.timings_ms
     assert result.num_correspondences == (
-        localizer.config.localizer.top_k + localizer.status.tracked_points)
+        localizer.settings.localizer.top_k + localizer.status.tracked_points)
     assert result.inliers_N.shape == (result.num_correspondences,)
     # a stamp gap breaks the stream
     localizer.localize(frames[2].image_rgb, frames[2].intrinsics, stamp_ns + 2_000_000_000)

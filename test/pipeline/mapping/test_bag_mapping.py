@@ -71,7 +71,7 @@ from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.datasets.trajectory import write_tum_trajectory
 from seqace_ros.pipeline.evaluation import evaluate_frames, summarize
-from seqace_ros.pipeline.localization.modes import create_frame_localizer
+from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 from seqace_ros.pipeline.mapping import MappingConfig, preset
 from seqace_ros.pipeline.mapping.bag_mapping import map_bag
 from seqace_ros.pipeline.mapping.report import FrameAccounting, MappingOutputError, ReportPaths
@@ -135,7 +135,7 @@ def write_bag(form: str, folder: Path, frames: list[PosedFrame],
 def evaluate(map_path: Path, data: Path) -> dict:
     """The ``seqace eval`` report (same code: single-frame localizer, ``summarize``) of the
     map on :data:`QUERY_FRAMES` (``seqace eval`` itself takes only contiguous ranges)."""
-    localizer = create_frame_localizer("single", load_map(map_path), torch.device("cpu"))
+    localizer = create_localizer(load_map(map_path), mode_config("single"), torch.device("cpu"))
     evaluations = evaluate_frames(localizer, FolderDataset(data), QUERY_FRAMES, progress=False)
     return summarize(evaluations, "single", map_path.stat().st_size).to_dict()
 
