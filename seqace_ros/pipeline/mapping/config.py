@@ -78,6 +78,8 @@ class MappingConfig:
         depth_window_px: half-size of the neighbourhood whose median depth a patch takes.
         depth_max_spread: a patch whose depth neighbourhood spreads (max - min) over more
             than this fraction of its depth lies on a depth edge and gets no depth.
+        self_check_every: withhold every k-th mapping frame from training and relocalize
+            those frames after training (the map self-check in the report); 0 turns it off.
     """
 
     encoder_features: XFeatFeatures = "multiscale"
@@ -109,6 +111,7 @@ class MappingConfig:
     depth_loss_weight: float = 1.0
     depth_window_px: int = 2
     depth_max_spread: float = 0.05
+    self_check_every: int = 10
 
     def __post_init__(self) -> None:
         if self.image_height < 32 or self.image_height % 32:
@@ -133,6 +136,9 @@ class MappingConfig:
             raise ValueError(
                 f"need sequence_loss_weight >= 0 and track_link_radius_px > 0, got "
                 f"{self.sequence_loss_weight}, {self.track_link_radius_px}")
+        if self.self_check_every < 0 or self.self_check_every == 1:
+            raise ValueError(f"self_check_every must be 0 (off) or >= 2, got "
+                             f"{self.self_check_every}")
         if self.depth_loss_weight < 0 or self.depth_window_px < 0 or self.depth_max_spread <= 0:
             raise ValueError(
                 f"need depth_loss_weight >= 0, depth_window_px >= 0 and depth_max_spread > 0, "

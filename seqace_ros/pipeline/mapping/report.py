@@ -4,9 +4,12 @@ For a map ``DIR/NAME.EXT``, :func:`write_map_and_report` writes:
 
 - ``DIR/NAME.EXT``: the map (see :mod:`seqace_ros.core.map_file`);
 - ``DIR/NAME.report.json``: the source, frames used and skipped (with the reason), the
-  trajectory summary, the training loss curve, the time taken per stage;
+  trajectory summary, the map self-check (``self_check``, see
+  :mod:`~seqace_ros.pipeline.mapping.self_check`; ``null`` when off), the training loss
+  curve, the time taken per stage;
 - ``DIR/NAME.trajectory.png``: the mapping camera positions in the map frame (three
-  orthographic views, coloured by time, with viewing directions);
+  orthographic views, coloured by time, with viewing directions, the self-check's withheld
+  frames marked passed or failed);
 - ``DIR/NAME.loss.png``: training loss per step (and the soft clamp and valid fraction).
 
 All four are written atomically, and together: if any of them fails, none is left behind.
@@ -33,6 +36,7 @@ from seqace_ros.core.json_io import write_json
 from seqace_ros.core.map_file import SceneMap, save_map
 from seqace_ros.pipeline.mapping.config import MappingConfig
 from seqace_ros.pipeline.mapping.mapper import MappingStats
+from seqace_ros.pipeline.mapping.self_check import SelfCheckRun, passes
 from seqace_ros.pipeline.mapping.trainer import soft_clamp_px
 
 REPORT_VERSION = 1
@@ -169,12 +173,15 @@ def _trajectory_summary(T_world_cam_N44: NDArray[np.float64]) -> dict[str, Any]:
     }
 
 
-def render_trajectory_png(T_world_cam_N44: NDArray[np.float64], title: str) -> bytes:
+def render_trajectory_png(
+    T_world_cam_N44: NDArray[np.float64], title: str, self_check: SelfCheckRun | None = None,
+) -> bytes:
     """PNG of the camera centres of (N, 4, 4) camera-to-map poses, in temporal order.
 
     Three orthographic views of the map frame (x-y, x-z, y-z, metres); the path is coloured
     by frame order, start and end are marked, and every few frames a short line shows where
-    the camera looks (its optical +z axis).
+    the camera looks (its optical +z axis). With a self-check, the withheld frames are
+    marked: a green cross where the map relocalized them within 5 cm / 5 deg, red otherwise.
     """
     import matplotlib
 
@@ -201,6 +208,8 @@ def render_trajectory_png(T_world_cam_N44: NDArray[np.float64], title: str) -> b
                    edgecolors="green", lw=2, zorder=4, label="first frame")
         ax.scatter(*centres_N3[-1, [i, j]], marker="s", s=60, facecolors="none",
                    edgecolors="red", lw=2, zorder=4, label="last frame")
+        if self_check is not None:
+            _mark_self_check(ax, self_check, i, j)
         ax.set_xlabel(f"{'xyz'[i]} (m)")
         ax.set_ylabel(f"{'xyz'[j]} (m)")
         ax.set_title(f"map frame, {'xyz'[i]}-{'xyz'[j]} view")
@@ -208,8 +217,22 @@ def render_trajectory_png(T_world_cam_N44: NDArray[np.float64], title: str) -> b
         ax.grid(color="0.92")
     axes[0].legend(loc="best", fontsize=8)
     figure.colorbar(points, ax=axes, label="frame (temporal order)", shrink=0.8)
-    figure.suptitle(f"{title}: {n} mapping frames (orange: viewing direction)")
+    heading = f"{title}: {n} mapping frames (orange: viewing direction)"
+    if self_check is not None:
+        heading += f"\n{self_check.summary.summary()}"
+    figure.suptitle(heading, y=1.02 if self_check is not None else 0.98)
     return _png_bytes(figure)
+
+
+def _mark_self_check(ax: Any, self_check: SelfCheckRun, i: int, j: int) -> None:
+    """Withheld frames on one view: green x passed 5 cm / 5 deg, red x failed."""
+    centres_N3 = np.array([e.T_world_cam_gt[:3, 3] for e in self_check.evaluations])
+    passed_N = np.array([passes(e) for e in self_check.evaluations])
+    for mask, colour, label in ((passed_N, "green", "self-check: within 5 cm / 5 deg"),
+                                (~passed_N, "red", "self-check: failed")):
+        if mask.any():
+            ax.scatter(centres_N3[mask, i], centres_N3[mask, j], marker="x", s=40, color=colour,
+                       lw=1.5, zorder=5, label=label)
 
 
 def render_loss_png(curve: LossCurve, config: MappingConfig, title: str) -> bytes:
@@ -266,6 +289,7 @@ def write_map_and_report(
     *,
     started_at: float,
     read_seconds: float,
+    self_check: SelfCheckRun | None = None,
 ) -> None:
     """Write the map to ``target`` and its report files beside it, all or nothing.
 
@@ -279,6 +303,8 @@ def write_map_and_report(
         curve: the recorded training loss.
         started_at: ``time.perf_counter()`` at the start of the whole job.
         read_seconds: time spent reading or indexing the source.
+        self_check: the map self-check (``None``: off), reported as ``self_check`` and
+            marked on the trajectory plot.
 
     Raises:
         MappingOutputError: a file cannot be written (nothing is left behind).
@@ -286,7 +312,7 @@ def write_map_and_report(
     write_start = time.perf_counter()
     title = target.name
     paths = ReportPaths.for_map(target)
-    trajectory_png = render_trajectory_png(T_world_cam_N44, title)
+    trajectory_png = render_trajectory_png(T_world_cam_N44, title, self_check)
     loss_png = render_loss_png(curve, config, title)
     stats = MappingStats.from_metadata(scene_map.mapping_stats)
     written: list[Path] = []
@@ -303,6 +329,7 @@ def write_map_and_report(
             "frames": {"in_source": accounting.in_source, "used": accounting.used,
                        "skipped": dict(accounting.skipped)},
             "trajectory": _trajectory_summary(T_world_cam_N44),
+            "self_check": None if self_check is None else self_check.summary.to_dict(),
             "training": {
                 "device": stats.device,
                 "iterations": stats.iterations,

@@ -19,7 +19,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from seqace_ros.core.map_file import SceneMap
 from seqace_ros.datasets.base import PosedFrame, PosedFrameSource
+from seqace_ros.pipeline.evaluation import FrameEvaluation, evaluate_frames
+from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 from seqace_ros.pipeline.mapping.config import MappingConfig
 from seqace_ros.pipeline.mapping.mapper import map_scene
 from seqace_ros.pipeline.mapping.report import (
@@ -28,8 +31,9 @@ from seqace_ros.pipeline.mapping.report import (
     check_output_path,
     write_map_and_report,
 )
+from seqace_ros.pipeline.mapping.self_check import SelfCheckRun, self_check_of, split_for_self_check
 
-Stage = Literal["read", "encode", "train", "write"]
+Stage = Literal["read", "encode", "train", "check", "write"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,8 @@ class MappingProgress:
 
     Attributes:
         stage: ``read`` (indexing the source), ``encode`` (frames into the feature buffer),
-            ``train`` (optimiser steps) or ``write`` (map and report files).
+            ``train`` (optimiser steps), ``check`` (the self-check relocalizing withheld
+            frames; its last event's detail is the summary) or ``write`` (map and report).
         done: units done in this stage (frames, steps); 0 at the start of a stage.
         total: units in this stage (0 when unknown).
         detail: a short human-readable note (e.g. the current loss).
@@ -102,6 +107,10 @@ def map_with_report(
 ) -> Path:
     """Train a map on ``frames[indices]``, write it to ``out_path`` and its report beside it.
 
+    With ``config.self_check_every`` = k > 0, every k-th of those frames is withheld from
+    training and relocalized by the new map afterwards (the report's ``self_check``, see
+    :mod:`~seqace_ros.pipeline.mapping.self_check`).
+
     Args:
         frames: posed frames (a folder dataset, a bag, ...).
         indices: the frames to map with, in temporal order.
@@ -136,13 +145,42 @@ def map_with_report(
         if on_progress is not None:
             on_progress(training_progress(step, config.iterations, loss, valid_fraction))
 
-    scene_map = map_scene(observed, indices, config, device=device, progress=progress,
+    training, withheld = split_for_self_check(indices, config.self_check_every)
+    scene_map = map_scene(observed, training, config, device=device, progress=progress,
                           on_step=on_step)
+    check = None
+    if withheld:
+        check = _self_check(scene_map, frames, withheld, config, device, progress, on_progress)
+        for index, evaluation in zip(withheld, check.evaluations, strict=True):
+            observed.T_world_cam[index] = evaluation.T_world_cam_gt
     if on_progress is not None:
         on_progress(MappingProgress("write", 0, 1, str(target)))
     T_world_cam_N44 = np.stack([observed.T_world_cam[i] for i in indices])
     write_map_and_report(scene_map, config, target, source, accounting, T_world_cam_N44, curve,
-                         started_at=start, read_seconds=read_seconds)
+                         started_at=start, read_seconds=read_seconds, self_check=check)
     if on_progress is not None:
         on_progress(MappingProgress("write", 1, 1, str(target)))
     return target
+
+
+def _self_check(
+    scene_map: SceneMap, frames: PosedFrameSource, withheld: Sequence[int],
+    config: MappingConfig, device: str | torch.device, progress: bool,
+    on_progress: ProgressCallback | None,
+) -> SelfCheckRun:
+    """Relocalize the withheld frames with the new map (single-frame mode)."""
+    localizer = create_localizer(scene_map, mode_config("single"), device)
+    done = 0
+
+    def on_result(_: FrameEvaluation) -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None and done < len(withheld):
+            on_progress(MappingProgress("check", done, len(withheld)))
+
+    evaluations = evaluate_frames(localizer, frames, withheld, progress=progress,
+                                  on_result=on_result)
+    check = self_check_of(evaluations, config.self_check_every)
+    if on_progress is not None:
+        on_progress(MappingProgress("check", len(withheld), len(withheld), check.summary()))
+    return SelfCheckRun(check, tuple(evaluations))

@@ -141,3 +141,16 @@ def self_check_of(evaluations: Sequence[FrameEvaluation], every: int) -> SelfChe
         n_failed=report.n_failed,
         weakest=weak_stretches(evaluations),
     )
+
+
+@dataclass(frozen=True)
+class SelfCheckRun:
+    """A self-check with the per-frame outcomes it summarizes (for the trajectory plot).
+
+    Attributes:
+        summary: the report's ``self_check``.
+        evaluations: the withheld frames' evaluations, in temporal order.
+    """
+
+    summary: SelfCheck
+    evaluations: tuple[FrameEvaluation, ...]
