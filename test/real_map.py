@@ -1,16 +1,19 @@
 """The one real map the real-data tests share, trained once and cached across runs.
 
-A map of redkitchen_dev frames 0-499, every 5th (:data:`MAPPING_FRAMES`), with the ``test``
+A map of redkitchen_dev frames 0-299, every 5th (:data:`MAPPING_FRAMES`), with the ``test``
 mapping preset (the same code as ``seqace map --preset test``, seed 0, CPU). Every 5th frame
-keeps the encoder pass short on a 2-core CI machine; the tests that use the map check that the
-localizers and nodes work and agree with each other on real geometry, not the map's accuracy.
-Frames that are not multiples of 5 (e.g. 21, 61..64) and frames 500-699 are held out.
+keeps the encoder pass short on a 2-core CI machine. The frames are chosen for the tests that
+need accuracy: the single-frame and sequence tests localize held-out frames inside 0-299
+(frames that are not multiples of 5, e.g. 21, 61..64, 271..274). Spreading the same small head
+and step budget over frames 0-499 makes it too coarse for them (checked over three seeds). The
+node tests query frames 500-599 and need only that the offline localizer finds a pose with
+many inliers there, which this map gives: they check that a node reproduces the offline
+localizer, not the map's accuracy.
 
 The map is cached in pytest's cache directory, keyed by a hash of the mapping code, the frames
 and the preset: a clean clone (CI) trains it once, later runs reuse it until something it
 depends on changes. ``SEQACE_TEST_MAP=FILE`` uses a map of this scene built beforehand instead
-(for local debugging, e.g. ``seqace map ../shared/data/redkitchen_dev --frames 0:500 --preset
-test --out FILE``; tests that check ``mapping_stats`` expect :data:`MAPPING_FRAMES`).
+(for local debugging; tests that check ``mapping_stats`` expect :data:`MAPPING_FRAMES`).
 
 ``test/conftest.py`` exposes it as the session fixtures ``dev_data``, ``dev_map_path`` and
 ``dev_scene_map``.
@@ -27,7 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAP_ENV = "SEQACE_TEST_MAP"
-MAPPING_FRAMES = range(0, 500, 5)
+MAPPING_FRAMES = range(0, 300, 5)
 MAP_PRESET = "test"
 MAP_SEED = 0
 #: Code whose changes invalidate the cached map.
@@ -72,7 +75,8 @@ def dev_map_file(data: Path, cache_dir: Path) -> Path:
         if not given.is_file():
             pytest.fail(f"{MAP_ENV}={given}: no such map file")
         return given
-    path = cache_dir / f"redkitchen_0-499s5_{MAP_PRESET}_{_map_key(data)}.safetensors"
+    frames = f"{MAPPING_FRAMES.start}-{MAPPING_FRAMES.stop - 1}s{MAPPING_FRAMES.step}"
+    path = cache_dir / f"redkitchen_{frames}_{MAP_PRESET}_{_map_key(data)}.safetensors"
     if not path.is_file():
         scene_map = map_scene(FolderDataset(data), MAPPING_FRAMES,
                               preset(MAP_PRESET, seed=MAP_SEED), device="cpu", progress=False)
