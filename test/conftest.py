@@ -1,4 +1,4 @@
-"""Shared pytest setup: DDS kept on loopback in a per-run domain, and ROS 2 fixtures.
+"""Shared pytest setup: DDS kept on loopback in a per-run domain, ROS 2 and real-data fixtures.
 
 ``pytest_configure`` sets ``ROS_DOMAIN_ID`` (random per run) and
 ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` in ``os.environ`` before any test runs, so every
@@ -12,6 +12,13 @@ when ROS 2 is not installed, and fail instead under CI):
 - ``ros_node``: a helper node spun in the background, named after the test.
 - ``start_ros_process``: starts node entry points as subprocesses with a params file, and stops
   them (SIGINT, then SIGKILL) at teardown, printing their output for failure reports.
+
+Real-data fixtures (session scope; they skip with the reason when the dev data are absent):
+
+- ``dev_data``: the redkitchen_dev folder.
+- ``dev_map_path``: the one real map the real-data tests share (:mod:`real_map`), trained once
+  per clean clone and cached in pytest's cache directory.
+- ``dev_scene_map``: that map, loaded.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from data_paths import require_redkitchen
+from real_map import dev_map_file
 from ros_harness import (
     DISCOVERY_RANGE_ENV,
     BackgroundSpinner,
@@ -33,6 +42,8 @@ from ros_harness import (
 if TYPE_CHECKING:
     from rclpy.context import Context
     from rclpy.node import Node
+
+    from seqace_ros.core.map_file import SceneMap
 
 _DOMAIN_ID_KEY = pytest.StashKey[int]()
 
@@ -134,3 +145,23 @@ def start_ros_process(tmp_path: Path) -> Iterator[StartRosProcess]:
         for process in reversed(processes):
             process.stop()
             print(process.describe())
+
+
+@pytest.fixture(scope="session")
+def dev_data() -> Path:
+    """The dev data folder; skips (with the reason) when it is absent."""
+    return require_redkitchen()
+
+
+@pytest.fixture(scope="session")
+def dev_map_path(dev_data: Path, pytestconfig: pytest.Config) -> Path:
+    """The shared real map's file (see :mod:`real_map`), trained on first use and cached."""
+    return dev_map_file(dev_data, Path(pytestconfig.cache.mkdir("seqace_ros_test_maps")))
+
+
+@pytest.fixture(scope="session")
+def dev_scene_map(dev_map_path: Path) -> SceneMap:
+    """The shared real map, loaded."""
+    from seqace_ros.core.map_file import load_map
+
+    return load_map(dev_map_path)

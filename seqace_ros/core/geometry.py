@@ -23,7 +23,7 @@ def orthonormalize(R_33: ArrayLike) -> Array:
     """Nearest rotation matrix (Frobenius norm) to ``R_33``, via SVD.
 
     7-Scenes pose files carry rotation blocks with singular values of 0.9998-0.99996;
-    without this, rotation errors show a spurious ~1.2 deg floor.
+    without this, rotation errors show a spurious degree-level floor.
     """
     U, _, Vt = np.linalg.svd(np.asarray(R_33, dtype=np.float64))
     D = np.eye(3)

@@ -1,4 +1,4 @@
-"""End to end on real 7-Scenes frames: map 60 frames, relocalize held-out frames between them."""
+"""End to end on real 7-Scenes frames: the shared real map (``real_map``), held-out frames."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_paths import require_redkitchen
 from pinhole import project_world
+from real_map import MAPPING_FRAMES
 
 from seqace_ros.core.encoder import XFeatEncoder
 from seqace_ros.core.geometry import pose_error
@@ -20,24 +20,22 @@ from seqace_ros.pipeline.localization.single import (
     Localizer,
     LocalizerConfig,
 )
-from seqace_ros.pipeline.mapping import map_scene, preset
+from seqace_ros.pipeline.mapping import preset
 from seqace_ros.pipeline.mapping.buffer import build_buffer
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
-MAP_FRAMES = range(0, 120, 2)  # 60 frames
 QUERY_FRAMES = (21, 41, 61, 81, 101)  # held out, between mapped frames
 
 
 @pytest.fixture(scope="module")
-def dataset() -> FolderDataset:
-    return FolderDataset(require_redkitchen())
+def dataset(dev_data: Path) -> FolderDataset:
+    return FolderDataset(dev_data)
 
 
 @pytest.fixture(scope="module")
-def scene_map(dataset: FolderDataset) -> SceneMap:
-    torch.set_num_threads(2)
-    return map_scene(dataset, MAP_FRAMES, preset("test", seed=0), device="cpu", progress=False)
+def scene_map(dev_scene_map: SceneMap) -> SceneMap:
+    return dev_scene_map
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +100,7 @@ def test_map_file_round_trip_gives_same_poses(
     b = reloaded.localize(frame.image_rgb, frame.intrinsics)
     np.testing.assert_allclose(a.scene_points_N3, b.scene_points_N3)
     np.testing.assert_allclose(a.T_world_cam, b.T_world_cam)
-    assert load_map(path).mapping_stats["frames"] == len(MAP_FRAMES)
+    assert load_map(path).mapping_stats["frames"] == len(MAPPING_FRAMES)
 
 
 def test_rejects_map_of_another_encoder_and_bad_intrinsics(

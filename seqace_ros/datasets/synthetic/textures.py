@@ -78,7 +78,7 @@ def make_repetitive_texture(source: str, size: int, rng: np.random.Generator) ->
 
 @functools.lru_cache(maxsize=len(PHOTO_TEXTURES))
 def _load_photo(name: str) -> NDArray[np.generic]:
-    """A ``skimage.data`` image as shipped (read-only; cached: loading costs ~10 ms each)."""
+    """A ``skimage.data`` image as shipped (read-only; cached: each load decodes the file)."""
     image = np.asarray(getattr(skimage.data, name)())
     image.flags.writeable = False
     return image

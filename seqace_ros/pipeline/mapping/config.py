@@ -155,19 +155,18 @@ PRESETS: dict[str, MappingConfig] = {
         max_buffer_patches=8_000_000,
         iterations=25_000,
     ),
-    # The best accuracy measured to fit 10 minutes on 2 CPU cores. With bf16 autocast (AMX)
-    # a step takes ~57 ms on the 2-core development machine (fp32: ~163 ms): 6000 steps reach
-    # recall 5cm/5deg 0.875 on redkitchen_dev 500:700 (3200 fp32 steps: 0.75). On a CPU
-    # without native bf16 the same preset runs in fp32 and takes about 3x longer.
+    # The most accurate map that fits a CPU mapping budget of minutes: ACE's recipe scaled
+    # down to a width-256 head, one augmentation pass and 6000 steps, with bf16 autocast where
+    # the CPU multiplies bf16 natively (elsewhere the same steps run in fp32 and take longer).
+    # Its accuracy and mapping time are in the README and bench/results.
     "cpu": MappingConfig(
         head=HeadConfig(width=256, num_blocks=1),
         augmentation_passes=1,
         patches_per_image=1500,
         iterations=6000,
     ),
-    # scripts/demo.sh: the cpu head with bf16 autocast (on CPUs that have it) and 3000 steps,
-    # for a whole demo in minutes. Synthetic "small" room, 300 frames: recall 5cm/5deg 0.65
-    # (0.55 with 1500 steps).
+    # scripts/demo.sh: the cpu head with bf16 autocast (on CPUs that have it) and half the
+    # steps, so that a whole demo (render, map, relocalize) runs in minutes.
     "demo": MappingConfig(
         head=HeadConfig(width=256, num_blocks=1),
         augmentation_passes=1,
@@ -175,7 +174,8 @@ PRESETS: dict[str, MappingConfig] = {
         iterations=3000,
         mixed_precision=True,
     ),
-    # About a minute on 2 CPU cores for 60 frames: the end-to-end test.
+    # The tests' maps: a narrow head, few patches and steps, and fp32 on every CPU (no bf16
+    # autocast); enough to localize held-out frames near a small set of mapping frames.
     "test": MappingConfig(
         head=HeadConfig(width=128, num_blocks=1),
         augmentation_passes=1,

@@ -23,8 +23,8 @@ get only the per-frame loss.
 
 Summed and divided by the batch size. AdamW with a one-cycle learning rate. Mixed precision
 (:func:`autocast_dtype`): fp16 autocast on CUDA, bf16 autocast on CPUs with native bf16
-matrix units (AMX or AVX512-BF16; 2.2x faster per step at width 256 on this project's 2-core
-development machine); the loss is always computed in fp32. Patches are visited in a seeded
+matrix units (AMX or AVX512-BF16, where a step is faster than in fp32); the loss is always
+computed in fp32. Patches are visited in a seeded
 random order, epoch after epoch.
 """
 

@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="mapping seed")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per node (OMP_NUM_THREADS; default 1: with two, "
-                             "encoding ran 10x slower on a busy 2-core machine)")
+                        help="torch threads per node (OMP_NUM_THREADS; default 1: on a busy "
+                             "machine, more threads per node spin against each other)")
     parser.add_argument("--reuse-map", action="store_true",
                         help="use the map of an earlier run with the same scene and mapping "
                              "settings, if any, instead of mapping again")

@@ -80,8 +80,8 @@ class DemoConfig:
         rate_hz: replay rate of the query frames, frames per second.
         device: torch device of both nodes (auto, cpu, cuda).
         threads: torch threads of each node (``OMP_NUM_THREADS``); None leaves the
-            environment's. One by default: on a shared 2-core machine, two threads per process
-            spin (the mapping node encoded 0.4 instead of 4.5 frames/s at load 8).
+            environment's. One by default: on a machine with few, shared cores, several threads
+            per process spin against each other and against the other node.
         node_timeout_s: longest wait for a node to start (map loaded) or to finish the
             frames sent to it, seconds.
         reuse_map: use the map of an earlier run with the same scene and mapping settings
@@ -137,7 +137,7 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class SourceDefaults:
-    """The demo's defaults for one source, measured to fit its time budget (see README)."""
+    """The demo's defaults for one source, chosen to fit its time budget (timings: README)."""
 
     mapping_frames: int
     query_frames: int

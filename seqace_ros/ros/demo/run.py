@@ -46,7 +46,7 @@ Log = Callable[[str], None]
 IMAGE_TOPIC = "/demo/camera/image_raw"
 CAMERA_INFO_TOPIC = "/demo/camera/camera_info"
 POSE_TOPIC = "/pose"
-#: Longest a mapping run may take (the real dev split maps in about 10 minutes).
+#: Longest a mapping run may take: a hang guard, far above any demo mapping on a CPU.
 MAPPING_TIMEOUT_S = 3600.0
 
 

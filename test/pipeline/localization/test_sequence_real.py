@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from data_paths import require_redkitchen
 
 from seqace_ros.core.geometry import make_transform, pose_error
 from seqace_ros.core.map_file import SceneMap
@@ -16,24 +17,22 @@ from seqace_ros.pipeline.localization.single import (
     LocalizationResult,
     PoseSource,
 )
-from seqace_ros.pipeline.mapping import map_scene, preset
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
-MAP_FRAMES = range(0, 300, 5)  # 60 frames along the first 300
-BEFORE_JUMP = range(61, 69)  # frames 61..64 and 66..68 are not mapped
+BEFORE_JUMP = range(61, 69)  # frames 61..64 and 66..68 are not in the shared map (every 5th)
 AFTER_JUMP = range(271, 281)  # 0.5 m and 32 deg away from frame 68
 CORRECT_M, CORRECT_DEG = 0.10, 5.0  # the single-frame real-data test's bar for this small map
 
 
 @pytest.fixture(scope="module")
-def dataset() -> FolderDataset:
-    return FolderDataset(require_redkitchen())
+def dataset(dev_data: Path) -> FolderDataset:
+    return FolderDataset(dev_data)
 
 
 @pytest.fixture(scope="module")
-def scene_map(dataset: FolderDataset) -> SceneMap:
-    return map_scene(dataset, MAP_FRAMES, preset("test", seed=0), device="cpu", progress=False)
+def scene_map(dev_scene_map: SceneMap) -> SceneMap:
+    return dev_scene_map
 
 
 def _correct(result: LocalizationResult, T_world_cam_gt: np.ndarray) -> bool:

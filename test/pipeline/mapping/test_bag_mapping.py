@@ -10,38 +10,32 @@ frames 0-499:
 3. ROS 1 bag, raw images, ``PoseStamped`` of the camera;
 4. image-only mcap bag with a TUM trajectory file.
 
-CI budget (documented subset): every 4th frame of 0-499 (125 frames), the ``test`` preset with
-300 steps at network height 256, identical for the folder map and the four bag maps; the
-``seqace eval`` code (single-frame localizer, ``summarize``) on every 4th query of 500-699
-(50 frames). Each bag must map successfully (all 125 frames used, report written) and its map
-must be within 3 recall points (5 cm / 5 deg) of the folder map. The ROS 1 bag carries the
-folder's pixels and poses unchanged, so its map must equal the folder map weight for weight:
-at any scale, that proves the whole bag path (reading, frame selection and order, calibration,
-poses) feeds the trainer exactly what the folder path does.
+Every bag form, at every scale, must:
 
-Known weakness, measured (2026-11, shared 2-core machine): maps this cheap reach 0 % recall at
-5 cm / 5 deg on these queries, so at CI scale the recall check only catches a bag map that is
-much BETTER or worse than a folder map that itself fails; and their median error is dominated
-by the training seed (folder map, seed 0 / 1 / 2: median 45 / 404 / 474 cm), so no median
-comparison is made.
+- hand the trainer the folder's frames: :class:`BagDataset` (what :func:`map_bag` trains on)
+  yields the same frames in the same order and with the same stamps, intrinsics and image size,
+  the same pixels (raw forms: exactly; JPEG: within :data:`MAX_JPEG_MEAN_ABS`), and the same
+  poses (within :data:`POSE_TOLERANCES` of the form). A wrong frame pairing, a colour-channel
+  swap, a wrong calibration or a wrong pose chain fails this at once;
+- map successfully (all frames used, report written);
+- for the lossless forms (:data:`LOSSLESS_FORMS`, the folder's pixels and poses unchanged):
+  train the folder's map weight for weight, which proves the whole bag path feeds the trainer
+  exactly what the folder path does;
+- reach, on the mean of :data:`SEEDS` maps, a recall at 5 cm / 5 deg no more than
+  :data:`MAX_RECALL_DROP` below the folder maps' mean with the same seeds.
 
-Acceptance-scale runs (``SEQACE_BAG_COMPARISON=full``: 500 frames, 200 queries), recall
-5cm/5deg, folder map first:
+The recall check is one-sided: a bag map may be better (the TF-chain bag's re-interpolated
+poses are slightly smoother than the ground truth), only a loss counts. It is taken on the mean
+of three seeds because one map's recall varies with the training seed by about as much as the
+bound (the seed study is in the README, "Maps from bags against the folder map").
 
-- cpu preset as users run it (6000 bf16 steps), 2 threads, 47 min on the shared 2-core machine
-  (2026-11-22): folder 0.855; mcap TF chain 0.905 (+5.0: FAILS the 3-point bound, by being
-  better); sqlite JPEG + odometry 0.845 (-1.0); ROS 1 PoseStamped 0.855 (bit-identical images
-  and poses: the same map); image-only + TUM 0.865 (+1.0).
-- the cpu network with 2000 steps, 1 thread, 67 min (2026-11-21): folder 0.625; TF chain 0.590
-  (-3.5: FAILS); sqlite 0.650 (+2.5); ROS 1 0.625 (0); TUM 0.640 (+1.5).
-
-The TF-chain poses differ from the folder's by a median 0.3 mm / 0.03 deg (max 5.1 mm over
-the 500 frames) and have 27 % less frame-to-frame jitter than the ground truth; its gap
-changed sign between the two runs. One map's recall is a draw: the folder map alone with seeds
-0-4 (cpu preset, 2 threads; 0-2 bf16, 3-4 fp32 on a CPU without bf16) gives 0.855 / 0.820 /
-0.830 / 0.790 / 0.880 (std 3.4 points), the TF-chain bag with the same seeds 0.905 / 0.890 /
-0.855 / 0.810 / 0.870: a mean 3.1 points better (not significant), with the lower median error
-in all five pairs. The 3-point bound between two single maps is at the noise level of one map.
+CI budget (default): every 4th frame of 0-499 (125 frames), the ``test`` preset with 300 steps
+at network height 256, one seed, identical for the folder map and the four bag maps; the
+``seqace eval`` code (single-frame localizer, ``summarize``) on every 4th query of 500-699.
+Maps this cheap have almost no recall at 5 cm / 5 deg, so at CI scale the frame checks and the
+weight-for-weight check are the ones that can fail; the recall check is meaningful at the
+acceptance scale (``SEQACE_BAG_COMPARISON=full``: all frames 0-499, all queries 500-699, the
+``cpu`` preset as users run it, three seeds: fifteen maps, hours on a 2-core machine).
 
 Bad input (missing topic, no overlapping pose, unconnected TF, truncated bag, unwritable
 output) must raise a clear error and leave no map behind; those tests use small bags.
@@ -63,8 +57,9 @@ import torch
 from data_paths import require_redkitchen
 from tf_chain_bag import FRAME_PERIOD_NS, T0_NS, T_BASE_CAM, T_BASE_CAM_ROWS, write_tf_chain_bag
 
+from seqace_ros.core.geometry import pose_error
 from seqace_ros.core.map_file import load_map
-from seqace_ros.datasets.bag import BagConfig, BagError
+from seqace_ros.datasets.bag import BagConfig, BagDataset, BagError
 from seqace_ros.datasets.bag_poses import PoseSourceConfig
 from seqace_ros.datasets.bag_writer import BagWriter, FramesBagConfig, write_frames_bag
 from seqace_ros.datasets.base import PosedFrame
@@ -80,19 +75,47 @@ from seqace_ros.pipeline.mapping.run import map_with_report
 pytestmark = pytest.mark.real_data
 
 #: ``SEQACE_BAG_COMPARISON=full`` runs the comparison at the acceptance scale: all mapping
-#: frames 0-499, all queries 500-699 and the ``cpu`` preset as users run it (five maps of
-#: about 8 minutes each on 2 idle cores with bf16); by default it runs on the CI subset below.
+#: frames 0-499, all queries 500-699, the ``cpu`` preset as users run it and three seeds; by
+#: default it runs on the CI subset below with one seed.
 FULL_SCALE = os.environ.get("SEQACE_BAG_COMPARISON") == "full"
 MAP_FRAMES = range(0, 500) if FULL_SCALE else range(0, 500, 4)
 QUERY_FRAMES = range(500, 700) if FULL_SCALE else range(500, 700, 4)
 CONFIG: MappingConfig = (preset("cpu") if FULL_SCALE
                          else preset("test", iterations=300, image_height=256))
-MAX_RECALL_GAP = 0.03
+SEEDS = (0, 1, 2) if FULL_SCALE else (0,)
+#: Largest drop of the bag maps' mean recall (5 cm / 5 deg) below the folder maps' mean.
+MAX_RECALL_DROP = 0.03
 BAG_FORMS = ("mcap_raw_tf_chain", "sqlite_jpeg_odometry", "ros1_raw_pose", "mcap_images_tum")
 #: Bag forms that carry the folder's images and poses unchanged (raw pixels, poses as float64
 #: messages): mapping them must train exactly the folder's map, weight for weight. The others
 #: change the training data slightly (JPEG, re-interpolated TF, TUM text precision).
 LOSSLESS_FORMS = ("ros1_raw_pose",)
+#: Largest mean absolute pixel difference (0-255) of a JPEG frame from the folder's image. JPEG
+#: at quality 95 stays well below it; the neighbouring mapping frame or a red/blue swap is an
+#: order of magnitude above it.
+MAX_JPEG_MEAN_ABS = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PoseTolerance:
+    """How far a bag form's poses may be from the folder's (camera centre and rotation)."""
+
+    max_m: float
+    median_m: float
+    max_deg: float
+
+
+#: Messages carry the poses as float64, so odometry (composed with the static extrinsic), pose
+#: and TUM poses are the folder's to rounding. The TF chain re-interpolates the ground truth at
+#: the image stamps from ``odom -> base_link`` samples, which smooths it by a few millimetres at
+#: most; the median bound keeps that tight while the max bound allows the fastest motion. The
+#: pixel check (exact for raw images) catches a wrong pairing that the pose bounds could not.
+POSE_TOLERANCES = {
+    "mcap_raw_tf_chain": PoseTolerance(max_m=0.01, median_m=0.001, max_deg=0.5),
+    "sqlite_jpeg_odometry": PoseTolerance(max_m=1e-6, median_m=1e-6, max_deg=1e-3),
+    "ros1_raw_pose": PoseTolerance(max_m=1e-6, median_m=1e-6, max_deg=1e-3),
+    "mcap_images_tum": PoseTolerance(max_m=1e-6, median_m=1e-6, max_deg=1e-3),
+}
 
 
 def stamp_of(index: int) -> int:
@@ -162,13 +185,13 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> Comparison:
     )
 
 
-@pytest.fixture(scope="module")
-def folder_result(comparison: Comparison) -> dict:
-    """The folder map (same frames and settings as the bags), evaluated with seqace eval."""
+def map_folder(comparison: Comparison, seed: int) -> dict:
+    """The folder map with this seed (same frames and settings as the bags), evaluated."""
     dataset = FolderDataset(comparison.data)
     started = time.perf_counter()
     path = map_with_report(
-        dataset, MAP_FRAMES, CONFIG, comparison.work / "folder.safetensors",
+        dataset, MAP_FRAMES, dataclasses.replace(CONFIG, seed=seed),
+        comparison.work / f"folder-s{seed}.safetensors",
         {"kind": "folder", "path": str(comparison.data)},
         FrameAccounting(len(dataset), len(MAP_FRAMES),
                         {"outside_frame_range": len(dataset) - len(MAP_FRAMES)}),
@@ -176,45 +199,82 @@ def folder_result(comparison: Comparison) -> dict:
     )
     result = evaluate(path, comparison.data)
     result["map"] = path
-    print(f"folder: recall 5cm/5deg {result['recall_5cm_5deg']:.3f}, median "
+    print(f"folder seed {seed}: recall 5cm/5deg {result['recall_5cm_5deg']:.3f}, median "
           f"{result['median_translation_cm']:.1f} cm, {time.perf_counter() - started:.0f} s")
     return result
 
 
-def bag_result(comparison: Comparison, form: str) -> dict:
-    """Write the bag, map it, evaluate the map with seqace eval; the bag is deleted after."""
+@pytest.fixture(scope="module")
+def folder_results(comparison: Comparison) -> list[dict]:
+    """The folder maps, one per seed of :data:`SEEDS`, evaluated with seqace eval."""
+    return [map_folder(comparison, seed) for seed in SEEDS]
+
+
+def map_bag_form(comparison: Comparison, form: str, bag: Path, bag_config: BagConfig,
+                 seed: int) -> dict:
+    """Map the bag with this seed and evaluate the map with seqace eval."""
     started = time.perf_counter()
-    bag, bag_config = write_bag(form, comparison.work, comparison.frames,
-                                comparison.T_world_cam_N44)
-    try:
-        path = map_bag(bag, bag_config, CONFIG, comparison.work / f"{form}.safetensors",
-                       device="cpu", progress=False)
-    finally:
-        shutil.rmtree(bag) if bag.is_dir() else bag.unlink()  # raw bags are ~115 MB
+    path = map_bag(bag, bag_config, dataclasses.replace(CONFIG, seed=seed),
+                   comparison.work / f"{form}-s{seed}.safetensors", device="cpu",
+                   progress=False)
     result = evaluate(path, comparison.data)
     result["report"] = json.loads(ReportPaths.for_map(path).json.read_text())
     result["map"] = path
-    print(f"{form}: recall 5cm/5deg {result['recall_5cm_5deg']:.3f}, median "
+    print(f"{form} seed {seed}: recall 5cm/5deg {result['recall_5cm_5deg']:.3f}, median "
           f"{result['median_translation_cm']:.1f} cm, {time.perf_counter() - started:.0f} s")
     return result
+
+
+def assert_bag_frames_match_folder(form: str, bag: Path, bag_config: BagConfig,
+                                   folder_frames: list[PosedFrame]) -> None:
+    """What the trainer gets from the bag equals the folder's frames within the form's bounds."""
+    with BagDataset(bag, bag_config) as bag_frames:
+        frames = list(bag_frames)
+    assert len(frames) == len(folder_frames)
+    translations_m, rotations_deg = [], []
+    for got, expected in zip(frames, folder_frames, strict=True):
+        assert got.stamp_ns == expected.stamp_ns, got.name
+        assert got.image_rgb.shape == expected.image_rgb.shape, got.name
+        np.testing.assert_array_equal(got.intrinsics.K, expected.intrinsics.K, err_msg=got.name)
+        difference = np.abs(got.image_rgb.astype(np.int16) - expected.image_rgb).mean()
+        assert difference <= (MAX_JPEG_MEAN_ABS if "jpeg" in form else 0.0), (got.name,
+                                                                               difference)
+        assert got.T_world_cam is not None
+        translation_m, rotation_deg = pose_error(got.T_world_cam, expected.T_world_cam)
+        translations_m.append(translation_m)
+        rotations_deg.append(rotation_deg)
+    tolerance = POSE_TOLERANCES[form]
+    assert max(translations_m) <= tolerance.max_m, max(translations_m)
+    assert float(np.median(translations_m)) <= tolerance.median_m, np.median(translations_m)
+    assert max(rotations_deg) <= tolerance.max_deg, max(rotations_deg)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("form", BAG_FORMS)
-def test_bag_map_recall_matches_folder_map(
-    form: str, comparison: Comparison, folder_result: dict
+def test_bag_feeds_the_folder_frames_and_maps_no_worse(
+    form: str, comparison: Comparison, folder_results: list[dict]
 ) -> None:
-    bag = bag_result(comparison, form)
-    assert bag["n_queries"] == folder_result["n_queries"] == len(QUERY_FRAMES)
-    gap = abs(bag["recall_5cm_5deg"] - folder_result["recall_5cm_5deg"])
-    assert gap <= MAX_RECALL_GAP + 1e-9, (form, bag, folder_result)
-    report = bag["report"]
-    assert report["frames"]["used"] == len(MAP_FRAMES)
-    assert report["frames"]["in_source"] == len(MAP_FRAMES)
-    assert report["source"]["kind"] == "bag"
-    assert len(report["training"]["loss_curve"]["step"]) == CONFIG.iterations // 20 + 1
+    bag, bag_config = write_bag(form, comparison.work, comparison.frames,
+                                comparison.T_world_cam_N44)
+    try:
+        assert_bag_frames_match_folder(form, bag, bag_config, comparison.frames)
+        results = [map_bag_form(comparison, form, bag, bag_config, seed) for seed in SEEDS]
+    finally:
+        shutil.rmtree(bag) if bag.is_dir() else bag.unlink()  # raw bags are ~115 MB
+    for result in results:
+        assert result["n_queries"] == len(QUERY_FRAMES)
+        report = result["report"]
+        assert report["frames"]["used"] == len(MAP_FRAMES)
+        assert report["frames"]["in_source"] == len(MAP_FRAMES)
+        assert report["source"]["kind"] == "bag"
+        assert len(report["training"]["loss_curve"]["step"]) == CONFIG.iterations // 20 + 1
     if form in LOSSLESS_FORMS:
-        assert_same_weights(bag["map"], folder_result["map"])
+        for result, folder in zip(results, folder_results, strict=True):
+            assert_same_weights(result["map"], folder["map"])
+    bag_recall = float(np.mean([r["recall_5cm_5deg"] for r in results]))
+    folder_recall = float(np.mean([r["recall_5cm_5deg"] for r in folder_results]))
+    assert bag_recall >= folder_recall - MAX_RECALL_DROP - 1e-9, (form, bag_recall,
+                                                                   folder_recall)
 
 
 def assert_same_weights(map_a: Path, map_b: Path) -> None:
