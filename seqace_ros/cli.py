@@ -132,16 +132,14 @@ def _mapping_run(args: argparse.Namespace) -> int:
     """``seqace map`` and ``seqace bag-map``: the request of the arguments, mapped."""
     from seqace_ros.pipeline.mapping.report import ReportPaths
     from seqace_ros.pipeline.mapping.request import run_request
-    from seqace_ros.pipeline.mapping.run import MappingProgress
-
-    def print_self_check(event: MappingProgress) -> None:
-        if event.stage == "check" and event.detail:
-            print(event.detail)
+    from seqace_ros.pipeline.mapping.self_check import SelfCheck
 
     request = _mapping_request(args)
     _set_threads(args.threads)
-    path = run_request(request, progress=not args.quiet, on_progress=print_self_check)
+    path = run_request(request, progress=not args.quiet)
     report = json.loads(ReportPaths.for_map(path).json.read_text())
+    if report["self_check"] is not None:
+        print(SelfCheck.from_dict(report["self_check"]).summary())
     print(f"map written to {path} ({report['map']['bytes']} bytes, {report['frames']['used']} "
           f"frames, {report['timing_s']['total']:.0f} s); report: "
           f"{ReportPaths.for_map(path).json}")

@@ -89,11 +89,12 @@ def test_subprocess_prints_no_traceback(tmp_path: Path) -> None:
 def test_map_eval_localize_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = require_redkitchen()
     map_path = tmp_path / "scene.map"
-    status, out, _ = run_cli(["map", str(data), "--frames", "0:8", "--out", str(map_path),
+    status, out, _ = run_cli(["map", str(data), "--frames", "0:12", "--out", str(map_path),
                               "--preset", "test", "--iterations", "300", "--device", "cpu",
                               "--quiet"], capsys)
     assert status == 0
     assert "map written" in out
+    assert "self-check on 1 withheld frames (1 in 10)" in out  # frame 9 was not trained on
     assert map_path.stat().st_size > 0
     report_path, plot_path = tmp_path / "r.json", tmp_path / "p.png"
     status, out, _ = run_cli(["eval", str(data), str(map_path), "--frames", "2:4", "--mode",

@@ -93,6 +93,38 @@ def test_folder_map_writes_the_report_too(
                                 "skipped": {"outside_frame_range": 694}}
     assert (tmp_path / "folder.trajectory.png").is_file()
     assert (tmp_path / "folder.loss.png").is_file()
+    assert report["self_check"] is None  # 6 frames: none withheld (one in 10 is)
+    assert report["training"]["depth_patches"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+def test_bag_map_with_a_depth_topic_trains_an_rgbd_map(
+    tmp_path: Path, frames: list[PosedFrame], capsys: pytest.CaptureFixture[str],
+    encoding: str,
+) -> None:
+    """Depth at the full 640x480 of the depth camera (585 px, its own optical frame, 2.5 cm
+    from the colour camera on /tf_static), colour at 160x120."""
+    rgbd = FolderDataset(require_redkitchen(), depth=True)
+    with_depth = [dataclasses.replace(frame, depth=rgbd[6 * k].depth)
+                  for k, frame in enumerate(frames)]
+    bag = write_frames_bag(tmp_path / "rgbd.mcap", with_depth, FramesBagConfig(
+        depth_topic="/camera/depth/image_raw", depth_encoding=encoding,
+        depth_offset_ns=5_000_000))
+    out = tmp_path / "rgbd.safetensors"
+    status, _, stderr = run(bag_map_argv(bag, out, "--depth-topic",
+                                         "/camera/depth/image_raw"), capsys)
+    assert status == 0, stderr
+    report = json.loads((tmp_path / "rgbd.report.json").read_text())
+    assert report["mapping_config"]["depth"] is True
+    assert report["source"]["depth_topic"] == "/camera/depth/image_raw"
+    assert report["frames"]["skipped"]["no_depth_within_max_offset"] == 0
+    assert np.allclose(report["source"]["T_colour_depth"], rgbd.T_colour_depth)
+    # The wider colour camera sees past the depth camera's image (about a quarter of the colour
+    # image has no depth at all), depth has holes, and at 160x120 a patch's depth
+    # neighbourhood spans depth edges more often: a bit over 40 % of the patches get depth here
+    # (about 70 % of the patch centres of the full-size frames).
+    assert report["training"]["depth_patches"] > 0.3 * report["training"]["buffer_patches"]
 
 
 def expect_error(argv: list[str], capsys: pytest.CaptureFixture[str], out_dir: Path,

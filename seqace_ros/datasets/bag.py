@@ -490,6 +490,8 @@ class BagDataset:
             "first_stamp_ns": self._records[0].stamp_ns,
             "last_stamp_ns": self._records[-1].stamp_ns,
             "depth_topic": self.config.depth_topic,
+            "T_colour_depth": (None if self.depth_calibration is None
+                               else self.depth_calibration.T_colour_depth.tolist()),
         }
 
     def _pose_span(self, collector: PoseCollector, tree: TransformTree) -> str:

@@ -51,6 +51,11 @@ def bag_source_summary(stats: dict[str, Any], config: BagConfig) -> dict[str, An
         "max_frames": config.selection.max_frames,
         "first_stamp_ns": stats["first_stamp_ns"],
         "last_stamp_ns": stats["last_stamp_ns"],
+        "depth_topic": config.depth_topic,
+        "depth_camera_info_topic": (config.resolved_depth_camera_info_topic()
+                                    if config.depth_topic else None),
+        "T_colour_depth": stats["T_colour_depth"],
+        "depth_max_offset_s": config.depth_max_offset_s if config.depth_topic else None,
     }
 
 
@@ -63,6 +68,7 @@ def bag_frame_accounting(stats: dict[str, Any]) -> FrameAccounting:
             "no_pose_within_max_gap": stats["skipped_no_pose"],
             "below_min_motion": stats["skipped_min_motion"],
             "over_max_frames": stats["skipped_max_frames"],
+            "no_depth_within_max_offset": stats["skipped_no_depth"],
         },
     )
 
@@ -116,7 +122,8 @@ def map_bag(
                 f"{stats['used']} of {stats['images_in_bag']} images posed and selected "
                 f"({stats['skipped_no_pose']} without a pose within {stats['max_gap_s']} s, "
                 f"{stats['skipped_min_motion']} below the minimum motion, "
-                f"{stats['skipped_max_frames']} over the frame cap) in {read_seconds:.1f} s",
+                f"{stats['skipped_max_frames']} over the frame cap, {stats['skipped_no_depth']} "
+                f"without depth) in {read_seconds:.1f} s",
             ))
         return map_with_report(
             frames,

@@ -57,6 +57,7 @@ class MappingStats:
         final_loss: last smoothed batch loss (reprojection pixels, soft-clamped).
         final_valid_fraction: fraction of valid predictions in the last batch.
         device: torch device type the map was trained on.
+        depth_patches: buffer patches with a sensor depth target (0 for RGB mapping).
         sequence: feature-track figures; ``None`` without the sequence loss.
     """
 
@@ -70,6 +71,7 @@ class MappingStats:
     final_loss: float
     final_valid_fraction: float
     device: str
+    depth_patches: int = 0
     sequence: SequenceStats | None = None
 
     @property
@@ -160,6 +162,7 @@ def map_scene(
         final_loss=training.final_loss,
         final_valid_fraction=training.final_valid_fraction,
         device=torch_device.type,
+        depth_patches=0 if buffer.depths_N is None else int((buffer.depths_N > 0).sum()),
         sequence=sequence_stats,
     )
     return SceneMap.from_head(head, encoder.encoder_id, encoder.weight_hash, config.image_height,

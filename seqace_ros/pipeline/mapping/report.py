@@ -335,6 +335,7 @@ def write_map_and_report(
                 "iterations": stats.iterations,
                 "buffer_patches": stats.buffer_patches,
                 "tracked_patches": stats.tracked_patches,
+                "depth_patches": stats.depth_patches,
                 "final_loss": stats.final_loss,
                 "final_valid_fraction": stats.final_valid_fraction,
                 "loss_curve": curve.as_dict(),

@@ -10,6 +10,7 @@ never saw.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -91,6 +92,19 @@ class SelfCheck:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (write with ``core.json_io``: infinities become null)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SelfCheck:
+        """Inverse of :meth:`to_dict` (a null median, written for an infinity, reads back as
+        infinity)."""
+        def number(value: float | None) -> float:
+            return math.inf if value is None else float(value)
+
+        weakest = tuple(WeakStretch(w["first"], w["last"], w["frames"],
+                                    number(w["median_translation_cm"])) for w in data["weakest"])
+        return cls(**{**data, "median_translation_cm": number(data["median_translation_cm"]),
+                      "median_rotation_deg": number(data["median_rotation_deg"]),
+                      "weakest": weakest})
 
     def summary(self) -> str:
         """One line for logs."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
+from seqace_ros.core.json_io import json_text
 from seqace_ros.pipeline.evaluation import FrameEvaluation
 from seqace_ros.pipeline.mapping.self_check import (
+    SelfCheck,
     passes,
     self_check_of,
     split_for_self_check,
@@ -62,3 +65,6 @@ def test_self_check_summary() -> None:
     assert "75 % within 5 cm" in line
     assert "weakest: c .. c (1 frames)" in line
     assert check.to_dict()["weakest"][0]["first"] == "c"
+    written = json.loads(json_text(check.to_dict()))  # infinities become null
+    assert written["weakest"][0]["median_translation_cm"] is None
+    assert SelfCheck.from_dict(written) == check
