@@ -79,3 +79,19 @@ def test_compressed_png_is_exact_and_jpeg_close() -> None:
         decode_compressed_image("jpeg", b"not an image at all")
     with pytest.raises(ImageDecodingError, match="has no data"):
         decode_compressed_image("jpeg", b"")
+
+
+def test_depth_payloads_decode_to_metres_with_padding_and_byte_order() -> None:
+    from seqace_ros.core.image_decoding import decode_depth_image
+
+    millimetres = np.array([[1500, 0, 2], [65535, 7, 1000]], dtype=">u2")
+    padded = np.zeros((2, 8), np.uint8)  # 6 bytes of pixels + 2 of padding per row
+    padded[:, :6] = millimetres.view(np.uint8).reshape(2, 6)
+    metres = decode_depth_image("16UC1", 2, 3, 8, padded.tobytes(), is_bigendian=True)
+    np.testing.assert_allclose(metres, [[1.5, 0.0, 0.002], [65.535, 0.007, 1.0]], rtol=1e-6)
+    floats = np.array([[1.25, np.nan, -1.0]], dtype="<f4")
+    assert decode_depth_image("32FC1", 1, 3, 12, floats.tobytes()).tolist() == [[1.25, 0.0, 0.0]]
+    with pytest.raises(ImageDecodingError, match="unsupported depth encoding 'bgr8'"):
+        decode_depth_image("bgr8", 1, 1, 3, bytes(3))
+    with pytest.raises(ImageDecodingError, match="needs 24 bytes"):
+        decode_depth_image("32FC1", 2, 3, 12, bytes(20))
