@@ -25,6 +25,34 @@ DEMO = [sys.executable, "-m", "seqace_ros.ros.demo"]
 #: 14 mapping frames of the tiny room and 12 query frames; the test preset, 300 steps.
 TINY = ["--scene-preset", "tiny", "--mapping-frames", "14", "--query-frames", "12",
         "--preset", "test", "--iterations", "300", "--device", "cpu"]
+#: Bounds on the median errors of the tiny demo, in either mode, that hold on every CPU.
+#: Training numerics differ between CPUs (AVX2 against AVX-512 kernels) and thread counts, and
+#: each difference redraws the map as a new seed would. Measured 2026-12 on a 2-core AMD EPYC,
+#: single mode, 32 maps (mapping seeds 0-7 x {AVX-512 kernels, AVX2-only kernels via
+#: ATEN_CPU_CAPABILITY=avx2} x {1, 2} threads): median errors 3.9 to 7.8 cm and 0.75 to
+#: 1.8 deg; sequence mode on the five worst of those maps up to 8.0 cm / 1.7 deg. A broken
+#: pipeline is far off: a map trained 30 steps instead of 300 gives 100 cm / 13 deg. The bounds
+#: sit about twice above the worst map measured and several times below that failure. Recall
+#: at 5 cm / 5 deg is not asserted: this tiny map's median error lies at the 5 cm threshold,
+#: so the recall of one map swings from 0 to 1.0 with the seed or the CPU alone (the AVX2-only
+#: kernels reproduce the 0.167 seen on an AVX2 CI machine with seed 0); more queries would
+#: not help, as the spread is between maps, not between query samples.
+MAX_MEDIAN_CM = 15.0
+MAX_MEDIAN_DEG = 4.0
+
+
+def assert_report_is_valid(report: dict, mode: str) -> None:
+    """DESIGN's report keys, with values in their ranges, and every query answered."""
+    assert DESIGN_REPORT_KEYS | {"latency_p50_ms", "latency_p95_ms", "n_poses"} <= set(report)
+    assert report["mode"] == mode
+    assert report["n_queries"] == report["n_poses"] == 12, report
+    assert 0.0 <= report["recall_1cm_1deg"] <= report["recall_2cm_2deg"] <= (
+        report["recall_5cm_5deg"]) <= 1.0, report
+    assert 0.0 <= report["median_translation_cm"] < MAX_MEDIAN_CM, report
+    assert 0.0 <= report["median_rotation_deg"] < MAX_MEDIAN_DEG, report
+    assert report["mean_latency_ms"] > 0.0
+    assert report["hz"] > 0.0
+    assert report["map_bytes"] > 0
 
 
 def run_demo(arguments: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
@@ -60,15 +88,7 @@ def test_demo_maps_relocalizes_over_dds_and_reports(tmp_path: Path) -> None:
     plot_path = Path(out.split("plot:   ", 1)[1].splitlines()[0])
     assert report_path.parent == tmp_path / "synthetic-tiny-s0-14+12" / "test-300-s0" / "single"
     report = json.loads(report_path.read_text())
-    assert DESIGN_REPORT_KEYS | {"latency_p50_ms", "latency_p95_ms", "n_poses"} <= set(report)
-    assert report["n_queries"] == 12
-    assert report["mode"] == "single"
-    # every frame answered; accuracy of this tiny room (160x120 images, 14 mapping frames,
-    # 300 steps): offline about 5 cm / 1.3 deg median, against metres for a broken pipeline
-    assert report["n_poses"] == 12, report
-    assert report["median_translation_cm"] < 10.0, report
-    assert report["median_rotation_deg"] < 3.0, report
-    assert report["recall_5cm_5deg"] >= 0.25, report
+    assert_report_is_valid(report, "single")
     assert 0.0 < report["latency_p50_ms"] <= report["latency_p95_ms"] < 1000.0
     assert f"recall 5cm/5deg: {report['recall_5cm_5deg']:.3f}" in out
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -85,10 +105,8 @@ def test_demo_maps_relocalizes_over_dds_and_reports(tmp_path: Path) -> None:
     assert f"mapping: reusing {map_path}" in completed.stdout
     assert "mapping_node" not in completed.stdout
     sequence = json.loads((map_path.parent / "sequence" / "report.json").read_text())
-    assert sequence["mode"] == "sequence"
+    assert_report_is_valid(sequence, "sequence")
     assert sequence["map_bytes"] == report["map_bytes"]
-    assert sequence["n_queries"] == 12
-    assert sequence["median_translation_cm"] < 10.0, sequence
 
 
 def test_real_without_data_fails_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
