@@ -4,7 +4,6 @@ one ``[ERROR]`` line and no map. Plus static checks of its launch file and param
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 from pathlib import Path
@@ -154,27 +153,3 @@ def test_parameters_file_declares_every_parameter_with_its_type() -> None:
         assert type(value) is type(specs[name].default), name
         assert value == specs[name].default, name  # the file documents the defaults
         assert specs[name].description
-
-
-def test_launch_file_passes_bag_and_map_and_ends_with_the_node() -> None:
-    tree = ast.parse((ROOT / "launch" / "mapping.launch.py").read_text())
-    declared = {
-        node.args[0].value for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"
-        and isinstance(node.args[0], ast.Constant)
-    }
-    assert declared == {"bag", "map", "params_file"}
-    constants = {
-        node.targets[0].id: node.value.value for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-        and isinstance(node.targets[0], ast.Name)
-    }
-    assert constants["EXECUTABLE"] == "mapping_node"
-    assert constants["PARAMS_FILE"] == "mapping.yaml"
-    node_calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
-                  and getattr(node.func, "id", "") == "Node"]
-    assert len(node_calls) == 1
-    assert {k.arg for k in node_calls[0].keywords} >= {"package", "executable", "parameters",
-                                                       "on_exit"}
-    setup = (ROOT / "setup.py").read_text()
-    assert "mapping_node = seqace_ros.ros.mapping_node:main" in setup
