@@ -90,7 +90,8 @@ def test_folder_map_writes_the_report_too(
     report = json.loads((tmp_path / "folder.report.json").read_text())
     assert report["source"]["kind"] == "folder"
     assert report["frames"] == {"in_source": 700, "used": 6,
-                                "skipped": {"outside_frame_range": 694}}
+                                "skipped": {"outside_frame_range": 694},
+                                "withheld_for_self_check": 0}
     assert (tmp_path / "folder.trajectory.png").is_file()
     assert (tmp_path / "folder.loss.png").is_file()
     assert report["self_check"] is None  # 6 frames: none withheld (one in 10 is)

@@ -327,7 +327,9 @@ def write_map_and_report(
             "map": {"path": str(target), "bytes": target.stat().st_size},
             "source": dict(source),
             "frames": {"in_source": accounting.in_source, "used": accounting.used,
-                       "skipped": dict(accounting.skipped)},
+                       "skipped": dict(accounting.skipped),
+                       "withheld_for_self_check": (0 if self_check is None
+                                                   else self_check.summary.n_frames)},
             "trajectory": _trajectory_summary(T_world_cam_N44),
             "self_check": None if self_check is None else self_check.summary.to_dict(),
             "training": {

@@ -18,6 +18,7 @@ from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.mapping import preset
 from seqace_ros.pipeline.mapping import report as report_module
+from seqace_ros.pipeline.mapping.config import MappingConfig
 from seqace_ros.pipeline.mapping.mapper import MappingStats
 from seqace_ros.pipeline.mapping.report import (
     FrameAccounting,
@@ -89,9 +90,10 @@ def tiny_frames() -> list[PosedFrame]:
 
 
 def run_tiny(frames: list[PosedFrame], out: Path,
-             events: list[MappingProgress] | None = None) -> Path:
+             events: list[MappingProgress] | None = None,
+             config: MappingConfig = TINY_CONFIG) -> Path:
     accounting = FrameAccounting(len(frames) + 2, len(frames), {"outside_frame_range": 2})
-    return map_with_report(frames, range(len(frames)), TINY_CONFIG, out,
+    return map_with_report(frames, range(len(frames)), config, out,
                            {"kind": "test", "path": "memory"}, accounting, device="cpu",
                            progress=False, on_progress=None if events is None else events.append,
                            read_seconds=0.25)
@@ -114,7 +116,9 @@ def test_map_with_report_writes_map_json_and_plots(
     report = json.loads(paths.json.read_text())
     assert report["map"] == {"path": str(path), "bytes": path.stat().st_size}
     assert report["source"] == {"kind": "test", "path": "memory"}
-    assert report["frames"] == {"in_source": 10, "used": 8, "skipped": {"outside_frame_range": 2}}
+    assert report["frames"] == {"in_source": 10, "used": 8, "skipped": {"outside_frame_range": 2},
+                                "withheld_for_self_check": 0}
+    assert report["self_check"] is None
     centres = np.stack([f.T_world_cam[:3, 3] for f in tiny_frames])
     assert report["trajectory"]["frames"] == 8
     np.testing.assert_allclose(report["trajectory"]["min_m"], centres.min(axis=0), atol=1e-4)
@@ -161,3 +165,27 @@ def test_accounting_must_match_the_frames_mapped(tmp_path: Path) -> None:
         map_with_report([], range(2), TINY_CONFIG, tmp_path / "m.safetensors", {},
                         FrameAccounting(3, 3), device="cpu", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.real_data
+def test_the_self_check_relocalizes_the_withheld_frames(
+    tmp_path: Path, tiny_frames: list[PosedFrame]
+) -> None:
+    events: list[MappingProgress] = []
+    config = dataclasses.replace(TINY_CONFIG, self_check_every=4)
+    path = run_tiny(tiny_frames, tmp_path / "checked.safetensors", events, config)
+    assert MappingStats.from_metadata(load_map(path).mapping_stats).frames == 6  # 2 withheld
+    report = json.loads(ReportPaths.for_map(path).json.read_text())
+    assert report["frames"]["used"] == 8
+    assert report["frames"]["withheld_for_self_check"] == 2
+    assert report["trajectory"]["frames"] == 8
+    check = report["self_check"]
+    assert check["every"] == 4
+    assert check["n_frames"] == 2
+    assert 0.0 <= check["recall_2cm_2deg"] <= check["recall_5cm_5deg"] <= 1.0
+    assert check["n_failed"] + round(check["recall_5cm_5deg"] * 2) <= 2
+    for stretch in check["weakest"]:  # names of withheld frames (positions 3 and 7)
+        assert {stretch["first"], stretch["last"]} <= {tiny_frames[3].name, tiny_frames[7].name}
+    last_check = [e for e in events if e.stage == "check"][-1]
+    assert last_check.done == last_check.total == 2
+    assert last_check.detail.startswith("self-check on 2 withheld frames (1 in 4)")
