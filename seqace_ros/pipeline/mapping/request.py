@@ -329,6 +329,10 @@ class MappingRequest:
                 f"{' and '.join(required)} are required, got "
                 + ", ".join(f"{name}={given[name]!r}" for name in required))
         depth = bool(given["depth_topic"] if is_bag else given["depth"])
+        if given["depth_to_colour"] is not None and not depth:
+            raise MappingRequestError(
+                "depth_to_colour is for RGB-D mapping; give "
+                f"{'depth_topic' if is_bag else 'depth'} too, or drop it")
         overrides: dict[str, object] = {"seed": given["seed"], "sequence": given["sequence"],
                                         "depth": depth}
         if given["iterations"] is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from seqace_ros.pipeline.mapping import preset
@@ -78,10 +79,36 @@ def test_node_parameters_unset_text_and_zero_mean_default() -> None:
     ({"bag_path": "b", "map_path": "m", "min_rotation_deg": -1.0}, "must be >= 0"),
     ({"bag_path": "b", "map_path": "m", "image_topic": ""}, "image_topic must not be empty"),
     ({"dataset": "d", "map_path": "m", "intrinsics": "1,2"}, "4 numbers"),
+    ({"dataset": "d", "map_path": "m", "depth_to_colour": "0,0,0"},
+     "depth_to_colour is for RGB-D mapping; give depth too"),
+    ({"bag_path": "b", "map_path": "m", "depth_to_colour": "0,0,0"}, "give depth_topic too"),
+    ({"dataset": "d", "map_path": "m", "depth": True, "depth_to_colour": "1,2"},
+     "3 or 7 finite numbers"),
+    ({"dataset": "d", "map_path": "m", "depth": True, "depth_to_colour": "0,0,0,0,0,0,2"},
+     "unit length"),
 ])
 def test_bad_options_are_one_error_type(values: dict[str, object], match: str) -> None:
     with pytest.raises(MappingRequestError, match=match):
         MappingRequest.from_values(values)  # type: ignore[arg-type]
+
+
+def test_rgbd_requests_carry_depth_and_the_extrinsic() -> None:
+    folder = MappingRequest.from_values({"dataset": "d", "map_path": "m", "depth": True,
+                                         "depth_to_colour": "-0.025,0,0"})
+    assert folder.config.depth
+    assert isinstance(folder.source, FolderSource)
+    assert folder.source.depth
+    np.testing.assert_allclose(folder.source.T_colour_depth[:3, 3], [-0.025, 0.0, 0.0])
+    bag = MappingRequest.from_values({"bag_path": "b", "map_path": "m",
+                                      "depth_topic": "/depth", "depth_to_colour":
+                                      "0,0.01,0,0,0,0.7071068,0.7071068"})
+    assert bag.config.depth
+    assert isinstance(bag.source, BagSource)
+    assert bag.source.config.depth_topic == "/depth"
+    T = np.asarray(bag.source.config.T_colour_depth)
+    np.testing.assert_allclose(T[:3, :3], [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-6)
+    np.testing.assert_allclose(T[:3, 3], [0.0, 0.01, 0.0])
+    assert not MappingRequest.from_values({"bag_path": "b", "map_path": "m"}).config.depth
 
 
 def test_parse_pinhole() -> None:
