@@ -194,17 +194,23 @@ class BagWriter:
             raise BagWriteError(f"encoding must be one of {sorted(_FROM_RGB)}, got {encoding!r}")
         conversion = _FROM_RGB[encoding]
         pixels = image_rgb if conversion is None else cv2.cvtColor(image_rgb, conversion)
+        self._write_raw_image(topic, stamp_ns, pixels, frame_id, encoding)
+
+    def _write_raw_image(
+        self, topic: str, stamp_ns: int, pixels: NDArray[np.generic], frame_id: str,
+        encoding: str,
+    ) -> None:
+        """Write (H, W[, C]) ``pixels`` as a little-endian ``sensor_msgs/Image``."""
         pixels = np.ascontiguousarray(pixels)
-        height, width = pixels.shape[:2]
         message = self._msg(
             "sensor_msgs/msg/Image",
             header=self._header(stamp_ns, frame_id),
-            height=height,
-            width=width,
+            height=pixels.shape[0],
+            width=pixels.shape[1],
             encoding=encoding,
             is_bigendian=0,
             step=pixels.strides[0],
-            data=pixels.reshape(-1),
+            data=pixels.view(np.uint8).reshape(-1),
         )
         self.write(topic, "sensor_msgs/msg/Image", stamp_ns, message)
 
@@ -233,18 +239,7 @@ class BagWriter:
             pixels = np.where(depth_m > 0, depth_m, np.nan).astype(np.float32)
         else:
             raise BagWriteError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
-        pixels = np.ascontiguousarray(pixels)
-        message = self._msg(
-            "sensor_msgs/msg/Image",
-            header=self._header(stamp_ns, frame_id),
-            height=pixels.shape[0],
-            width=pixels.shape[1],
-            encoding=encoding,
-            is_bigendian=0,
-            step=pixels.strides[0],
-            data=pixels.view(np.uint8).reshape(-1),
-        )
-        self.write(topic, "sensor_msgs/msg/Image", stamp_ns, message)
+        self._write_raw_image(topic, stamp_ns, pixels, frame_id, encoding)
 
     def write_compressed_image(
         self,
