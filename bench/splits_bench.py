@@ -14,11 +14,12 @@ matching + depth + PnP) on the same queries:
 
 Maps are trained in-process with the same request as ``seqace map [--depth]`` and cached
 in ``--cache-dir`` (named by split, kind, preset, steps and seed), synthetic scenes are
-rendered there once. Each map's self-check comes from its report. Prints JSON and a
-markdown table; ``--json`` also writes the JSON. Usage::
+rendered there once. Each map's self-check comes from its report. ``--refine`` adds each
+mode with refinement against the map's keyframes (``single+refine``, ``sequence+refine``).
+Prints JSON and a markdown table; ``--json`` also writes the JSON. Usage::
 
     .venv/bin/python bench/splits_bench.py [--splits dev,A,B,offset_10cm,...] \
-        [--kinds rgb,rgbd] [--modes single,sequence] [--no-peer] [--preset cpu] \
+        [--kinds rgb,rgbd] [--modes single,sequence] [--refine] [--no-peer] [--preset cpu] \
         [--iterations N] [--seed 0] [--threads 2] [--query-step 1] [--cache-dir DIR] \
         [--json bench/results/splits.json]
 """
@@ -32,10 +33,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from bench_report import emit_report, platform_info
 from mapping_bench import DEFAULT_DATA
@@ -43,15 +45,19 @@ from peer.database import DatabaseConfig, load_or_build_database
 from peer.matching import XFeatSparse
 from peer.pipeline import PeerConfig, PeerLocalizer
 
-from seqace_ros.core.map_file import load_map
+from seqace_ros.core.map_file import SceneMap, load_map
 from seqace_ros.datasets.base import parse_frame_range
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.datasets.synthetic import preset as synthetic_preset
 from seqace_ros.datasets.synthetic import render_scene
 from seqace_ros.pipeline.evaluation import FrameLocalizer, evaluate_frames, summarize
 from seqace_ros.pipeline.localization.modes import MODE_NAMES, create_localizer, mode_config
+from seqace_ros.pipeline.localization.single import Localizer, LocalizerConfig
+from seqace_ros.pipeline.mapping.config import preset
+from seqace_ros.pipeline.mapping.keyframes import map_keyframes
 from seqace_ros.pipeline.mapping.report import ReportPaths
 from seqace_ros.pipeline.mapping.request import MappingRequest, run_request
+from seqace_ros.pipeline.mapping.self_check import split_for_self_check
 
 REAL_SPLITS: dict[str, tuple[str, str]] = {
     "dev": ("0:500", "500:700"),
@@ -60,6 +66,7 @@ REAL_SPLITS: dict[str, tuple[str, str]] = {
 }
 SYNTHETIC_SPLITS = ("offset_10cm", "offset_25cm", "offset_50cm", "reverse")
 KINDS = ("rgb", "rgbd")
+REFINED = "+refine"
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,28 @@ def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
     return path
 
 
+def methods(args: argparse.Namespace) -> list[str]:
+    """The seqace methods run: each mode, and each mode with refinement (``--refine``)."""
+    return [*args.modes, *([m + REFINED for m in args.modes] if args.refine else [])]
+
+
+def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split,
+                   args: argparse.Namespace) -> SceneMap:
+    """``scene_map``, with keyframes built now (as mapping builds them, on its training frames
+    and with the preset's keyframe settings) when ``--refine`` asks for them and a map cached
+    before keyframes existed has none."""
+    if not args.refine or scene_map.keyframes is not None:
+        return scene_map
+    config = preset(args.preset)
+    training, _ = split_for_self_check(parse_frame_range(split.map_frames, len(dataset)),
+                                       config.self_check_every)
+    localizer = Localizer(scene_map, device="cpu")
+    poses = np.stack([dataset[i].T_world_cam for i in training])
+    keyframes = map_keyframes(dataset, training, poses, localizer.encoder, localizer.head,
+                              config.keyframes)
+    return replace(scene_map, keyframes=keyframes)
+
+
 def evaluate(localizer: FrameLocalizer, dataset: FolderDataset, queries: Sequence[int],
              mode: str, map_bytes: int) -> dict[str, Any]:
     """The evaluation report (DESIGN.md keys) of ``localizer`` on the queries."""
@@ -120,14 +149,20 @@ def run_split(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         start = time.perf_counter()
         map_path = ensure_map(split, kind, args)
         report = json.loads(ReportPaths.for_map(map_path).json.read_text())
-        scene_map = load_map(map_path)
+        scene_map = with_keyframes(load_map(map_path), dataset, split, args)
+        keyframe_bytes = 0 if scene_map.keyframes is None else scene_map.keyframes.nbytes
         result[kind] = {
             "map": str(map_path), "map_bytes": map_path.stat().st_size,
+            "keyframes": 0 if scene_map.keyframes is None else scene_map.keyframes.count,
+            "keyframe_bytes": keyframe_bytes,
             "mapping_seconds": report["timing_s"]["total"],
             "self_check": report["self_check"],
-            **{mode: evaluate(create_localizer(scene_map, mode_config(mode), "cpu"), dataset,
-                              queries, mode, map_path.stat().st_size) for mode in args.modes},
         }
+        for method in methods(args):
+            mode, refine = method.removesuffix(REFINED), method.endswith(REFINED)
+            config = mode_config(mode).with_frame(LocalizerConfig(refine=refine))
+            result[kind][method] = evaluate(create_localizer(scene_map, config, "cpu"), dataset,
+                                            queries, mode, map_path.stat().st_size)
         print(f"{split.name} {kind}: {time.perf_counter() - start:.0f} s", file=sys.stderr,
               flush=True)
     if not args.no_peer:
@@ -140,13 +175,13 @@ def run_split(split: Split, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def table(results: dict[str, Any], kinds: Sequence[str], modes: Sequence[str]) -> str:
+def table(results: dict[str, Any], kinds: Sequence[str], methods: Sequence[str]) -> str:
     """Markdown: one row per split and method (recall 5 cm, 2 cm, median errors)."""
     lines = ["| split | method | 5cm/5deg | 2cm/2deg | median | self-check 5cm |",
              "|---|---|---|---|---|---|"]
     for split, result in results.items():
-        rows = [(f"{kind} {mode}", result[kind][mode], result[kind]["self_check"])
-                for kind in kinds for mode in modes]
+        rows = [(f"{kind} {method}", result[kind][method], result[kind]["self_check"])
+                for kind in kinds for method in methods if method in result[kind]]
         if "peer" in result:
             rows.append(("peer", result["peer"], None))
         for method, report, check in rows:
@@ -164,6 +199,8 @@ def main() -> int:
     parser.add_argument("--kinds", default="rgb,rgbd", help="rgb, rgbd or both")
     parser.add_argument("--modes", default=",".join(MODE_NAMES))
     parser.add_argument("--no-peer", action="store_true", help="leave the peer out")
+    parser.add_argument("--refine", action="store_true",
+                        help="also run each mode with refinement against the map's keyframes")
     parser.add_argument("--preset", default="cpu", help="mapping preset")
     parser.add_argument("--iterations", type=int, default=None,
                         help="training steps (default: the preset's)")
@@ -184,10 +221,11 @@ def main() -> int:
     load_start = os.getloadavg()
     results = {name: run_split(resolve_split(name, args.data, args.cache_dir, args.seed), args)
                for name in args.splits.split(",")}
-    print(table(results, args.kinds, args.modes), file=sys.stderr)
+    print(table(results, args.kinds, methods(args)), file=sys.stderr)
     emit_report({"benchmark": "splits", "preset": args.preset, "iterations": args.iterations,
                  "seed": args.seed, "threads": args.threads, "query_step": args.query_step,
-                 "results": results, "table": table(results, args.kinds, args.modes),
+                 "refine": args.refine,
+                 "results": results, "table": table(results, args.kinds, methods(args)),
                  "load_average_start": load_start, "load_average_end": os.getloadavg(),
                  "platform": platform_info()}, args.json)
     return 0

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from seqace_ros.core.map_file import SceneMap
+    from seqace_ros.pipeline.localization.modes import LocalizationMode
     from seqace_ros.pipeline.mapping.request import RequestField
 
 
@@ -149,25 +151,37 @@ def _mapping_run(args: argparse.Namespace) -> int:
 # --- seqace eval --------------------------------------------------------------------------
 
 
-def _add_mode_argument(parser: argparse.ArgumentParser) -> None:
+def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
     from seqace_ros.pipeline.localization.modes import MODE_NAMES
 
     parser.add_argument("--mode", default="single", choices=MODE_NAMES,
                         help="localization mode (frames are fed in order; sequence mode also "
                         "uses the points tracked from the previous frames)")
+    parser.add_argument("--refine", action="store_true",
+                        help="refine each pose against the map's keyframes (maps made with "
+                        "--keyframes N > 0, the default of the mapping presets)")
+
+
+def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> LocalizationMode:
+    """The localizer of ``--mode`` (with ``--refine``) on ``scene_map``."""
+    from seqace_ros.core.device import resolve_device
+    from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
+    from seqace_ros.pipeline.localization.single import LocalizerConfig
+
+    config = mode_config(args.mode).with_frame(LocalizerConfig(refine=args.refine))
+    return create_localizer(scene_map, config, resolve_device(args.device))
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataset_arguments(parser)
     parser.add_argument("map", type=Path, help="map file")
-    _add_mode_argument(parser)
+    _add_mode_arguments(parser)
     parser.add_argument("--json", type=Path, default=None, help="report file to write")
     parser.add_argument("--plot", type=Path, default=None, help="PNG plot to write")
     _add_runtime_arguments(parser)
 
 
 def _eval_run(args: argparse.Namespace) -> int:
-    from seqace_ros.core.device import resolve_device
     from seqace_ros.core.json_io import json_text
     from seqace_ros.core.map_file import load_map
     from seqace_ros.pipeline.evaluation import (
@@ -176,14 +190,13 @@ def _eval_run(args: argparse.Namespace) -> int:
         summarize,
         write_report,
     )
-    from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
     _set_threads(args.threads)
     dataset, indices = _open_dataset(args, require_poses=True)
     scene_map = load_map(args.map)
-    localizer = create_localizer(scene_map, mode_config(args.mode), resolve_device(args.device))
+    localizer = _create_localizer(args, scene_map)
     evaluations = evaluate_frames(localizer, dataset, indices, progress=not args.quiet)
     report = summarize(evaluations, args.mode, args.map.stat().st_size)
     if args.json is not None:
@@ -201,7 +214,7 @@ def _eval_run(args: argparse.Namespace) -> int:
 def _localize_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataset_arguments(parser)
     parser.add_argument("map", type=Path, help="map file")
-    _add_mode_argument(parser)
+    _add_mode_arguments(parser)
     parser.add_argument("--out", type=Path, required=True,
                         help="TUM trajectory to write (stamp tx ty tz qx qy qz qw)")
     _add_runtime_arguments(parser)
@@ -211,16 +224,13 @@ def _localize_run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from seqace_ros.core.device import resolve_device
     from seqace_ros.core.map_file import load_map
     from seqace_ros.datasets.trajectory import write_tum_trajectory
-    from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 
     _check_output(args.out, "--out")
     _set_threads(args.threads)
     dataset, indices = _open_dataset(args, require_poses=False)
-    localizer = create_localizer(load_map(args.map), mode_config(args.mode),
-                                 resolve_device(args.device))
+    localizer = _create_localizer(args, load_map(args.map))
     stamps, poses = [], []
     for index in tqdm(indices, desc="localizing", unit="img", disable=args.quiet):
         frame = dataset[index]

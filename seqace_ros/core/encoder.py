@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.device import resolve_device
 from seqace_ros.core.file_hash import file_sha256
+from seqace_ros.core.sparse_features import SparseFeatures, detect_sparse
 
 #: Which XFeat features feed the head. ``descriptor``: the 64-d dense descriptor (the fused,
 #: final 1x1 conv output). ``multiscale``: the backbone's 1/8, 1/16 and 1/32 blocks
@@ -41,12 +42,14 @@ class EncoderOutput:
         scores_HW: (H/8, W/8) float32 keypoint saliency per patch, in [0, 1].
         input_width: width in pixels of the image the network saw (after resizing).
         input_height: height in pixels of the image the network saw.
+        sparse: XFeat keypoints and descriptors in original-image pixels, when asked for.
     """
 
     features_CHW: torch.Tensor
     scores_HW: torch.Tensor
     input_width: int
     input_height: int
+    sparse: SparseFeatures | None = None
 
 
 class Encoder(Protocol):
@@ -65,10 +68,31 @@ class Encoder(Protocol):
         ...
 
     def encode(
-        self, image_rgb: NDArray[np.uint8], network_height: int | None = None
+        self, image_rgb: NDArray[np.uint8], network_height: int | None = None,
+        num_keypoints: int = 0,
     ) -> EncoderOutput:
-        """Encode one (H, W, 3) uint8 RGB image (at ``network_height``, default the encoder's)."""
+        """Encode one (H, W, 3) uint8 RGB image (at ``network_height``, default the encoder's),
+        with up to ``num_keypoints`` sparse keypoints when that is positive."""
         ...
+
+
+@dataclass(frozen=True)
+class _NetworkMaps:
+    """What one XFeat pass yields, all at 1/8 of the network input (h = H/8, w = W/8).
+
+    Attributes:
+        features_BChw: the head's input features (see :data:`XFeatFeatures`).
+        scores_Bhw: keypoint saliency per cell.
+        keypoint_logits_B65hw: the keypoint head's logits (64 cell pixels + "none").
+        reliability_Bhw: the reliability heatmap.
+        descriptors_BDhw: the 64-d dense descriptors (not normalised).
+    """
+
+    features_BChw: torch.Tensor
+    scores_Bhw: torch.Tensor
+    keypoint_logits_B65hw: torch.Tensor
+    reliability_Bhw: torch.Tensor
+    descriptors_BDhw: torch.Tensor
 
 
 def xfeat_weights_path() -> Path:
@@ -145,7 +169,8 @@ class XFeatEncoder:
 
     @torch.inference_mode()
     def encode(
-        self, image_rgb: NDArray[np.uint8], network_height: int | None = None
+        self, image_rgb: NDArray[np.uint8], network_height: int | None = None,
+        num_keypoints: int = 0,
     ) -> EncoderOutput:
         """Encode one (H, W, 3) uint8 RGB image.
 
@@ -153,6 +178,8 @@ class XFeatEncoder:
             image_rgb: (H, W, 3) uint8 RGB.
             network_height: network input height; default ``image_height`` (mapping uses
                 other heights for scale augmentation).
+            num_keypoints: when positive, also detect up to this many sparse keypoints
+                (:mod:`~seqace_ros.core.sparse_features`) from the same network pass.
 
         Raises:
             EncoderError: on an image of the wrong shape or dtype.
@@ -167,20 +194,22 @@ class XFeatEncoder:
                 grey_11HW, (net_height, net_width), mode="bilinear", align_corners=False,
                 antialias=True,
             )
-        features_1CHW, scores_1HW = self._forward(grey_11HW)
+        maps = self._forward(grey_11HW)
+        sparse = None
+        if num_keypoints > 0:
+            sparse = detect_sparse(maps.keypoint_logits_B65hw[0], maps.reliability_Bhw[0],
+                                   maps.descriptors_BDhw[0], num_keypoints,
+                                   scale_x=width / net_width, scale_y=height / net_height)
         return EncoderOutput(
-            features_CHW=features_1CHW[0].float(),
-            scores_HW=scores_1HW[0].float(),
+            features_CHW=maps.features_BChw[0].float(),
+            scores_HW=maps.scores_Bhw[0].float(),
             input_width=net_width,
             input_height=net_height,
+            sparse=sparse,
         )
 
-    def _forward(self, grey_B1HW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network pass on grey images (B, 1, H, W), H and W multiples of 32.
-
-        Returns:
-            features (B, C, H/8, W/8) and keypoint scores (B, H/8, W/8).
-        """
+    def _forward(self, grey_B1HW: torch.Tensor) -> _NetworkMaps:
+        """Network pass on grey images (B, 1, H, W), H and W multiples of 32."""
         net = self._net
         x = net.norm(grey_B1HW)
         x1 = net.block1(x)
@@ -196,9 +225,9 @@ class XFeatEncoder:
         logits_B65HW = net.keypoint_head(net._unfold2d(x, ws=8))
         cell_prob_BHW = 1.0 - torch.softmax(logits_B65HW, dim=1)[:, 64]
         scores_BHW = cell_prob_BHW * reliability_B1HW[:, 0]
-        if self.features == "descriptor":
-            return fused, scores_BHW
-        return torch.cat([x3, x4_up, x5_up], dim=1), scores_BHW
+        features = fused if self.features == "descriptor" else torch.cat([x3, x4_up, x5_up],
+                                                                          dim=1)
+        return _NetworkMaps(features, scores_BHW, logits_B65HW, reliability_B1HW[:, 0], fused)
 
 
 def create_encoder(

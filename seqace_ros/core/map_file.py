@@ -1,13 +1,16 @@
 """The map file: a scene head's fp16 weights in safetensors with JSON metadata in its header.
 
 Layout: a standard safetensors file. Its tensors are the head's ``state_dict`` in float16
-(the scene centre included, as float32). Its ``__metadata__`` holds one key,
+(the scene centre included, as float32) and, optionally, the map's keyframes under the
+``keyframes.`` prefix (:mod:`seqace_ros.core.keyframes`; format version 2, version-1 maps
+have none and still load). Its ``__metadata__`` holds one key,
 ``seqace_map``, whose value is a JSON object::
 
     {"format": "seqace_map", "format_version": 1,
      "encoder": {"id": "xfeat-ms192", "weight_hash": "<sha256>", "image_height": 480},
      "head": {HeadConfig fields}, "scene_centre": [x, y, z],
-     "conventions": {...}, "mapping": {free-form statistics}}
+     "conventions": {...}, "mapping": {free-form statistics},
+     "keyframes": {"count": K, "keypoints": N} (only when the map has keyframes)}
 
 Loading never unpickles: safetensors holds raw tensor bytes only. Writes are atomic.
 """
@@ -27,9 +30,10 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from seqace_ros.core.atomic_io import atomic_write_bytes
 from seqace_ros.core.head import HeadConfig, SceneHead
+from seqace_ros.core.keyframes import TENSOR_PREFIX, KeyframeError, Keyframes
 
 FORMAT_NAME = "seqace_map"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_KEY = "seqace_map"
 CONVENTIONS = {
     "scene_coordinates": "map frame, metres",
@@ -54,6 +58,7 @@ class SceneMap:
         image_height: network input height (pixels) used in mapping.
         scene_centre_3: (3,) map-frame offset added to predictions (metres).
         mapping_stats: free-form mapping statistics (frames, iterations, seconds...).
+        keyframes: posed views with 3D keypoints for pose refinement, or ``None``.
     """
 
     head_config: HeadConfig
@@ -63,6 +68,7 @@ class SceneMap:
     image_height: int
     scene_centre_3: tuple[float, float, float]
     mapping_stats: dict[str, Any] = field(default_factory=dict)
+    keyframes: Keyframes | None = None
 
     @classmethod
     def from_head(
@@ -121,9 +127,12 @@ def save_map(scene_map: SceneMap, path: str | Path) -> Path:
         "conventions": CONVENTIONS,
         "mapping": scene_map.mapping_stats,
     }
-    data = save_safetensors_bytes(
-        dict(scene_map.state_dict), metadata={METADATA_KEY: json.dumps(metadata)}
-    )
+    tensors = dict(scene_map.state_dict)
+    if scene_map.keyframes is not None:
+        metadata["keyframes"] = {"count": scene_map.keyframes.count,
+                                 "keypoints": int(scene_map.keyframes.offsets_K1[-1])}
+        tensors.update(scene_map.keyframes.to_tensors())
+    data = save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
     return atomic_write_bytes(path, data)
 
 
@@ -182,6 +191,11 @@ def load_map(path: str | Path) -> SceneMap:
     except SafetensorError as error:
         raise MapFileError(f"{source}: truncated or corrupt map file ({error})") from error
     try:
+        keyframes = Keyframes.from_tensors(tensors)
+    except KeyframeError as error:
+        raise MapFileError(f"{source}: corrupt keyframes ({error})") from error
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
+    try:
         encoder = metadata["encoder"]
         head_config = HeadConfig.from_dict(metadata["head"])
         centre = [float(c) for c in metadata["scene_centre"]]
@@ -193,6 +207,7 @@ def load_map(path: str | Path) -> SceneMap:
             image_height=int(encoder["image_height"]),
             scene_centre_3=(centre[0], centre[1], centre[2]),
             mapping_stats=dict(metadata.get("mapping", {})),
+            keyframes=keyframes,
         )
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise MapFileError(f"{source}: corrupt map metadata ({error!r})") from error

@@ -425,6 +425,12 @@ class SequenceLocalizer:
             smoothed = self._smooth(decision.accepted, carried_before, carried, intrinsics)
         accepted = smoothed or decision.accepted
         t2 = time.perf_counter()
+        refined = frame.refined and decision.source is PoseSource.SINGLE
+        if accepted is not None and decision.source is PoseSource.SEQUENCE:
+            T_world_cam, refined = self._single.refine(accepted.T_world_cam, frame.keypoints,
+                                                       intrinsics)
+            accepted = replace(accepted, T_world_cam=T_world_cam)
+        t_refined = time.perf_counter()
 
         reset_reason = reset_reason or decision.reset_reason
         if accepted is None:
@@ -451,20 +457,23 @@ class SequenceLocalizer:
             smoothed=smoothed is not None,
         )
         stage_ms = frame.timings_ms
-        return self._result(current, carried, accepted, intrinsics, {
+        refine_ms = stage_ms.get("refine", 0.0) + 1000.0 * (t_refined - t2)
+        return self._result(current, carried, accepted, intrinsics, refined, {
             "encoder": stage_ms["encoder"],
             "head": stage_ms["head"],
             "ransac": stage_ms["ransac"] + 1000.0 * (t2 - t1),
+            **({"refine": refine_ms} if config.localizer.refine else {}),
             "tracking": 1000.0 * (t1 - t0),
-            "update": 1000.0 * (t3 - t2),
+            "update": 1000.0 * (t3 - t_refined),
             "total": stage_ms["total"] + 1000.0 * (t3 - t0),
         })
 
     def _result(
         self, current: LocalMap, carried: LocalMap, accepted: PoseEstimate | None,
-        intrinsics: Intrinsics, timings_ms: dict[str, float],
+        intrinsics: Intrinsics, refined: bool, timings_ms: dict[str, float],
     ) -> LocalizationResult:
-        """The result over this frame's and the carried points, inliers under ``accepted``."""
+        """The result over this frame's and the carried points, inliers under ``accepted``
+        (``refined``: its pose was refined against the keyframes)."""
         points2d_N2 = np.concatenate([current.points2d_M2, carried.points2d_M2])
         scene_points_N3 = np.concatenate([current.scene_points_M3, carried.scene_points_M3])
         if accepted is None:
@@ -484,4 +493,5 @@ class SequenceLocalizer:
             points2d_N2=points2d_N2,
             scene_points_N3=scene_points_N3,
             inliers_N=inliers_N,
+            refined=refined,
         )

@@ -5,9 +5,13 @@ Three stages, each a public method so other modes (sequence, ROS node) can reuse
 1. :meth:`Localizer.encode`: encoder pass and salient patch selection (top-K keypoint cells
    after NMS on the 1/8 grid), patch centres mapped to original image pixels;
 2. :meth:`Localizer.regress`: the scene head on those patches -> 3D points in the map frame;
-3. :meth:`Localizer.solve`: the C++ RANSAC PnP solver on the 2D-3D correspondences.
+3. :meth:`Localizer.solve`: the C++ RANSAC PnP solver on the 2D-3D correspondences;
 
-:meth:`Localizer.localize` runs all three and times them; its result is also the per-frame
+and, with ``refine`` on a map with keyframes, a fourth, :meth:`Localizer.refine`: the coarse
+pose refined against the map's keyframes (:mod:`.refinement`), from XFeat keypoints detected
+in the same encoder pass.
+
+:meth:`Localizer.localize` runs them and times them; its result is also the per-frame
 estimate that the sequence mode builds on.
 """
 
@@ -27,6 +31,8 @@ from seqace_ros.core.device import resolve_device
 from seqace_ros.core.encoder import check_image, create_encoder
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
 from seqace_ros.core.map_file import SceneMap
+from seqace_ros.core.sparse_features import SparseFeatures
+from seqace_ros.pipeline.localization.refinement import RefinementConfig, refine_pose
 from seqace_ros.ransac import RansacOptions, solve_pnp
 
 
@@ -47,6 +53,8 @@ class LocalizerConfig:
         max_hypotheses: RANSAC hypotheses.
         min_inliers: fewer inliers than this is a failure.
         seed: RANSAC seed (``None``: nondeterministic).
+        refine: refine each pose against the map's keyframes (the map must have them).
+        refinement: settings of that stage.
     """
 
     mode: ClassVar[str] = "single"
@@ -58,6 +66,8 @@ class LocalizerConfig:
     max_hypotheses: int = 64
     min_inliers: int = 50
     seed: int | None = 0
+    refine: bool = False
+    refinement: RefinementConfig = field(default_factory=RefinementConfig)
 
     def __post_init__(self) -> None:
         if self.top_k < 4 or self.nms_radius < 0 or self.max_hypotheses < 1:
@@ -114,11 +124,13 @@ class EncodedFrame:
         features_KC: (K, C) float32 encoder features (on the localizer's device).
         points2d_K2: (K, 2) float64 patch centres (u, v) in original image pixels.
         scores_K: (K,) float32 keypoint scores.
+        keypoints: XFeat keypoints for refinement (``None`` when refinement is off).
     """
 
     features_KC: torch.Tensor
     points2d_K2: NDArray[np.float64]
     scores_K: NDArray[np.float32]
+    keypoints: SparseFeatures | None = None
 
 
 @dataclass(frozen=True)
@@ -131,10 +143,14 @@ class LocalizationResult:
         num_inliers: RANSAC inliers of the returned pose (0 when the solver found none).
         num_correspondences: 2D-3D correspondences given to RANSAC.
         confidence: inlier ratio ``num_inliers / num_correspondences`` in [0, 1].
-        timings_ms: ``encoder``, ``head``, ``ransac`` and ``total`` milliseconds.
+        timings_ms: ``encoder``, ``head``, ``ransac`` (and ``refine`` with refinement) and
+            ``total`` milliseconds.
         points2d_N2: (N, 2) patch centres in original image pixels.
         scene_points_N3: (N, 3) regressed map-frame points (metres).
         inliers_N: (N,) bool inlier mask (all False when the solver found nothing).
+        keypoints: the image's XFeat keypoints (``None`` when refinement is off).
+        refined: the pose was refined against the keyframes (``num_inliers`` and
+            ``inliers_N`` stay those of the coarse pose's patches).
     """
 
     success: bool
@@ -146,6 +162,8 @@ class LocalizationResult:
     points2d_N2: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
     scene_points_N3: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 3)))
     inliers_N: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    keypoints: SparseFeatures | None = None
+    refined: bool = False
 
 
 def check_frame(image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> None:
@@ -177,6 +195,7 @@ class Localizer:
 
     Raises:
         MapFileError: when this installation's encoder weights differ from the map's.
+        LocalizationError: ``refine`` on a map without keyframes.
     """
 
     def __init__(
@@ -191,6 +210,18 @@ class Localizer:
         scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash)
         self.head = scene_map.build_head(self.device)
 
+    @property
+    def settings(self) -> LocalizerConfig:
+        """Test-time settings; new ones take effect from the next frame."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: LocalizerConfig) -> None:
+        if settings.refine and self.scene_map.keyframes is None:
+            raise LocalizationError("refinement needs a map with keyframes; this map has none "
+                                    "(map again with keyframes, or turn refine off)")
+        self._settings = settings
+
     def synchronize(self) -> None:
         """Wait for the device's queued work (CUDA), so that stage timings are honest."""
         if self.device.type == "cuda":
@@ -201,7 +232,9 @@ class Localizer:
         """Encoder stage: salient patch features and their pixel centres."""
         check_image(image_rgb)
         height, width = image_rgb.shape[:2]
-        output = self.encoder.encode(image_rgb)
+        refinement = self.settings.refinement
+        output = self.encoder.encode(
+            image_rgb, num_keypoints=refinement.keypoints if self.settings.refine else 0)
         grid_w = output.scores_HW.shape[1]
         cells_K = select_salient_cells(output.scores_HW, self.settings.top_k,
                                        self.settings.nms_radius)
@@ -214,6 +247,7 @@ class Localizer:
             features_KC=features_CN[:, cells_K].T.contiguous(),
             points2d_K2=points2d.cpu().double().numpy(),
             scores_K=output.scores_HW.flatten()[cells_K].cpu().numpy(),
+            keypoints=output.sparse,
         )
 
     @torch.inference_mode()
@@ -234,6 +268,20 @@ class Localizer:
         if not result.success:
             return None, np.zeros(len(points2d_N2), dtype=bool)
         return np.asarray(result.T_world_cam, dtype=np.float64), inliers
+
+    def refine(
+        self, T_world_cam: NDArray[np.float64], keypoints: SparseFeatures | None,
+        intrinsics: Intrinsics,
+    ) -> tuple[NDArray[np.float64], bool]:
+        """Refinement stage: the (4, 4) pose refined against the map's keyframes when
+        ``refine`` is on and the refinement is accepted (see :mod:`.refinement`), else
+        ``T_world_cam``; and whether it was refined."""
+        keyframes = self.scene_map.keyframes
+        if not self.settings.refine or keypoints is None or keyframes is None:
+            return T_world_cam, False
+        refinement = refine_pose(T_world_cam, keypoints, intrinsics, keyframes,
+                                 self.settings.refinement, self.settings.seed)
+        return refinement.T_world_cam, refinement.accepted
 
     def localize(
         self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
@@ -261,6 +309,10 @@ class Localizer:
         num_inliers = int(inliers.sum())
         num_correspondences = len(scene_points)
         success = T_world_cam is not None and num_inliers >= self.settings.min_inliers
+        refined = False
+        if success and T_world_cam is not None:
+            T_world_cam, refined = self.refine(T_world_cam, encoded.keypoints, intrinsics)
+        t4 = time.perf_counter()
         self.status = FrameStatus(PoseSource.SINGLE if success else PoseSource.NONE)
         return LocalizationResult(
             success=success,
@@ -272,11 +324,14 @@ class Localizer:
                 "encoder": 1000.0 * (t1 - t0),
                 "head": 1000.0 * (t2 - t1),
                 "ransac": 1000.0 * (t3 - t2),
-                "total": 1000.0 * (t3 - t0),
+                **({"refine": 1000.0 * (t4 - t3)} if self.settings.refine else {}),
+                "total": 1000.0 * (t4 - t0),
             },
             points2d_N2=encoded.points2d_K2,
             scene_points_N3=scene_points,
             inliers_N=inliers,
+            keypoints=encoded.keypoints,
+            refined=refined,
         )
 
     def reset(self) -> None:

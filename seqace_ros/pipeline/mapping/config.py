@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from seqace_ros.core.encoder import XFeatFeatures
 from seqace_ros.core.head import HeadConfig
+from seqace_ros.pipeline.mapping.keyframes import KeyframeConfig
 from seqace_ros.pipeline.mapping.tracks import TrackConfig
 
 
@@ -80,6 +81,7 @@ class MappingConfig:
             than this fraction of its depth lies on a depth edge and gets no depth.
         self_check_every: withhold every k-th mapping frame from training and relocalize
             those frames after training (the map self-check in the report); 0 turns it off.
+        keyframes: the keyframes stored in the map for pose refinement (count 0: none).
     """
 
     encoder_features: XFeatFeatures = "multiscale"
@@ -112,6 +114,7 @@ class MappingConfig:
     depth_window_px: int = 2
     depth_max_spread: float = 0.05
     self_check_every: int = 10
+    keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
 
     def __post_init__(self) -> None:
         if self.image_height < 32 or self.image_height % 32:
@@ -183,6 +186,7 @@ PRESETS: dict[str, MappingConfig] = {
         iterations=600,
         batch_size=2048,
         mixed_precision=False,
+        keyframes=KeyframeConfig(count=8, keypoints=256),
     ),
 }
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from seqace_ros.core.device import resolve_device
@@ -21,6 +22,7 @@ from seqace_ros.core.map_file import SceneMap
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.pipeline.mapping.buffer import build_buffer, link_tracks
 from seqace_ros.pipeline.mapping.config import MappingConfig
+from seqace_ros.pipeline.mapping.keyframes import map_keyframes
 from seqace_ros.pipeline.mapping.tracks import XFeatMatcher, build_tracks
 from seqace_ros.pipeline.mapping.trainer import StepCallback, train_head
 
@@ -58,6 +60,9 @@ class MappingStats:
         final_valid_fraction: fraction of valid predictions in the last batch.
         device: torch device type the map was trained on.
         depth_patches: buffer patches with a sensor depth target (0 for RGB mapping).
+        stored_keyframes: keyframes stored for pose refinement.
+        keyframe_bytes: bytes of their arrays in the map file.
+        keyframe_seconds: time spent choosing and building them.
         sequence: feature-track figures; ``None`` without the sequence loss.
     """
 
@@ -72,6 +77,9 @@ class MappingStats:
     final_valid_fraction: float
     device: str
     depth_patches: int = 0
+    stored_keyframes: int = 0
+    keyframe_bytes: int = 0
+    keyframe_seconds: float = 0.0
     sequence: SequenceStats | None = None
 
     @property
@@ -151,6 +159,10 @@ def map_scene(
     scene_centre = torch.from_numpy(buffer.camera_centres_F3.mean(axis=0)).float()
     head, training = train_head(buffer, head_config, scene_centre, config, torch_device,
                                 progress, on_step)
+    keyframes_start = time.perf_counter()
+    T_world_cam_F44 = np.linalg.inv(buffer.T_cam_world_F44.double().numpy())
+    keyframes = map_keyframes(frames, indices, T_world_cam_F44, encoder, head, config.keyframes,
+                              progress)
     stats = MappingStats(
         frames=len(indices),
         buffer_patches=len(buffer),
@@ -163,7 +175,11 @@ def map_scene(
         final_valid_fraction=training.final_valid_fraction,
         device=torch_device.type,
         depth_patches=0 if buffer.depths_N is None else int((buffer.depths_N > 0).sum()),
+        stored_keyframes=0 if keyframes is None else keyframes.count,
+        keyframe_bytes=0 if keyframes is None else keyframes.nbytes,
+        keyframe_seconds=round(time.perf_counter() - keyframes_start, 2),
         sequence=sequence_stats,
     )
-    return SceneMap.from_head(head, encoder.encoder_id, encoder.weight_hash, config.image_height,
-                              stats.to_metadata(config))
+    scene_map = SceneMap.from_head(head, encoder.encoder_id, encoder.weight_hash,
+                                   config.image_height, stats.to_metadata(config))
+    return replace(scene_map, keyframes=keyframes)

@@ -324,7 +324,8 @@ def write_map_and_report(
         report = {
             "report_version": REPORT_VERSION,
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "map": {"path": str(target), "bytes": target.stat().st_size},
+            "map": {"path": str(target), "bytes": target.stat().st_size,
+                    "keyframes": stats.stored_keyframes, "keyframe_bytes": stats.keyframe_bytes},
             "source": dict(source),
             "frames": {"in_source": accounting.in_source, "used": accounting.used,
                        "skipped": dict(accounting.skipped),
@@ -347,6 +348,7 @@ def write_map_and_report(
                 "encode": stats.encode_seconds,
                 "tracks": stats.tracks_seconds,
                 "train": stats.train_seconds,
+                "keyframes": stats.keyframe_seconds,
                 "write": round(now - write_start, 2),
                 "total": round(now - started_at, 2),
             },

@@ -158,6 +158,9 @@ TRAINING_FIELDS: tuple[RequestField, ...] = (
     RequestField("sequence", bool, False, "SeqACE's sequence loss: feature tracks across the "
                  "frames (in temporal order) and the reprojection of tracked patches into their "
                  "keyframe."),
+    RequestField("keyframes", int, None, "Keyframes stored in the map for pose refinement "
+                 "(seqace eval/localize --refine), spread over the mapping poses; unset: the "
+                 "preset's; 0: none.", bounds=(0, 100_000)),
     RequestField("seed", int, 0, "Random seed of augmentation and training.",
                  bounds=(0, 2**31 - 1)),
     RequestField("device", str, "auto", "Torch device: auto (CUDA when available), cpu or cuda.",
@@ -339,6 +342,9 @@ class MappingRequest:
             overrides["iterations"] = given["iterations"]
         try:
             config = preset(str(given["preset"]), **overrides)
+            if given["keyframes"] is not None:
+                config = replace(config, keyframes=replace(
+                    config.keyframes, count=int(given["keyframes"])))  # type: ignore[arg-type]
             source = _bag_source(given) if is_bag else _folder_source(given)
         except ValueError as error:
             raise MappingRequestError(str(error)) from None

@@ -66,7 +66,8 @@ def training_progress(step: int, total_steps: int, loss: float,
 
 
 class _ObservedFrames:
-    """A ``PosedFrameSource`` wrapper that keeps each read frame's pose and reports progress."""
+    """A ``PosedFrameSource`` wrapper that keeps each read frame's pose and reports encoding
+    progress on each frame's first read (keyframes read some frames again after training)."""
 
     def __init__(
         self, frames: PosedFrameSource, total: int, on_progress: ProgressCallback | None
@@ -81,9 +82,10 @@ class _ObservedFrames:
 
     def __getitem__(self, index: int) -> PosedFrame:
         frame = self._frames[index]
+        first_read = index not in self.T_world_cam
         if frame.T_world_cam is not None:
             self.T_world_cam[index] = frame.T_world_cam
-        if self._on_progress is not None:
+        if self._on_progress is not None and first_read:
             self._on_progress(MappingProgress("encode", len(self.T_world_cam), self._total))
         return frame
 

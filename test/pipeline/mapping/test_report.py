@@ -114,7 +114,11 @@ def test_map_with_report_writes_map_json_and_plots(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["tiny.safetensors", "tiny.report.json", "tiny.trajectory.png", "tiny.loss.png"])
     report = json.loads(paths.json.read_text())
-    assert report["map"] == {"path": str(path), "bytes": path.stat().st_size}
+    assert stats.stored_keyframes == min(TINY_CONFIG.keyframes.count, 8) > 0
+    assert report["map"] == {"path": str(path), "bytes": path.stat().st_size,
+                             "keyframes": stats.stored_keyframes,
+                             "keyframe_bytes": stats.keyframe_bytes}
+    assert 0 < stats.keyframe_bytes < path.stat().st_size
     assert report["source"] == {"kind": "test", "path": "memory"}
     assert report["frames"] == {"in_source": 10, "used": 8, "skipped": {"outside_frame_range": 2},
                                 "withheld_for_self_check": 0}
@@ -130,7 +134,7 @@ def test_map_with_report_writes_map_json_and_plots(
     assert report["training"]["iterations"] == 41
     timing = report["timing_s"]
     assert timing["read"] == 0.25
-    assert timing["total"] >= timing["encode"] + timing["train"] > 0
+    assert timing["total"] >= timing["encode"] + timing["train"] + timing["keyframes"] > 0
     assert report["mapping_config"]["image_height"] == 128
     for png in (paths.trajectory_png, paths.loss_png):
         assert png.read_bytes().startswith(PNG_SIGNATURE)

@@ -1,0 +1,128 @@
+"""Choosing and building the keyframes a map stores for pose refinement.
+
+After training, a budget of mapping frames is chosen to cover the mapped poses (farthest-point
+sampling in pose space), and each becomes a keyframe: its XFeat keypoints and descriptors
+from one encoder pass, and for each keypoint the 3D point the trained head predicts there
+(the head's dense prediction, bilinearly interpolated at the keypoint). The head's own
+points, not sensor depth: at mapping views the head is accurate, and points from the map
+itself keep refined poses consistent with it (measured against depth-lifted points in
+``bench/results/refinement``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from seqace_ros.core.encoder import Encoder
+from seqace_ros.core.head import SceneHead
+from seqace_ros.core.keyframes import Keyframes, pose_distances
+from seqace_ros.core.sparse_features import sample_at_pixels
+from seqace_ros.datasets.base import PosedFrameSource
+from seqace_ros.pipeline.localization.local_map import reprojection_errors_px
+
+
+@dataclass(frozen=True)
+class KeyframeConfig:
+    """How many keyframes a map stores and what each holds.
+
+    Attributes:
+        count: most keyframes (fewer when there are fewer mapping frames); 0: none.
+        keypoints: most XFeat keypoints per keyframe.
+        rotation_weight_m: metres of camera travel one radian of viewing-direction change
+            counts as, when spreading keyframes over the mapped poses.
+        max_error_px: a keypoint whose head point reprojects farther than this from it in
+            its own keyframe is dropped (the head is wrong there; matching it would pull
+            refined poses off).
+    """
+
+    count: int = 96
+    keypoints: int = 1024
+    rotation_weight_m: float = 0.5
+    max_error_px: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.count < 0 or self.keypoints < 16 or self.rotation_weight_m < 0:
+            raise ValueError(
+                "need keyframe count >= 0, keypoints >= 16, rotation_weight_m >= 0; got "
+                f"{self.count}, {self.keypoints}, {self.rotation_weight_m}")
+        if self.max_error_px <= 0:
+            raise ValueError(f"max_error_px must be positive, got {self.max_error_px}")
+
+
+def select_keyframes(T_world_cam_F44: NDArray[np.floating], count: int,
+                     rotation_weight_m: float) -> NDArray[np.int64]:
+    """Positions (ascending) of at most ``count`` of F poses that cover them all: greedy
+    farthest-point sampling from the first pose with :func:`pose_distances`."""
+    total = len(T_world_cam_F44)
+    if count <= 0 or total == 0:
+        return np.zeros(0, dtype=np.int64)
+    chosen = [0]
+    nearest = pose_distances(T_world_cam_F44, T_world_cam_F44[0], rotation_weight_m)
+    while len(chosen) < min(count, total):
+        farthest = int(np.argmax(nearest))
+        if nearest[farthest] <= 0.0:
+            break  # every remaining pose repeats a chosen one
+        chosen.append(farthest)
+        nearest = np.minimum(nearest, pose_distances(T_world_cam_F44, T_world_cam_F44[farthest],
+                                                     rotation_weight_m))
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+@torch.inference_mode()
+def build_keyframes(
+    frames: PosedFrameSource, indices: Sequence[int], encoder: Encoder, head: SceneHead,
+    config: KeyframeConfig, progress: bool = False,
+) -> Keyframes:
+    """Keyframes of the posed frames ``indices``: keypoints, descriptors and head points
+    (``config.keypoints`` per frame at most, those the head gets right: see ``max_error_px``).
+
+    Raises:
+        ValueError: no frames, or a frame without a pose.
+    """
+    if len(indices) == 0:
+        raise ValueError("keyframes need at least one frame")
+    poses, descriptors, points, counts = [], [], [], []
+    for index in tqdm(indices, desc="keyframes", unit="img", disable=not progress,
+                      dynamic_ncols=True):
+        frame = frames[index]
+        if frame.T_world_cam is None:
+            raise ValueError(f"keyframe {frame.name} has no pose")
+        output = encoder.encode(frame.image_rgb, num_keypoints=config.keypoints)
+        assert output.sparse is not None  # asked for keypoints
+        channels, grid_h, grid_w = output.features_CHW.shape
+        field_3hw = head(output.features_CHW.reshape(channels, -1).T).T.reshape(3, grid_h, grid_w)
+        pixels_N2 = torch.from_numpy(output.sparse.keypoints_N2).to(field_3hw.device)
+        points_N3 = sample_at_pixels(field_3hw.float(), pixels_N2, frame.image_rgb.shape[:2],
+                                     "bilinear").cpu().double().numpy()
+        right_N = reprojection_errors_px(frame.T_world_cam, frame.intrinsics,
+                                         output.sparse.keypoints_N2.astype(np.float64),
+                                         points_N3) < config.max_error_px
+        poses.append(frame.T_world_cam.astype(np.float32))
+        descriptors.append(output.sparse.descriptors_ND[right_N].astype(np.float16))
+        points.append(points_N3[right_N].astype(np.float32))
+        counts.append(int(right_N.sum()))
+    return Keyframes(
+        T_world_cam_K44=np.stack(poses),
+        offsets_K1=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        descriptors_ND=np.concatenate(descriptors),
+        points_N3=np.concatenate(points),
+    )
+
+
+def map_keyframes(
+    frames: PosedFrameSource, indices: Sequence[int], T_world_cam_F44: NDArray[np.floating],
+    encoder: Encoder, head: SceneHead, config: KeyframeConfig, progress: bool = False,
+) -> Keyframes | None:
+    """The keyframes of a map trained on ``frames[indices]`` (poses ``T_world_cam_F44``, in
+    the same order): ``config.count`` of them spread over the poses, ``None`` for count 0."""
+    chosen = select_keyframes(T_world_cam_F44, config.count, config.rotation_weight_m)
+    if not len(chosen):
+        return None
+    return build_keyframes(frames, [indices[int(p)] for p in chosen], encoder, head, config,
+                           progress)

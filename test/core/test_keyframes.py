@@ -1,0 +1,120 @@
+"""Keyframes: validation, nearest-keyframe ranking, and their place in the map file
+(round trip, version-1 maps without keyframes, corrupt keyframe tensors)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from seqace_ros.core.geometry import make_transform
+from seqace_ros.core.head import HeadConfig, SceneHead
+from seqace_ros.core.keyframes import KeyframeError, Keyframes, pose_distances
+from seqace_ros.core.map_file import METADATA_KEY, MapFileError, SceneMap, load_map, save_map
+
+
+def _rotation_z(angle_rad: float) -> np.ndarray:
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _rotation_y(angle_rad: float) -> np.ndarray:
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def make_keyframes(count: int = 3, per_frame: int = 5, seed: int = 0) -> Keyframes:
+    """``count`` keyframes 1 m apart along x, each with ``per_frame`` random keypoints."""
+    rng = np.random.default_rng(seed)
+    poses = np.stack([make_transform(np.eye(3), [float(k), 0.0, 0.0]) for k in range(count)])
+    descriptors = rng.normal(size=(count * per_frame, 64))
+    descriptors /= np.linalg.norm(descriptors, axis=1, keepdims=True)
+    return Keyframes(
+        T_world_cam_K44=poses.astype(np.float32),
+        offsets_K1=np.arange(0, count * per_frame + 1, per_frame, dtype=np.int64),
+        descriptors_ND=descriptors.astype(np.float16),
+        points_N3=rng.normal(size=(count * per_frame, 3)).astype(np.float32),
+    )
+
+
+def _scene_map(keyframes: Keyframes | None) -> SceneMap:
+    head = SceneHead(HeadConfig(in_channels=8, width=16, num_blocks=0))
+    scene_map = SceneMap.from_head(head, "xfeat-ms192", "ab" * 32, 480, {"frames": 3})
+    return replace(scene_map, keyframes=keyframes)
+
+
+def test_pose_distance_adds_metres_and_weighted_viewing_angle() -> None:
+    here = make_transform(np.eye(3), [0.0, 0.0, 0.0])
+    moved = make_transform(np.eye(3), [0.3, 0.4, 0.0])
+    turned = make_transform(_rotation_y(np.pi / 2), [0.0, 0.0, 0.0])
+    rolled = make_transform(_rotation_z(np.pi / 2), [0.0, 0.0, 0.0])  # same optical axis
+    distances = pose_distances(np.stack([moved, turned, rolled]), here, rotation_weight_m=0.5)
+    np.testing.assert_allclose(distances, [0.5, 0.5 * np.pi / 2, 0.0], atol=1e-12)
+
+
+def test_nearest_ranks_keyframes_by_pose_distance() -> None:
+    keyframes = make_keyframes(count=4)
+    query = make_transform(np.eye(3), [2.2, 0.0, 0.0])
+    assert keyframes.nearest(query, 3, rotation_weight_m=0.5).tolist() == [2, 3, 1]
+    assert keyframes.rows(1) == slice(5, 10)
+    assert keyframes.nbytes == 4 * 64 + 5 * 8 + 20 * (64 * 2 + 12)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"offsets_K1": np.array([0, 5, 4, 15], np.int64)}, "non-decreasing"),
+    ({"offsets_K1": np.array([0, 5, 10], np.int64)}, "offsets must be 4"),
+    ({"points_N3": np.zeros((14, 3), np.float32)}, "points must be"),
+    ({"descriptors_ND": np.zeros((15, 64), np.float32)}, "dtypes"),
+    ({"points_N3": np.full((15, 3), np.nan, np.float32)}, "NaN"),
+    ({"T_world_cam_K44": np.zeros((0, 4, 4), np.float32)}, "poses must be"),
+])
+def test_inconsistent_keyframes_are_rejected(change: dict[str, np.ndarray], message: str) -> None:
+    arrays = make_keyframes().__dict__ | change
+    with pytest.raises(KeyframeError, match=message):
+        Keyframes(**arrays)
+
+
+def test_map_file_round_trip_keeps_keyframes(tmp_path: Path) -> None:
+    keyframes = make_keyframes()
+    loaded = load_map(save_map(_scene_map(keyframes), tmp_path / "m.map"))
+    assert loaded.keyframes is not None
+    for name, value in keyframes.__dict__.items():
+        np.testing.assert_array_equal(getattr(loaded.keyframes, name), value)
+    assert load_map(save_map(_scene_map(None), tmp_path / "plain.map")).keyframes is None
+
+
+def test_version_1_map_without_keyframes_still_loads(tmp_path: Path) -> None:
+    path = save_map(_scene_map(None), tmp_path / "m.map")
+    header = json.loads(_metadata(path)[METADATA_KEY])
+    header["format_version"] = 1
+    save_file(load_file(path), tmp_path / "v1.map", metadata={METADATA_KEY: json.dumps(header)})
+    loaded = load_map(tmp_path / "v1.map")
+    assert loaded.keyframes is None
+    assert loaded.mapping_stats == {"frames": 3}
+
+
+def test_incomplete_or_corrupt_keyframe_tensors_are_map_file_errors(tmp_path: Path) -> None:
+    path = save_map(_scene_map(make_keyframes()), tmp_path / "m.map")
+    metadata = _metadata(path)
+    tensors = load_file(path)
+    del tensors["keyframes.points"]
+    save_file(tensors, tmp_path / "incomplete.map", metadata=metadata)
+    with pytest.raises(MapFileError, match=r"corrupt keyframes.*incomplete"):
+        load_map(tmp_path / "incomplete.map")
+    tensors = load_file(path)
+    tensors["keyframes.offsets"] = torch.tensor([0, 5, 10, 99])
+    save_file(tensors, tmp_path / "offsets.map", metadata=metadata)
+    with pytest.raises(MapFileError, match="corrupt keyframes"):
+        load_map(tmp_path / "offsets.map")
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as handle:
+        return handle.metadata()

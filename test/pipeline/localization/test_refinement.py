@@ -1,0 +1,127 @@
+"""Refinement against keyframes on exact synthetic geometry: it recovers the true pose from a
+perturbed one, keeps a coarse pose that already fits, and its gates reject what they must."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.geometry import invert_transform, make_transform, pose_error, transform_points
+from seqace_ros.core.keyframes import Keyframes
+from seqace_ros.core.sparse_features import SparseFeatures
+from seqace_ros.pipeline.localization.refinement import RefinementConfig, refine_pose
+
+INTRINSICS = Intrinsics(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480)
+
+
+def _rotation(axis: NDArray[np.float64], angle_deg: float) -> NDArray[np.float64]:
+    axis = axis / np.linalg.norm(axis)
+    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    angle = np.deg2rad(angle_deg)
+    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
+
+
+def _scene(seed: int = 0, points: int = 300) -> tuple[NDArray[np.float64], Keyframes,
+                                                      NDArray[np.float64]]:
+    """True query pose, three keyframes holding ``points`` map points with random descriptors,
+    and those descriptors."""
+    rng = np.random.default_rng(seed)
+    T_true = make_transform(_rotation(np.array([0.2, 1.0, 0.1]), 7.0), [0.3, -0.1, 0.2])
+    pixels = rng.uniform([20, 20], [620, 460], size=(points, 2))
+    depths = rng.uniform(2.0, 4.0, size=points)
+    rays = np.stack([(pixels[:, 0] - INTRINSICS.cx) / INTRINSICS.fx,
+                     (pixels[:, 1] - INTRINSICS.cy) / INTRINSICS.fy, np.ones(points)], axis=1)
+    world = transform_points(T_true, rays * depths[:, None])
+    descriptors = rng.normal(size=(points, 64))
+    descriptors /= np.linalg.norm(descriptors, axis=1, keepdims=True)
+    poses = np.stack([T_true @ make_transform(np.eye(3), [dx, 0.0, 0.0]) for dx in (-0.3, 0, 0.3)])
+    keyframes = Keyframes(
+        T_world_cam_K44=poses.astype(np.float32),
+        offsets_K1=np.array([0, 100, 200, points], np.int64),
+        descriptors_ND=descriptors.astype(np.float16),
+        points_N3=world.astype(np.float32),
+    )
+    return T_true, keyframes, descriptors
+
+
+def _query(T_true: NDArray[np.float64], keyframes: Keyframes, descriptors: NDArray[np.float64],
+           seed: int = 1, outliers: int = 100) -> SparseFeatures:
+    """The query's keypoints: every map point projected by the true pose (0.3 px noise, same
+    descriptor), plus ``outliers`` random keypoints with random descriptors."""
+    rng = np.random.default_rng(seed)
+    cam = transform_points(invert_transform(T_true), keyframes.points_N3.astype(np.float64))
+    pixels = np.stack([INTRINSICS.fx * cam[:, 0] / cam[:, 2] + INTRINSICS.cx,
+                       INTRINSICS.fy * cam[:, 1] / cam[:, 2] + INTRINSICS.cy], axis=1)
+    pixels += rng.normal(scale=0.3, size=pixels.shape)
+    noise = rng.normal(size=(outliers, 64))
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    return SparseFeatures(
+        keypoints_N2=np.concatenate([pixels, rng.uniform(0, 480, (outliers, 2))]).astype(
+            np.float32),
+        descriptors_ND=np.concatenate([descriptors, noise]).astype(np.float32),
+        scores_N=np.ones(len(pixels) + outliers, np.float32),
+    )
+
+
+def _perturbed(T: NDArray[np.float64], metres: float, degrees: float) -> NDArray[np.float64]:
+    delta = make_transform(_rotation(np.array([1.0, -0.5, 0.3]), degrees),
+                           metres * np.array([0.6, 0.0, 0.8]))
+    return T @ delta
+
+
+def test_recovers_the_true_pose_from_a_coarse_one() -> None:
+    T_true, keyframes, descriptors = _scene()
+    query = _query(T_true, keyframes, descriptors)
+    coarse = _perturbed(T_true, 0.08, 2.0)
+    refinement = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig())
+    assert refinement.accepted, refinement.reason
+    translation_m, rotation_deg = pose_error(refinement.T_world_cam, T_true)
+    assert translation_m < 0.003
+    assert rotation_deg < 0.1
+    assert refinement.matches >= 290
+    assert refinement.inliers >= 290
+
+
+def test_keeps_a_coarse_pose_that_already_explains_the_matches() -> None:
+    T_true, keyframes, descriptors = _scene()
+    coarse = _perturbed(T_true, 0.002, 0.05)
+    refinement = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS,
+                             keyframes, RefinementConfig())
+    assert not refinement.accepted
+    assert "coarse pose explains" in refinement.reason
+    np.testing.assert_array_equal(refinement.T_world_cam, coarse)
+
+
+def test_gate_rejects_a_refined_pose_far_from_the_coarse_one() -> None:
+    T_true, keyframes, descriptors = _scene()
+    coarse = _perturbed(T_true, 0.5, 3.0)
+    refinement = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS,
+                             keyframes, RefinementConfig(max_translation_m=0.3))
+    assert not refinement.accepted
+    assert "from the coarse one" in refinement.reason
+    np.testing.assert_array_equal(refinement.T_world_cam, coarse)
+    wider = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS, keyframes,
+                        RefinementConfig(max_translation_m=1.0))
+    assert wider.accepted
+    assert pose_error(wider.T_world_cam, T_true)[0] < 0.003
+
+
+def test_unmatched_query_keeps_the_coarse_pose() -> None:
+    T_true, keyframes, _ = _scene()
+    strangers = np.random.default_rng(5).normal(size=(300, 64))
+    query = _query(T_true, keyframes, strangers / np.linalg.norm(strangers, axis=1,
+                                                                   keepdims=True))
+    coarse = _perturbed(T_true, 0.08, 2.0)
+    refinement = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig())
+    assert not refinement.accepted
+    assert "keyframe matches" in refinement.reason
+    assert refinement.matches < 30
+
+
+@pytest.mark.parametrize("bad", [{"keyframes": 0}, {"min_inliers": 3}, {"threshold_px": 0.0},
+                                 {"max_coarse_agreement": 0.0}, {"max_rotation_deg": -1.0}])
+def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"refinement|max_coarse_agreement"):
+        RefinementConfig(**bad)  # type: ignore[arg-type]

@@ -1,0 +1,87 @@
+"""Choosing keyframes over the mapped poses, and building them with a real map's head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqace_ros.core.geometry import make_transform
+from seqace_ros.core.map_file import SceneMap
+from seqace_ros.datasets.folder import FolderDataset
+from seqace_ros.pipeline.localization.local_map import reprojection_errors_px
+from seqace_ros.pipeline.localization.single import Localizer
+from seqace_ros.pipeline.mapping.keyframes import (
+    KeyframeConfig,
+    build_keyframes,
+    select_keyframes,
+)
+
+
+def _line_of_poses(count: int, step_m: float = 0.1) -> np.ndarray:
+    return np.stack([make_transform(np.eye(3), [k * step_m, 0.0, 0.0]) for k in range(count)])
+
+
+def test_selection_spreads_keyframes_over_the_poses() -> None:
+    chosen = select_keyframes(_line_of_poses(21), count=3, rotation_weight_m=0.5)
+    assert chosen.tolist() == [0, 10, 20]  # first, farthest, then the middle
+
+
+def test_selection_takes_every_distinct_pose_and_stops_at_repeats() -> None:
+    poses = np.concatenate([_line_of_poses(4), _line_of_poses(4)])  # each pose twice
+    chosen = select_keyframes(poses, count=100, rotation_weight_m=0.5)
+    assert len(chosen) == 4
+    assert sorted({int(p) % 4 for p in chosen}) == [0, 1, 2, 3]
+    assert select_keyframes(poses, count=0, rotation_weight_m=0.5).size == 0
+
+
+def test_selection_counts_viewing_direction() -> None:
+    turned = make_transform(np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]),
+                            [0.05, 0.0, 0.0])  # 5 cm from the first pose, looking 90 deg away
+    poses = np.concatenate([_line_of_poses(3, 0.2), turned[None]])
+    assert select_keyframes(poses, 2, rotation_weight_m=0.5).tolist() == [0, 3]
+    assert select_keyframes(poses, 2, rotation_weight_m=0.0).tolist() == [0, 2]
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="keypoints >= 16"):
+        KeyframeConfig(keypoints=8)
+    with pytest.raises(ValueError, match="count >= 0"):
+        KeyframeConfig(count=-1)
+    with pytest.raises(ValueError, match="max_error_px"):
+        KeyframeConfig(max_error_px=0.0)
+
+
+@pytest.mark.real_data
+def test_built_keyframes_hold_the_heads_points_at_their_keypoints(
+    dev_data: Path, dev_scene_map: SceneMap
+) -> None:
+    """Each keyframe point is the head's prediction at its keypoint: reprojected into its
+    keyframe it lands as close to the keypoint as the head's patch predictions land to their
+    patch centres; and the map's stored keyframes are mapping frames."""
+    dataset = FolderDataset(dev_data)
+    localizer = Localizer(dev_scene_map, device="cpu")
+    frames = [0, 150, 295]  # mapping frames of the shared map
+    config = KeyframeConfig(keypoints=300, max_error_px=1e6)  # keep every keypoint
+    keyframes = build_keyframes(dataset, frames, localizer.encoder, localizer.head, config)
+    assert keyframes.count == 3
+    assert 200 <= int(keyframes.offsets_K1[-1]) <= 900
+    for k, index in enumerate(frames):
+        frame = dataset[index]
+        np.testing.assert_allclose(keyframes.T_world_cam_K44[k], frame.T_world_cam, atol=1e-6)
+        keypoints = localizer.encoder.encode(frame.image_rgb, num_keypoints=300).sparse
+        assert keypoints is not None
+        keyframe_error = np.median(reprojection_errors_px(
+            frame.T_world_cam, frame.intrinsics, keypoints.keypoints_N2.astype(np.float64),
+            keyframes.points_N3[keyframes.rows(k)].astype(np.float64)))
+        patches = localizer.encode(frame.image_rgb)
+        patch_error = np.median(reprojection_errors_px(
+            frame.T_world_cam, frame.intrinsics, patches.points2d_K2, localizer.regress(patches)))
+        assert keyframe_error < 1.1 * patch_error, (index, keyframe_error, patch_error)
+    stored = dev_scene_map.keyframes
+    assert stored is not None
+    assert stored.count == 8
+    mapped = np.stack([dataset[i].T_world_cam for i in range(0, 300, 5)])
+    for pose in stored.T_world_cam_K44:
+        assert np.min(np.abs(mapped - pose).max(axis=(1, 2))) < 1e-5
