@@ -44,9 +44,8 @@ class SyntheticScene:
     def __init__(self, config: SyntheticSceneConfig) -> None:
         self.config = config
         self.scene: Scene = generate_scene(config, _rng(config.seed, _LAYOUT_STREAM))
-        self.T_world_cam_N44 = generate_trajectory(
-            config, self.scene, _rng(config.seed, _TRAJECTORY_STREAM)
-        )
+        self.T_world_cam_N44 = generate_trajectory(config, self.scene,
+                                                   _rng(config.seed, _TRAJECTORY_STREAM))
         self.T_world_cam_N44.flags.writeable = False
         self.intrinsics: Intrinsics = config.intrinsics
 
