@@ -79,16 +79,14 @@ class _NodeProcess:
                  "--params-file", str(params_file), "-r", "image:=/bench/image",
                  "-r", "camera_info:=/bench/camera_info"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def wait_for_log(self, text: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while text not in self.log_path.read_text(errors="replace"):
             if self.popen.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"node did not log {text!r}:\n{self.log_path.read_text(errors='replace')}"
-                )
+                    f"node did not log {text!r}:\n{self.log_path.read_text(errors='replace')}")
             time.sleep(0.1)
 
     def close(self) -> None:

@@ -165,15 +165,13 @@ class XFeatEncoder:
         if (net_width, net_height) != (width, height):
             grey_11HW = F.interpolate(
                 grey_11HW, (net_height, net_width), mode="bilinear", align_corners=False,
-                antialias=True,
-            )
+                antialias=True)
         features_1CHW, scores_1HW = self._forward(grey_11HW)
         return EncoderOutput(
             features_CHW=features_1CHW[0].float(),
             scores_HW=scores_1HW[0].float(),
             input_width=net_width,
-            input_height=net_height,
-        )
+            input_height=net_height)
 
     def _forward(self, grey_B1HW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Network pass on grey images (B, 1, H, W), H and W multiples of 32.

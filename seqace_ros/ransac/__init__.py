@@ -127,13 +127,11 @@ def solve_pnp(
     if len(points2d) != len(points3d):
         raise ValueError(
             f"points2d and points3d must have the same N, got {len(points2d)} and "
-            f"{len(points3d)}"
-        )
+            f"{len(points3d)}")
     values = intrinsics.as_tuple if isinstance(intrinsics, Intrinsics) else intrinsics
     intrinsics_4 = np.asarray(values, dtype=np.float64)
     if intrinsics_4.shape != (4,):
         raise ValueError(f"intrinsics must be (fx, fy, cx, cy), got shape {intrinsics_4.shape}")
     success, T_world_cam, inliers, stats = _ransac.solve_pnp(
-        points2d, points3d, tuple(intrinsics_4.tolist()), options
-    )
+        points2d, points3d, tuple(intrinsics_4.tolist()), options)
     return PnPResult(success=success, inliers=inliers, stats=stats, T_world_cam=T_world_cam)

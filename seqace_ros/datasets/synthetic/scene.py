@@ -173,8 +173,7 @@ def generate_scene(config: SyntheticSceneConfig, rng: np.random.Generator) -> Sc
         materials=tuple(
             dataclasses.replace(materials[g], texture=texture_index[materials[g].texture])
             for g in used_groups),
-        atlas=TextureAtlas.from_images(images, names),
-    )
+        atlas=TextureAtlas.from_images(images, names))
 
 
 class _TexturePlan:

@@ -145,8 +145,7 @@ def map_scene(
             keyframes=len(tracks.keyframe_ids),
             track_observations=len(tracks),
             tracked_patches=buffer.tracked_patches(),
-            tracks_seconds=round(time.perf_counter() - tracks_start, 2),
-        )
+            tracks_seconds=round(time.perf_counter() - tracks_start, 2))
     head_config = replace(config.head, in_channels=encoder.feature_dim)
     scene_centre = torch.from_numpy(buffer.camera_centres_F3.mean(axis=0)).float()
     head, training = train_head(buffer, head_config, scene_centre, config, torch_device,
@@ -163,7 +162,6 @@ def map_scene(
         final_valid_fraction=training.final_valid_fraction,
         device=torch_device.type,
         depth_patches=0 if buffer.depths_N is None else int((buffer.depths_N > 0).sum()),
-        sequence=sequence_stats,
-    )
+        sequence=sequence_stats)
     return SceneMap.from_head(head, encoder.encoder_id, encoder.weight_hash, config.image_height,
                               stats.to_metadata(config))
