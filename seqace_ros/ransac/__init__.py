@@ -64,26 +64,6 @@ class PnPResult:
     stats: RansacStats
     T_world_cam: NDArray[np.float64]
 
-    @property
-    def num_inliers(self) -> int:
-        """Correspondences with reprojection error below the threshold."""
-        return int(self.stats.num_inliers)
-
-    @property
-    def num_hypotheses(self) -> int:
-        """Pose hypotheses scored (those that passed the 4th-point check)."""
-        return int(self.stats.num_hypotheses)
-
-    @property
-    def score(self) -> float:
-        """Soft inlier count of the returned pose, in [0, N]."""
-        return float(self.stats.score)
-
-    @property
-    def rmse_px(self) -> float:
-        """Reprojection RMSE over the inliers, pixels."""
-        return float(self.stats.rmse_px)
-
 
 def _float_array(name: str, value: ArrayLike, columns: int) -> NDArray[np.float64]:
     """``value`` as a C-contiguous float64 array of shape (N, columns)."""
