@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from interleaved import StageTimer
 
 from seqace_ros.core.json_io import json_text
 from seqace_ros.core.map_file import load_map
@@ -38,22 +39,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dataset = FolderDataset(args.dataset)
     indices = list(parse_frame_range(args.frames, len(dataset)))
-    localizer = create_localizer(load_map(args.map), LocalizerConfig(top_k=args.top_k),
-                                 args.device)
+    timer = StageTimer(create_localizer(load_map(args.map), LocalizerConfig(top_k=args.top_k),
+                                        args.device))
     frames = [dataset[i] for i in indices]
     for frame in frames[: args.warmup]:
-        localizer.localize(frame.image_rgb, frame.intrinsics)
-    timings: dict[str, list[float]] = {}
+        timer.localizer.localize(frame.image_rgb, frame.intrinsics)
     for frame in frames:
-        result = localizer.localize(frame.image_rgb, frame.intrinsics)
-        for stage, ms in result.timings_ms.items():
-            timings.setdefault(stage, []).append(ms)
+        timer.localize(frame.image_rgb, frame.intrinsics)
+    timings = timer.timings_ms
     report = {
-        "benchmark": "localizer_single_frame",
-        "frames": len(frames),
-        "threads": args.threads,
-        "device": args.device,
-        "top_k": args.top_k,
+        "benchmark": "localizer_single_frame", "frames": len(frames), "threads": args.threads,
+        "device": args.device, "top_k": args.top_k,
         "cpu": platform.processor() or platform.machine(),
         "mean_ms": {k: float(np.mean(v)) for k, v in timings.items()},
         "median_ms": {k: float(np.median(v)) for k, v in timings.items()},

@@ -27,18 +27,16 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 from bench_report import emit_report, platform_info
+
+from seqace_ros.ros.demo.children import ChildNode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,41 +62,6 @@ def _peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-class _NodeProcess:
-    """The node under test as a subprocess (params file, log file, SIGINT on close)."""
-
-    def __init__(self, parameters: dict[str, Any], work_dir: Path) -> None:
-        params_file = work_dir / "params.yaml"
-        params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": parameters}}))
-        self.log_path = work_dir / "node.log"
-        with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "seqace_ros.ros.relocalization_node", "--ros-args",
-                 "--params-file", str(params_file), "-r", "image:=/bench/image",
-                 "-r", "camera_info:=/bench/camera_info"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-
-    def wait_for_log(self, text: str, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while text not in self.log_path.read_text(errors="replace"):
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"node did not log {text!r}:\n{self.log_path.read_text(errors='replace')}"
-                )
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
 
 
 def main() -> int:
@@ -138,93 +101,92 @@ def main() -> int:
     parameters = {"map_path": str(args.map.resolve()), "device": args.device,
                   "qos_reliability": "reliable"}
 
-    with tempfile.TemporaryDirectory(prefix="node_latency_") as work:
-        node_process = _NodeProcess(parameters, Path(work))
-        try:
-            node_process.wait_for_log(MAP_READY_LOG, timeout_s=300)
-            rclpy.init()
-            node = rclpy.create_node("node_latency_bench")
-            received_s: dict[int, float] = {}
-            diagnostics: list[DiagnosticArray] = []
-            lock = threading.Lock()
+    remaps = ["-r", "image:=/bench/image", "-r", "camera_info:=/bench/camera_info"]
+    with (tempfile.TemporaryDirectory(prefix="node_latency_") as work,
+          ChildNode("seqace_ros.ros.relocalization_node", "node", parameters, Path(work),
+                    ros_args=remaps) as node_process):
+        node_process.wait_for_log(MAP_READY_LOG, timeout_s=300)
+        rclpy.init()
+        node = rclpy.create_node("node_latency_bench")
+        received_s: dict[int, float] = {}
+        diagnostics: list[DiagnosticArray] = []
+        lock = threading.Lock()
 
-            def on_pose(msg: PoseWithCovarianceStamped) -> None:
-                with lock:
-                    received_s[conversions.header_stamp_ns(msg.header)] = time.monotonic()
-
-            node.create_subscription(PoseWithCovarianceStamped, "/pose", on_pose, 100)
-            node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-            image_pub = node.create_publisher(Image, "/bench/image", 5)
-            info_pub = node.create_publisher(CameraInfo, "/bench/camera_info", 5)
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            spinner = threading.Thread(target=executor.spin, daemon=True)
-            spinner.start()
-            deadline = time.monotonic() + 30
-            while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-
-            def run(rate_hz: float, count: int, base_ns: int) -> dict[int, float]:
-                published_s = {}
-                next_time = time.monotonic()
-                for k in range(count):
-                    stamp_ns = base_ns + k * 1_000_000
-                    frame_index = k % len(frames)
-                    image = images[frame_index]
-                    image.header.stamp = conversions.time_msg(stamp_ns)
-                    info_pub.publish(conversions.camera_info_msg(
-                        frames[frame_index].intrinsics, stamp_ns, "camera"))
-                    published_s[stamp_ns] = time.monotonic()
-                    image_pub.publish(image)
-                    next_time += 1.0 / rate_hz
-                    time.sleep(max(0.0, next_time - time.monotonic()))
-                time.sleep(2.0)
-                return published_s
-
-            def latencies(published_s: dict[int, float]) -> list[float]:
-                with lock:
-                    return [1000.0 * (received_s[s] - t) for s, t in published_s.items()
-                            if s in received_s]
-
-            paced = run(args.rate, len(frames), 10**12)
-            paced_ms = latencies(paced)
-            flood_count = round(args.flood_rate * args.flood_seconds)
-            flood_start = time.monotonic()
-            flood = run(args.flood_rate, flood_count, 2 * 10**12)
+        def on_pose(msg: PoseWithCovarianceStamped) -> None:
             with lock:
-                flood_poses = sorted(received_s[s] for s in flood if s in received_s)
-            flood_ms = latencies(flood)
-            span_s = flood_poses[-1] - flood_poses[0] if len(flood_poses) > 1 else 0.0
-            values = ({kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-                      if diagnostics else {})
-            report = {
-                "benchmark": "node_latency",
-                "paced": {
-                    "rate_hz": args.rate,
-                    "frames": len(paced),
-                    "poses": len(paced_ms),
-                    "latency_ms": _percentiles(paced_ms),
-                },
-                "sustained": {
-                    "publish_rate_hz": args.flood_rate,
-                    "seconds": round(time.monotonic() - flood_start - 2.0, 2),
-                    "frames": flood_count,
-                    "poses": len(flood_poses),
-                    "pose_rate_hz": round((len(flood_poses) - 1) / span_s, 2) if span_s else 0.0,
-                    "latency_ms": _percentiles(flood_ms),
-                    "node_frames_dropped": int(values.get("frames_dropped", -1)),
-                    "node_frames_received": int(values.get("frames_received", -1)),
-                },
-                "node_peak_rss_mb": _peak_rss_mb(node_process.popen.pid),
-                "config": {"map": str(args.map), "frames": args.frames, "device": args.device,
-                           "transport": "rmw_fastrtps_cpp, loopback, reliable"},
-                "platform": platform_info(),
-            }
-            executor.shutdown()
-            node.destroy_node()
-            rclpy.try_shutdown()
-        finally:
-            node_process.close()
+                received_s[conversions.header_stamp_ns(msg.header)] = time.monotonic()
+
+        node.create_subscription(PoseWithCovarianceStamped, "/pose", on_pose, 100)
+        node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+        image_pub = node.create_publisher(Image, "/bench/image", 5)
+        info_pub = node.create_publisher(CameraInfo, "/bench/camera_info", 5)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        deadline = time.monotonic() + 30
+        while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        def run(rate_hz: float, count: int, base_ns: int) -> dict[int, float]:
+            published_s = {}
+            next_time = time.monotonic()
+            for k in range(count):
+                stamp_ns = base_ns + k * 1_000_000
+                frame_index = k % len(frames)
+                image = images[frame_index]
+                image.header.stamp = conversions.time_msg(stamp_ns)
+                info_pub.publish(conversions.camera_info_msg(
+                    frames[frame_index].intrinsics, stamp_ns, "camera"))
+                published_s[stamp_ns] = time.monotonic()
+                image_pub.publish(image)
+                next_time += 1.0 / rate_hz
+                time.sleep(max(0.0, next_time - time.monotonic()))
+            time.sleep(2.0)
+            return published_s
+
+        def latencies(published_s: dict[int, float]) -> list[float]:
+            with lock:
+                return [1000.0 * (received_s[s] - t) for s, t in published_s.items()
+                        if s in received_s]
+
+        paced = run(args.rate, len(frames), 10**12)
+        paced_ms = latencies(paced)
+        flood_count = round(args.flood_rate * args.flood_seconds)
+        flood_start = time.monotonic()
+        flood = run(args.flood_rate, flood_count, 2 * 10**12)
+        with lock:
+            flood_poses = sorted(received_s[s] for s in flood if s in received_s)
+        flood_ms = latencies(flood)
+        span_s = flood_poses[-1] - flood_poses[0] if len(flood_poses) > 1 else 0.0
+        values = ({kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+                  if diagnostics else {})
+        report = {
+            "benchmark": "node_latency",
+            "paced": {
+                "rate_hz": args.rate,
+                "frames": len(paced),
+                "poses": len(paced_ms),
+                "latency_ms": _percentiles(paced_ms),
+            },
+            "sustained": {
+                "publish_rate_hz": args.flood_rate,
+                "seconds": round(time.monotonic() - flood_start - 2.0, 2),
+                "frames": flood_count,
+                "poses": len(flood_poses),
+                "pose_rate_hz": round((len(flood_poses) - 1) / span_s, 2) if span_s else 0.0,
+                "latency_ms": _percentiles(flood_ms),
+                "node_frames_dropped": int(values.get("frames_dropped", -1)),
+                "node_frames_received": int(values.get("frames_received", -1)),
+            },
+            "node_peak_rss_mb": _peak_rss_mb(node_process.pid),
+            "config": {"map": str(args.map), "frames": args.frames, "device": args.device,
+                       "transport": "rmw_fastrtps_cpp, loopback, reliable"},
+            "platform": platform_info(),
+        }
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
     emit_report(report, args.json)
     return 0
 

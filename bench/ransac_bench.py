@@ -145,8 +145,7 @@ def bench_single(n: int, outlier_ratio: float, trials: int, seed: int) -> list[d
 
 def _find(rows: list[dict[str, object]], method: str, n: int, ratio: float) -> dict[str, object]:
     return next(
-        r for r in rows if r["method"] == method and r["n"] == n and r["outlier_ratio"] == ratio
-    )
+        r for r in rows if r["method"] == method and r["n"] == n and r["outlier_ratio"] == ratio)
 
 
 def summarize(rows: list[dict[str, object]]) -> dict[str, object]:

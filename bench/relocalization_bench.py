@@ -27,50 +27,22 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from bench_report import emit_report, platform_info
+from interleaved import compare_interleaved
 from mapping_bench import DEFAULT_DATA, run_seqace_map
-from numpy.typing import NDArray
 from peer.database import DatabaseConfig, load_or_build_database
 from peer.matching import XFeatSparse
 from peer.pipeline import PeerConfig, PeerLocalizer
 
-from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.base import PosedFrame, parse_frame_range
 from seqace_ros.datasets.folder import FolderDataset
-from seqace_ros.pipeline.evaluation import FrameEvaluation, evaluate_frames, summarize
-from seqace_ros.pipeline.localization.modes import (
-    FrameLocalizer,
-    create_localizer,
-    mode_config,
-)
-from seqace_ros.pipeline.localization.single import LocalizationResult
-
-METHODS = ("single", "sequence", "peer")
-
-
-class _StageTimer:
-    """A localizer that records the per-stage timings of every result."""
-
-    def __init__(self, localizer: FrameLocalizer) -> None:
-        self.localizer = localizer
-        self.timings_ms: dict[str, list[float]] = {}
-
-    def localize(self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> LocalizationResult:
-        result = self.localizer.localize(image_rgb, intrinsics)
-        for stage, ms in result.timings_ms.items():
-            self.timings_ms.setdefault(stage, []).append(ms)
-        return result
-
-    def mean_ms(self) -> dict[str, float]:
-        return {stage: round(float(np.mean(v)), 2) for stage, v in self.timings_ms.items()}
+from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 
 
 class _LastFrame:
@@ -91,20 +63,6 @@ class _LastFrame:
 
     def __iter__(self) -> Iterator[PosedFrame]:
         return iter(self.dataset)
-
-
-def compare(localizers: dict[str, _StageTimer], dataset: FolderDataset, queries: Sequence[int],
-            map_bytes: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """The evaluation report of each method on ``queries``, run interleaved frame by frame."""
-    frames = _LastFrame(dataset)
-    evaluations: dict[str, list[FrameEvaluation]] = {name: [] for name in localizers}
-    for done, index in enumerate(queries, 1):
-        for name, localizer in localizers.items():
-            evaluations[name] += evaluate_frames(localizer, frames, [index], progress=False)
-        if done % 20 == 0 or done == len(queries):
-            print(f"{done}/{len(queries)} queries", file=sys.stderr, flush=True)
-    return {name: {**summarize(evaluations[name], name, map_bytes[name]).to_dict(),
-                   "stage_ms": localizers[name].mean_ms()} for name in localizers}
 
 
 def main() -> int:
@@ -153,13 +111,14 @@ def main() -> int:
     peer_config = PeerConfig(num_keypoints=args.peer_keypoints, top_k_frames=args.peer_top_k,
                              threshold_px=args.peer_threshold_px)
     localizers = {
-        "single": _StageTimer(create_localizer(scene_map, mode_config("single"), device)),
-        "sequence": _StageTimer(create_localizer(scene_map, mode_config("sequence"), device)),
-        "peer": _StageTimer(PeerLocalizer(database, extractor, peer_config)),
+        "single": create_localizer(scene_map, mode_config("single"), device),
+        "sequence": create_localizer(scene_map, mode_config("sequence"), device),
+        "peer": PeerLocalizer(database, extractor, peer_config),
     }
     map_bytes = {"single": map_path.stat().st_size, "sequence": map_path.stat().st_size,
                  "peer": database_path.stat().st_size}
-    reports = compare(localizers, dataset, queries, map_bytes)
+    reports = compare_interleaved(localizers, _LastFrame(dataset), queries, map_bytes,
+                                  log_every=20)
     reports["peer"]["settings"] = {
         **asdict(peer_config), "database": asdict(database_config),
         "retrieval": "VLAD (spherical k-means codebook) over XFeat sparse descriptors",

@@ -32,26 +32,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from bench_report import emit_report, platform_info
-from numpy.typing import NDArray
+from interleaved import compare_interleaved
 
-from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.json_io import json_text
 from seqace_ros.core.map_file import SceneMap, load_map, save_map
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.datasets.synthetic import SyntheticScene
 from seqace_ros.datasets.synthetic import preset as synthetic_preset
-from seqace_ros.pipeline.evaluation import FrameEvaluation, evaluate_frames, summarize
-from seqace_ros.pipeline.localization.modes import (
-    MODE_NAMES,
-    FrameLocalizer,
-    create_localizer,
-    mode_config,
-)
-from seqace_ros.pipeline.localization.single import LocalizationResult
+from seqace_ros.pipeline.localization.modes import MODE_NAMES, create_localizer, mode_config
 from seqace_ros.pipeline.mapping import map_scene
 from seqace_ros.pipeline.mapping import preset as mapping_preset
 
@@ -69,42 +60,14 @@ def _map_bytes(scene_map: SceneMap) -> int:
         return save_map(scene_map, Path(folder) / "scene.map").stat().st_size
 
 
-class _StageTimer:
-    """A localizer that also keeps the stage timings of every frame it localized."""
-
-    def __init__(self, localizer: FrameLocalizer) -> None:
-        self.localizer = localizer
-        self.timings_ms: list[dict[str, float]] = []
-
-    def localize(self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> LocalizationResult:
-        result = self.localizer.localize(image_rgb, intrinsics)
-        self.timings_ms.append(result.timings_ms)
-        return result
-
-    def mean_ms(self) -> dict[str, float]:
-        """Mean milliseconds per stage over the frames so far."""
-        return {stage: round(float(np.mean([t[stage] for t in self.timings_ms])), 2)
-                for stage in self.timings_ms[0]}
-
-
 def compare_modes(
     scene_map: SceneMap, frames: PosedFrameSource, indices: Sequence[int], map_bytes: int,
 ) -> dict[str, Any]:
-    """Both modes' reports on the same frames, and the sequence mode's gain.
-
-    The modes run interleaved, frame by frame (each keeps its own state), so that a busy
-    machine slows both alike and their rates stay comparable.
-    """
-    localizers = {mode: _StageTimer(create_localizer(scene_map, mode_config(mode),
-                                                     torch.device("cpu")))
+    """Both modes' reports on the same frames (run interleaved), and the sequence mode's gain."""
+    localizers = {mode: create_localizer(scene_map, mode_config(mode), torch.device("cpu"))
                   for mode in MODE_NAMES}
-    evaluations: dict[str, list[FrameEvaluation]] = {mode: [] for mode in MODE_NAMES}
-    for index in indices:
-        for mode in MODE_NAMES:
-            evaluations[mode] += evaluate_frames(localizers[mode], frames, [index],
-                                                 progress=False)
-    reports = {mode: {**summarize(evaluations[mode], mode, map_bytes).to_dict(),
-                      "stage_ms": localizers[mode].mean_ms()} for mode in MODE_NAMES}
+    reports = compare_interleaved(localizers, frames, indices,
+                                  dict.fromkeys(MODE_NAMES, map_bytes))
     single, sequence = reports["single"], reports["sequence"]
     gain = {key: sequence[key] - single[key]
             for key in ("recall_5cm_5deg", "recall_2cm_2deg", "recall_1cm_1deg")}

@@ -73,8 +73,7 @@ def main() -> None:
         render_scene(config, Path(tmp) / "scene")
         elapsed = time.perf_counter() - start
     report["render_scene_320x240_ms_per_frame_incl_build_and_png"] = round(
-        1000.0 * elapsed / args.frames, 1
-    )
+        1000.0 * elapsed / args.frames, 1)
     print(json_text(report))
 
 

@@ -162,8 +162,7 @@ def build_database(
         settings={"dataset": str(dataset.root.resolve()), "frames": [int(i) for i in indices],
                   "config": asdict(config),
                   "T_colour_depth": dataset.T_colour_depth.tolist(),
-                  "detection_threshold": extractor.detection_threshold},
-    )
+                  "detection_threshold": extractor.detection_threshold})
 
 
 def load_or_build_database(

@@ -73,8 +73,7 @@ class XFeatSparse:
         return SparseFeatures(
             keypoints_N2=out["keypoints"].float().cpu().numpy(),
             descriptors_ND=out["descriptors"].float().cpu().numpy(),
-            scores_N=out["scores"].float().cpu().numpy(),
-        )
+            scores_N=out["scores"].float().cpu().numpy())
 
 
 def mutual_nearest_neighbours(

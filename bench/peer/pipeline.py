@@ -110,20 +110,9 @@ class PeerLocalizer:
             inliers_C = np.asarray(info["inliers"], dtype=bool)
             T_world_cam = invert_transform(make_transform(pose.R, pose.t))
         solved = time.perf_counter()
-        num_inliers = int(inliers_C.sum())
-        success = T_world_cam is not None and num_inliers >= self.config.min_inliers
-        return LocalizationResult(
-            success=success,
-            T_world_cam=T_world_cam if success else None,
-            num_inliers=num_inliers,
-            num_correspondences=len(points2d_C2),
-            confidence=num_inliers / max(len(points2d_C2), 1),
-            timings_ms={"extract": 1000 * (extracted - start),
-                        "retrieval": 1000 * (retrieved - extracted),
-                        "matching": 1000 * (matched - retrieved),
-                        "pnp": 1000 * (solved - matched),
-                        "total": 1000 * (solved - start)},
-            points2d_N2=points2d_C2,
-            scene_points_N3=points3d_C3,
-            inliers_N=inliers_C,
-        )
+        timings_ms = {"extract": 1000 * (extracted - start),
+                      "retrieval": 1000 * (retrieved - extracted),
+                      "matching": 1000 * (matched - retrieved), "pnp": 1000 * (solved - matched),
+                      "total": 1000 * (solved - start)}
+        return LocalizationResult.from_inliers(T_world_cam, points2d_C2, points3d_C3, inliers_C,
+                                               timings_ms, self.config.min_inliers)

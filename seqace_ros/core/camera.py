@@ -57,5 +57,4 @@ class Intrinsics:
             cx=(self.cx + 0.5) * sx - 0.5,
             cy=(self.cy + 0.5) * sy - 0.5,
             width=width,
-            height=height,
-        )
+            height=height)

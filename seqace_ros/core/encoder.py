@@ -192,8 +192,7 @@ class XFeatEncoder:
         if (net_width, net_height) != (width, height):
             grey_11HW = F.interpolate(
                 grey_11HW, (net_height, net_width), mode="bilinear", align_corners=False,
-                antialias=True,
-            )
+                antialias=True)
         maps = self._forward(grey_11HW)
         sparse = None
         if num_keypoints > 0:
@@ -205,8 +204,7 @@ class XFeatEncoder:
             scores_HW=maps.scores_Bhw[0].float(),
             input_width=net_width,
             input_height=net_height,
-            sparse=sparse,
-        )
+            sparse=sparse)
 
     def _forward(self, grey_B1HW: torch.Tensor) -> _NetworkMaps:
         """Network pass on grey images (B, 1, H, W), H and W multiples of 32."""

@@ -103,8 +103,7 @@ def rotation_from_quaternion_xyzw(q_xyzw: ArrayLike) -> Array:
             [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
             [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+        ])
 
 
 def transform_from_translation_quaternion(t_3: ArrayLike, q_xyzw: ArrayLike) -> Array:

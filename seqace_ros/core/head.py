@@ -47,13 +47,11 @@ class HeadConfig:
         if self.in_channels <= 0 or self.width <= 0 or self.num_blocks < 0:
             raise ValueError(
                 "head needs in_channels > 0, width > 0, num_blocks >= 0; got "
-                f"{self.in_channels}, {self.width}, {self.num_blocks}"
-            )
+                f"{self.in_channels}, {self.width}, {self.num_blocks}")
         if not 0.0 < self.homogeneous_min_scale < self.homogeneous_max_scale:
             raise ValueError(
                 "head needs 0 < homogeneous_min_scale < homogeneous_max_scale, got "
-                f"{self.homogeneous_min_scale}, {self.homogeneous_max_scale}"
-            )
+                f"{self.homogeneous_min_scale}, {self.homogeneous_max_scale}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of the fields."""
@@ -74,8 +72,7 @@ class HeadConfig:
             width=int(data["width"]),
             num_blocks=int(data["num_blocks"]),
             homogeneous_min_scale=float(data["homogeneous_min_scale"]),
-            homogeneous_max_scale=float(data["homogeneous_max_scale"]),
-        )
+            homogeneous_max_scale=float(data["homogeneous_max_scale"]))
 
 
 class _ResidualBlock(nn.Module):
@@ -124,8 +121,7 @@ class SceneHead(nn.Module):
         if features_NC.ndim != 2 or features_NC.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"head expects features of shape (N, {self.config.in_channels}), "
-                f"got {tuple(features_NC.shape)}"
-            )
+                f"got {tuple(features_NC.shape)}")
         x = self.blocks(features_NC)
         x = F.relu(self.out1(x))
         x = F.relu(self.out2(x))

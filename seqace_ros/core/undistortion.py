@@ -41,8 +41,7 @@ class Undistorter:
         if image_rgb.shape[:2] != (intr.height, intr.width):
             raise CalibrationError(
                 f"image is {image_rgb.shape[1]}x{image_rgb.shape[0]} but the calibration is for "
-                f"{intr.width}x{intr.height}"
-            )
+                f"{intr.width}x{intr.height}")
         if self._maps is None:
             return image_rgb
         return cv2.remap(image_rgb, self._maps[0], self._maps[1], cv2.INTER_LINEAR)

@@ -80,8 +80,7 @@ def calibration_from_camera_info(message: Any, origin: str) -> CameraCalibration
         distortion=np.asarray(D, dtype=np.float64),
         origin=origin,
         roi_xywh=(roi.x_offset, roi.y_offset, roi.width, roi.height),
-        binning_xy=(message.binning_x, message.binning_y),
-    )
+        binning_xy=(message.binning_x, message.binning_y))
 
 
 def image_from_message(message: Any, msgtype: str) -> NDArray[np.uint8]:
@@ -98,8 +97,7 @@ def image_from_message(message: Any, msgtype: str) -> NDArray[np.uint8]:
             width=int(message.width),
             step=int(message.step),
             data=message.data,
-            is_bigendian=bool(message.is_bigendian),
-        )
+            is_bigendian=bool(message.is_bigendian))
     if msgtype == "sensor_msgs/msg/CompressedImage":
         return decode_compressed_image(str(message.format), message.data)
     raise ValueError(f"expected one of {IMAGE_TYPES}, got {msgtype!r}")

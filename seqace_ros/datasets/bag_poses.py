@@ -72,8 +72,7 @@ class PoseSourceConfig:
     def __post_init__(self) -> None:
         if self.source not in POSE_SOURCES:
             raise PoseSourceError(
-                f"pose source must be one of {', '.join(POSE_SOURCES)}, got {self.source!r}"
-            )
+                f"pose source must be one of {', '.join(POSE_SOURCES)}, got {self.source!r}")
         if self.source in ("odometry", "pose") and not self.topic:
             raise PoseSourceError(f"pose source {self.source!r} needs a topic")
         if self.source == "tum" and self.tum_file is None:
@@ -82,8 +81,7 @@ class PoseSourceConfig:
             raise PoseSourceError(f"max_gap_s must be >= 0, got {self.max_gap_s}")
         if self.T_body_cam is not None and np.asarray(self.T_body_cam).shape != (4, 4):
             raise PoseSourceError(
-                f"T_body_cam must be 4x4, got shape {np.asarray(self.T_body_cam).shape}"
-            )
+                f"T_body_cam must be 4x4, got shape {np.asarray(self.T_body_cam).shape}")
 
     @property
     def max_gap_ns(self) -> int:
@@ -152,8 +150,7 @@ class PoseCollector:
             if len(self._odometry_children) != 1:
                 raise PoseSourceError(
                     f"odometry topic {self.config.topic} must name exactly one child_frame_id, "
-                    f"got {sorted(self._odometry_children) or 'no messages'}"
-                )
+                    f"got {sorted(self._odometry_children) or 'no messages'}")
             return next(iter(self._odometry_children)) or camera_frame
         return self.config.body_frame or camera_frame
 
@@ -186,8 +183,7 @@ class PoseCollector:
             if config.source == "tum" and config.tum_file is not None:
                 trajectory = read_tum_trajectory(config.tum_file)
                 samples = list(
-                    zip(trajectory.stamps_ns.tolist(), trajectory.T_world_body_N44, strict=True)
-                )
+                    zip(trajectory.stamps_ns.tolist(), trajectory.T_world_body_N44, strict=True))
             if config.source != "tf" and body != config.map_frame:
                 for stamp, T in samples:
                     tree.set_transform(config.map_frame, body, T, stamp)

@@ -35,11 +35,8 @@ ImageTransport = Literal["raw", "jpeg", "png"]
 PoseOutput = Literal["none", "tf", "odometry", "pose", "pose_with_covariance"]
 
 _FROM_RGB: dict[str, int | None] = {
-    "rgb8": None,
-    "bgr8": cv2.COLOR_RGB2BGR,
-    "rgba8": cv2.COLOR_RGB2RGBA,
-    "bgra8": cv2.COLOR_RGB2BGRA,
-    "mono8": cv2.COLOR_RGB2GRAY,
+    "rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA,
+    "bgra8": cv2.COLOR_RGB2BGRA, "mono8": cv2.COLOR_RGB2GRAY,
 }
 
 
@@ -51,11 +48,8 @@ def _typestore(storage: BagStorage) -> Typestore:
     if storage == "ros1":
         store = get_typestore(Stores.ROS1_NOETIC)
         # Noetic's store lacks tf2_msgs; its definition is one line.
-        store.register(
-            get_types_from_msg(
-                "geometry_msgs/TransformStamped[] transforms", "tf2_msgs/msg/TFMessage"
-            )
-        )
+        store.register(get_types_from_msg("geometry_msgs/TransformStamped[] transforms",
+                                          "tf2_msgs/msg/TFMessage"))
         return store
     return get_typestore(Stores.ROS2_HUMBLE)
 
@@ -95,12 +89,8 @@ class BagWriter:
         self._writer.open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         try:
             self._writer.close()
         finally:
@@ -126,27 +116,27 @@ class BagWriter:
             return self._msg("std_msgs/msg/Header", seq=self._seq, stamp=stamp, frame_id=frame_id)
         return self._msg("std_msgs/msg/Header", stamp=stamp, frame_id=frame_id)
 
+    def _quaternion(self, q_xyzw: NDArray[np.float64]) -> Any:
+        x, y, z, w = q_xyzw
+        return self._msg("geometry_msgs/msg/Quaternion", x=x, y=y, z=z, w=w)
+
     def _pose(self, T: ArrayLike) -> Any:
         t, q = translation_quaternion_from_transform(T)
-        return self._msg(
-            "geometry_msgs/msg/Pose",
-            position=self._msg("geometry_msgs/msg/Point", x=t[0], y=t[1], z=t[2]),
-            orientation=self._msg("geometry_msgs/msg/Quaternion", x=q[0], y=q[1], z=q[2], w=q[3]),
-        )
+        return self._msg("geometry_msgs/msg/Pose", orientation=self._quaternion(q),
+                         position=self._msg("geometry_msgs/msg/Point", x=t[0], y=t[1], z=t[2]))
+
+    def _pose_with_covariance(self, T: ArrayLike) -> Any:
+        """``T`` as a ``PoseWithCovariance`` with a zero covariance."""
+        return self._msg("geometry_msgs/msg/PoseWithCovariance", pose=self._pose(T),
+                         covariance=np.zeros(36, dtype=np.float64))
 
     def _transform_stamped(self, stamp_ns: int, parent: str, child: str, T: ArrayLike) -> Any:
         t, q = translation_quaternion_from_transform(T)
         transform = self._msg(
-            "geometry_msgs/msg/Transform",
-            translation=self._msg("geometry_msgs/msg/Vector3", x=t[0], y=t[1], z=t[2]),
-            rotation=self._msg("geometry_msgs/msg/Quaternion", x=q[0], y=q[1], z=q[2], w=q[3]),
-        )
-        return self._msg(
-            "geometry_msgs/msg/TransformStamped",
-            header=self._header(stamp_ns, parent),
-            child_frame_id=child,
-            transform=transform,
-        )
+            "geometry_msgs/msg/Transform", rotation=self._quaternion(q),
+            translation=self._msg("geometry_msgs/msg/Vector3", x=t[0], y=t[1], z=t[2]))
+        return self._msg("geometry_msgs/msg/TransformStamped", child_frame_id=child,
+                         header=self._header(stamp_ns, parent), transform=transform)
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, message: Any) -> None:
         """Serialize ``message`` and record it on ``topic`` at bag time ``stamp_ns``.
@@ -154,33 +144,22 @@ class BagWriter:
         Raises:
             BagWriteError: if ``topic`` was used before with another type.
         """
+        ros1 = self.storage == "ros1"
         if topic not in self._connections:
-            if self.storage == "ros1":
-                connection = self._writer.add_connection(
-                    topic, msgtype, typestore=self.typestore, latching=int(topic == "/tf_static")
-                )
-            else:
-                connection = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+            latching = {"latching": int(topic == "/tf_static")} if ros1 else {}
+            connection = self._writer.add_connection(topic, msgtype, typestore=self.typestore,
+                                                     **latching)
             self._connections[topic] = (connection, msgtype)
         connection, known_type = self._connections[topic]
         if known_type != msgtype:
             raise BagWriteError(f"topic {topic} carries {known_type}, cannot write {msgtype}")
-        if self.storage == "ros1":
-            data = self.typestore.serialize_ros1(message, msgtype)
-        else:
-            data = self.typestore.serialize_cdr(message, msgtype)
-        self._writer.write(connection, int(stamp_ns), data)
+        serialize = self.typestore.serialize_ros1 if ros1 else self.typestore.serialize_cdr
+        self._writer.write(connection, int(stamp_ns), serialize(message, msgtype))
 
     # --- typed writers --------------------------------------------------------------------
 
-    def write_image(
-        self,
-        topic: str,
-        stamp_ns: int,
-        image_rgb: NDArray[np.uint8],
-        frame_id: str,
-        encoding: str = "bgr8",
-    ) -> None:
+    def write_image(self, topic: str, stamp_ns: int, image_rgb: NDArray[np.uint8],
+                    frame_id: str, encoding: str = "bgr8") -> None:
         """Write a raw ``sensor_msgs/Image`` from an (H, W, 3) uint8 RGB array.
 
         Args:
@@ -196,32 +175,18 @@ class BagWriter:
         pixels = image_rgb if conversion is None else cv2.cvtColor(image_rgb, conversion)
         self._write_raw_image(topic, stamp_ns, pixels, frame_id, encoding)
 
-    def _write_raw_image(
-        self, topic: str, stamp_ns: int, pixels: NDArray[np.generic], frame_id: str,
-        encoding: str,
-    ) -> None:
+    def _write_raw_image(self, topic: str, stamp_ns: int, pixels: NDArray[np.generic],
+                         frame_id: str, encoding: str) -> None:
         """Write (H, W[, C]) ``pixels`` as a little-endian ``sensor_msgs/Image``."""
         pixels = np.ascontiguousarray(pixels)
         message = self._msg(
-            "sensor_msgs/msg/Image",
-            header=self._header(stamp_ns, frame_id),
-            height=pixels.shape[0],
-            width=pixels.shape[1],
-            encoding=encoding,
-            is_bigendian=0,
-            step=pixels.strides[0],
-            data=pixels.view(np.uint8).reshape(-1),
-        )
+            "sensor_msgs/msg/Image", header=self._header(stamp_ns, frame_id),
+            height=pixels.shape[0], width=pixels.shape[1], encoding=encoding, is_bigendian=0,
+            step=pixels.strides[0], data=pixels.view(np.uint8).reshape(-1))
         self.write(topic, "sensor_msgs/msg/Image", stamp_ns, message)
 
-    def write_depth_image(
-        self,
-        topic: str,
-        stamp_ns: int,
-        depth_m: NDArray[np.float32],
-        frame_id: str,
-        encoding: Literal["16UC1", "32FC1"] = "16UC1",
-    ) -> None:
+    def write_depth_image(self, topic: str, stamp_ns: int, depth_m: NDArray[np.float32],
+                          frame_id: str, encoding: Literal["16UC1", "32FC1"] = "16UC1") -> None:
         """Write a depth ``sensor_msgs/Image`` from (H, W) metres (0 = invalid).
 
         Args:
@@ -241,15 +206,9 @@ class BagWriter:
             raise BagWriteError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
         self._write_raw_image(topic, stamp_ns, pixels, frame_id, encoding)
 
-    def write_compressed_image(
-        self,
-        topic: str,
-        stamp_ns: int,
-        image_rgb: NDArray[np.uint8],
-        frame_id: str,
-        codec: Literal["jpeg", "png"] = "jpeg",
-        jpeg_quality: int = 95,
-    ) -> None:
+    def write_compressed_image(self, topic: str, stamp_ns: int, image_rgb: NDArray[np.uint8],
+                               frame_id: str, codec: Literal["jpeg", "png"] = "jpeg",
+                               jpeg_quality: int = 95) -> None:
         """Write a ``sensor_msgs/CompressedImage`` (JPEG or PNG) of an RGB array.
 
         Raises:
@@ -264,23 +223,15 @@ class BagWriter:
         if not ok:
             raise BagWriteError(f"OpenCV failed to encode a {codec} image")
         message = self._msg(
-            "sensor_msgs/msg/CompressedImage",
-            header=self._header(stamp_ns, frame_id),
-            format=f"rgb8; {codec} compressed bgr8",
-            data=encoded.reshape(-1).astype(np.uint8),
-        )
+            "sensor_msgs/msg/CompressedImage", header=self._header(stamp_ns, frame_id),
+            format=f"rgb8; {codec} compressed bgr8", data=encoded.reshape(-1).astype(np.uint8))
         self.write(topic, "sensor_msgs/msg/CompressedImage", stamp_ns, message)
 
     def write_camera_info(
-        self,
-        topic: str,
-        stamp_ns: int,
-        intrinsics: Intrinsics,
-        frame_id: str,
+        self, topic: str, stamp_ns: int, intrinsics: Intrinsics, frame_id: str,
         distortion_model: str = "plumb_bob",
         distortion: Sequence[float] = (0.0, 0.0, 0.0, 0.0, 0.0),
-        roi_xywh: tuple[int, int, int, int] = (0, 0, 0, 0),
-        binning_xy: tuple[int, int] = (0, 0),
+        roi_xywh: tuple[int, int, int, int] = (0, 0, 0, 0), binning_xy: tuple[int, int] = (0, 0),
     ) -> None:
         """Write a ``sensor_msgs/CameraInfo`` with ``K`` from ``intrinsics`` and ``P = [K | 0]``.
 
@@ -290,48 +241,27 @@ class BagWriter:
         K = intrinsics.K
         P = np.hstack([K, np.zeros((3, 1))])
         x_offset, y_offset, roi_width, roi_height = roi_xywh
-        roi = self._msg(
-            "sensor_msgs/msg/RegionOfInterest",
-            x_offset=x_offset,
-            y_offset=y_offset,
-            height=roi_height,
-            width=roi_width,
-            do_rectify=False,
-        )
+        roi = self._msg("sensor_msgs/msg/RegionOfInterest", x_offset=x_offset, y_offset=y_offset,
+                        height=roi_height, width=roi_width, do_rectify=False)
         names = ("D", "K", "R", "P") if self.storage == "ros1" else ("d", "k", "r", "p")
-        matrices = (
-            np.asarray(distortion, dtype=np.float64),
-            K.reshape(-1),
-            np.eye(3).reshape(-1),
-            P.reshape(-1),
-        )
+        matrices = (np.asarray(distortion, dtype=np.float64), K.reshape(-1), np.eye(3).reshape(-1),
+                    P.reshape(-1))
         message = self._msg(
-            "sensor_msgs/msg/CameraInfo",
-            header=self._header(stamp_ns, frame_id),
-            height=intrinsics.height,
-            width=intrinsics.width,
-            distortion_model=distortion_model,
-            binning_x=binning_xy[0],
-            binning_y=binning_xy[1],
-            roi=roi,
-            **dict(zip(names, matrices, strict=True)),
-        )
+            "sensor_msgs/msg/CameraInfo", header=self._header(stamp_ns, frame_id),
+            height=intrinsics.height, width=intrinsics.width, distortion_model=distortion_model,
+            binning_x=binning_xy[0], binning_y=binning_xy[1], roi=roi,
+            **dict(zip(names, matrices, strict=True)))
         self.write(topic, "sensor_msgs/msg/CameraInfo", stamp_ns, message)
 
-    def write_transforms(
-        self,
-        stamp_ns: int,
-        transforms: Sequence[tuple[str, str, ArrayLike]],
-        static: bool = False,
-    ) -> None:
+    def write_transforms(self, stamp_ns: int, transforms: Sequence[tuple[str, str, ArrayLike]],
+                         static: bool = False) -> None:
         """Write one ``tf2_msgs/TFMessage`` of ``(parent, child, T_parent_child)`` triples.
 
         Goes to ``/tf_static`` when ``static`` else ``/tf``, stamped ``stamp_ns``.
         """
         message = self._msg(
             "tf2_msgs/msg/TFMessage",
-            transforms=[self._transform_stamped(stamp_ns, p, c, T) for p, c, T in transforms],
-        )
+            transforms=[self._transform_stamped(stamp_ns, p, c, T) for p, c, T in transforms])
         topic = "/tf_static" if static else "/tf"
         self.write(topic, "tf2_msgs/msg/TFMessage", stamp_ns, message)
 
@@ -339,41 +269,21 @@ class BagWriter:
         self, topic: str, stamp_ns: int, parent: str, child: str, T_parent_child: ArrayLike
     ) -> None:
         """Write a ``nav_msgs/Odometry`` with the pose of ``child`` in ``parent`` (zero twist)."""
-        covariance = np.zeros(36, dtype=np.float64)
         vector = self._msg("geometry_msgs/msg/Vector3", x=0.0, y=0.0, z=0.0)
-        message = self._msg(
-            "nav_msgs/msg/Odometry",
-            header=self._header(stamp_ns, parent),
-            child_frame_id=child,
-            pose=self._msg(
-                "geometry_msgs/msg/PoseWithCovariance",
-                pose=self._pose(T_parent_child),
-                covariance=covariance,
-            ),
-            twist=self._msg(
-                "geometry_msgs/msg/TwistWithCovariance",
-                twist=self._msg("geometry_msgs/msg/Twist", linear=vector, angular=vector),
-                covariance=covariance.copy(),
-            ),
-        )
+        twist = self._msg(
+            "geometry_msgs/msg/TwistWithCovariance", covariance=np.zeros(36, dtype=np.float64),
+            twist=self._msg("geometry_msgs/msg/Twist", linear=vector, angular=vector))
+        message = self._msg("nav_msgs/msg/Odometry", header=self._header(stamp_ns, parent),
+                            child_frame_id=child, pose=self._pose_with_covariance(T_parent_child),
+                            twist=twist)
         self.write(topic, "nav_msgs/msg/Odometry", stamp_ns, message)
 
-    def write_pose(
-        self,
-        topic: str,
-        stamp_ns: int,
-        frame_id: str,
-        T_frame_body: ArrayLike,
-        with_covariance: bool = False,
-    ) -> None:
+    def write_pose(self, topic: str, stamp_ns: int, frame_id: str, T_frame_body: ArrayLike,
+                   with_covariance: bool = False) -> None:
         """Write a ``PoseStamped`` (or ``PoseWithCovarianceStamped``) in ``frame_id``."""
         header = self._header(stamp_ns, frame_id)
         if with_covariance:
-            pose = self._msg(
-                "geometry_msgs/msg/PoseWithCovariance",
-                pose=self._pose(T_frame_body),
-                covariance=np.zeros(36, dtype=np.float64),
-            )
+            pose = self._pose_with_covariance(T_frame_body)
             msgtype = "geometry_msgs/msg/PoseWithCovarianceStamped"
         else:
             pose = self._pose(T_frame_body)
@@ -400,8 +310,7 @@ def _write_depth(writer: BagWriter, frame: PosedFrame, config: FramesBagConfig,
 def _check_rgb(image_rgb: NDArray[np.uint8]) -> None:
     if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
         raise BagWriteError(
-            f"image must be (H, W, 3) uint8 RGB, got {image_rgb.dtype} {image_rgb.shape}"
-        )
+            f"image must be (H, W, 3) uint8 RGB, got {image_rgb.dtype} {image_rgb.shape}")
 
 
 @dataclass(frozen=True)
@@ -481,27 +390,19 @@ def write_frames_bag(
             stamp = frame.stamp_ns
             if first and config.body_frame is not None and config.poses != "none":
                 writer.write_transforms(
-                    stamp, [(config.body_frame, config.camera_frame, T_body_cam)], static=True
-                )
+                    stamp, [(config.body_frame, config.camera_frame, T_body_cam)], static=True)
             if config.depth_topic is not None:
                 _write_depth(writer, frame, config, static=first)
             first = False
             if config.transport == "raw":
-                writer.write_image(
-                    config.image_topic, stamp, frame.image_rgb, config.camera_frame, config.encoding
-                )
+                writer.write_image(config.image_topic, stamp, frame.image_rgb,
+                                   config.camera_frame, config.encoding)
             else:
-                writer.write_compressed_image(
-                    config.image_topic,
-                    stamp,
-                    frame.image_rgb,
-                    config.camera_frame,
-                    codec=config.transport,
-                    jpeg_quality=config.jpeg_quality,
-                )
-            writer.write_camera_info(
-                config.camera_info_topic, stamp, frame.intrinsics, config.camera_frame
-            )
+                writer.write_compressed_image(config.image_topic, stamp, frame.image_rgb,
+                                              config.camera_frame, codec=config.transport,
+                                              jpeg_quality=config.jpeg_quality)
+            writer.write_camera_info(config.camera_info_topic, stamp, frame.intrinsics,
+                                     config.camera_frame)
             if config.poses == "none":
                 continue
             if frame.T_world_cam is None:
@@ -512,11 +413,6 @@ def write_frames_bag(
             elif config.poses == "odometry":
                 writer.write_odometry(config.pose_topic, stamp, config.map_frame, body, T_map_body)
             else:
-                writer.write_pose(
-                    config.pose_topic,
-                    stamp,
-                    config.map_frame,
-                    T_map_body,
-                    with_covariance=config.poses == "pose_with_covariance",
-                )
+                writer.write_pose(config.pose_topic, stamp, config.map_frame, T_map_body,
+                                  with_covariance=config.poses == "pose_with_covariance")
     return Path(path)

@@ -96,17 +96,14 @@ def read_calibration(path: Path, width: int, height: int) -> Intrinsics:
     """
     values = _read_numbers(path, "calibration")
     if values.size == 1:
-        return Intrinsics(
-            float(values[0]), float(values[0]), width / 2.0, height / 2.0, width, height
-        )
+        return Intrinsics(float(values[0]), float(values[0]), width / 2.0, height / 2.0, width,
+                          height)
     if values.size == 9:
         K = values.reshape(3, 3)
-        return Intrinsics(
-            float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), width, height
-        )
+        return Intrinsics(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), width,
+                          height)
     raise DatasetError(
-        f"{path}: calibration needs 1 focal or 9 numbers (3x3 K), found {values.size}"
-    )
+        f"{path}: calibration needs 1 focal or 9 numbers (3x3 K), found {values.size}")
 
 
 def read_image_rgb(path: Path) -> NDArray[np.uint8]:
@@ -139,12 +136,8 @@ class FolderDataset:
     """
 
     def __init__(
-        self,
-        root: str | Path,
-        pinhole: tuple[float, float, float, float] | None = None,
-        focal: float | None = None,
-        require_poses: bool = True,
-        depth: bool = False,
+        self, root: str | Path, pinhole: tuple[float, float, float, float] | None = None,
+        focal: float | None = None, require_poses: bool = True, depth: bool = False,
         T_colour_depth: NDArray[np.float64] | None = None,
     ) -> None:
         self.root = Path(root)
@@ -164,8 +157,7 @@ class FolderDataset:
         if not self._files:
             raise DatasetError(
                 f"{self.root}: no frames found (expected frame-XXXXXX.color.png|jpg, "
-                "or an ACE layout with rgb/, poses/, calibration/)"
-            )
+                "or an ACE layout with rgb/, poses/, calibration/)")
         if depth:
             missing = [f.name for f in self._files if f.depth is None]
             if missing:
@@ -181,16 +173,11 @@ class FolderDataset:
                               else np.eye(4))
         self.T_colour_depth = np.asarray(T_colour_depth, dtype=np.float64)
         self._shared_calibration = self._find_shared_calibration()
-        if (
-            self._shared_calibration is None
-            and self._pinhole is None
-            and self._focal is None
-            and any(f.calibration is None for f in self._files)
-        ):
+        if (self._shared_calibration is None and self._pinhole is None and self._focal is None
+                and any(f.calibration is None for f in self._files)):
             raise DatasetError(
                 f"{self.root}: no intrinsics (no color-intrinsics.txt, camera-intrinsics.txt "
-                "or calibration/ files); pass intrinsics or a focal length"
-            )
+                "or calibration/ files); pass intrinsics or a focal length")
 
     def _scan_seven_scenes(self, require_poses: bool) -> list[_FrameFiles]:
         files = []
@@ -215,12 +202,9 @@ class FolderDataset:
             depth = next((d for d in (self.root / "depth" / f"{stem}.png",
                                       self.root / "depth" / f"{stem}.depth.png") if d.is_file()),
                          None)
-            files.append(
-                self._frame(
-                    stem, path, pose, calibration if calibration.is_file() else None,
-                    require_poses, depth,
-                )
-            )
+            files.append(self._frame(stem, path, pose,
+                                     calibration if calibration.is_file() else None,
+                                     require_poses, depth))
         return files
 
     def _depth_file_hint(self) -> str:
@@ -231,11 +215,9 @@ class FolderDataset:
         name: str, image: Path, pose: Path, calibration: Path | None, require_poses: bool,
         depth: Path | None,
     ) -> _FrameFiles:
-        if not pose.is_file():
-            if require_poses:
-                raise DatasetError(f"frame {name}: pose file {pose} is missing")
-            return _FrameFiles(name, image, None, calibration, depth)
-        return _FrameFiles(name, image, pose, calibration, depth)
+        if require_poses and not pose.is_file():
+            raise DatasetError(f"frame {name}: pose file {pose} is missing")
+        return _FrameFiles(name, image, pose if pose.is_file() else None, calibration, depth)
 
     def _find_shared_calibration(self) -> Path | None:
         for name in ("color-intrinsics.txt", "camera-intrinsics.txt"):
@@ -267,14 +249,9 @@ class FolderDataset:
         height, width = image_rgb.shape[:2]
         T_world_cam = read_pose_file(files.pose) if files.pose is not None else None
         intrinsics = self._intrinsics_for(files, width, height)
-        return PosedFrame(
-            image_rgb=image_rgb,
-            intrinsics=intrinsics,
-            T_world_cam=T_world_cam,
-            stamp_ns=index,
-            name=files.name,
-            depth=self._depth_image(files, intrinsics) if self.depth else None,
-        )
+        return PosedFrame(image_rgb=image_rgb, intrinsics=intrinsics, T_world_cam=T_world_cam,
+                          stamp_ns=index, name=files.name,
+                          depth=self._depth_image(files, intrinsics) if self.depth else None)
 
     def _depth_image(self, files: _FrameFiles, colour: Intrinsics) -> DepthImage:
         """The frame's depth with its calibration (depth intrinsics at the depth image's size)."""

@@ -35,8 +35,7 @@ class FrameSelectionConfig:
         if not (self.min_translation_m >= 0.0 and self.min_rotation_deg >= 0.0):
             raise ValueError(
                 "min_translation_m and min_rotation_deg must be >= 0, got "
-                f"{self.min_translation_m} and {self.min_rotation_deg}"
-            )
+                f"{self.min_translation_m} and {self.min_rotation_deg}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
 

@@ -91,8 +91,7 @@ def read_tum_trajectory(path: str | Path) -> Trajectory:
             if len(fields) != 8:
                 raise TrajectoryError(
                     f"{file}:{line_number}: expected 8 values 'timestamp tx ty tz qx qy qz qw', "
-                    f"got {len(fields)}: {text[:80]!r}"
-                )
+                    f"got {len(fields)}: {text[:80]!r}")
             try:
                 stamp_ns = parse_seconds_to_ns(fields[0])
                 values = np.array([float(v) for v in fields[1:]], dtype=np.float64)
@@ -104,8 +103,7 @@ def read_tum_trajectory(path: str | Path) -> Trajectory:
             if stamps and stamp_ns <= stamps[-1]:
                 raise TrajectoryError(
                     f"{file}:{line_number}: timestamps must increase strictly, got {fields[0]} "
-                    f"after {stamps[-1] / 1e9:.9f}"
-                )
+                    f"after {stamps[-1] / 1e9:.9f}")
             stamps.append(stamp_ns)
             poses.append(T)
     if not stamps:
@@ -134,12 +132,10 @@ def write_tum_trajectory(
     poses = np.asarray(T_world_body_N44, dtype=np.float64)
     if stamps.ndim != 1 or not np.issubdtype(stamps.dtype, np.integer):
         raise TrajectoryError(
-            f"stamps_ns must be a 1-D integer array, got {stamps.dtype} {stamps.shape}"
-        )
+            f"stamps_ns must be a 1-D integer array, got {stamps.dtype} {stamps.shape}")
     if poses.shape != (stamps.shape[0], 4, 4):
         raise TrajectoryError(
-            f"T_world_body_N44 must have shape ({stamps.shape[0]}, 4, 4), got {poses.shape}"
-        )
+            f"T_world_body_N44 must have shape ({stamps.shape[0]}, 4, 4), got {poses.shape}")
     if np.any(np.diff(stamps) <= 0) or np.any(stamps < 0):
         raise TrajectoryError("stamps_ns must be non-negative and increase strictly")
     bad = [i for i in range(len(poses)) if not is_rigid_transform(poses[i], atol=1e-5)]

@@ -85,8 +85,7 @@ def evaluate_frames(
             name=frame.name, stamp_ns=frame.stamp_ns, success=result.success,
             T_world_cam_est=result.T_world_cam, T_world_cam_gt=frame.T_world_cam,
             translation_m=translation_m, rotation_deg=rotation_deg,
-            latency_ms=float(result.timings_ms["total"]), num_inliers=result.num_inliers,
-        )
+            latency_ms=float(result.timings_ms["total"]), num_inliers=result.num_inliers)
         evaluations.append(evaluation)
         if on_result is not None:
             on_result(evaluation)
@@ -157,8 +156,7 @@ def summarize(
         hz=1000.0 / latency_ms if latency_ms > 0 else math.inf,
         mode=mode,
         map_bytes=int(map_bytes),
-        n_failed=int(sum(not e.success for e in evaluations)),
-    )
+        n_failed=int(sum(not e.success for e in evaluations)))
 
 
 def write_report(report: EvaluationReport, path: str | Path) -> Path:

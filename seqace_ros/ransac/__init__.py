@@ -64,26 +64,6 @@ class PnPResult:
     stats: RansacStats
     T_world_cam: NDArray[np.float64]
 
-    @property
-    def num_inliers(self) -> int:
-        """Correspondences with reprojection error below the threshold."""
-        return int(self.stats.num_inliers)
-
-    @property
-    def num_hypotheses(self) -> int:
-        """Pose hypotheses scored (those that passed the 4th-point check)."""
-        return int(self.stats.num_hypotheses)
-
-    @property
-    def score(self) -> float:
-        """Soft inlier count of the returned pose, in [0, N]."""
-        return float(self.stats.score)
-
-    @property
-    def rmse_px(self) -> float:
-        """Reprojection RMSE over the inliers, pixels."""
-        return float(self.stats.rmse_px)
-
 
 def _float_array(name: str, value: ArrayLike, columns: int) -> NDArray[np.float64]:
     """``value`` as a C-contiguous float64 array of shape (N, columns)."""
@@ -127,13 +107,11 @@ def solve_pnp(
     if len(points2d) != len(points3d):
         raise ValueError(
             f"points2d and points3d must have the same N, got {len(points2d)} and "
-            f"{len(points3d)}"
-        )
+            f"{len(points3d)}")
     values = intrinsics.as_tuple if isinstance(intrinsics, Intrinsics) else intrinsics
     intrinsics_4 = np.asarray(values, dtype=np.float64)
     if intrinsics_4.shape != (4,):
         raise ValueError(f"intrinsics must be (fx, fy, cx, cy), got shape {intrinsics_4.shape}")
     success, T_world_cam, inliers, stats = _ransac.solve_pnp(
-        points2d, points3d, tuple(intrinsics_4.tolist()), options
-    )
+        points2d, points3d, tuple(intrinsics_4.tolist()), options)
     return PnPResult(success=success, inliers=inliers, stats=stats, T_world_cam=T_world_cam)

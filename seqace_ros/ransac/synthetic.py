@@ -67,8 +67,7 @@ def observe(
             rng.uniform(-0.5, WIDTH - 0.5, len(outliers)),
             rng.uniform(-0.5, HEIGHT - 0.5, len(outliers)),
         ],
-        axis=1,
-    )
+        axis=1)
     return PnPProblem(points2d, points3d, intrinsics, T_world_cam, is_inlier)
 
 

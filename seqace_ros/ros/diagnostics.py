@@ -98,6 +98,5 @@ def diagnostic_array(
         name=STATUS_NAME,
         message=message,
         hardware_id=hardware_id,
-        values=[KeyValue(key=key, value=value) for key, value in values.items()],
-    )
+        values=[KeyValue(key=key, value=value) for key, value in values.items()])
     return DiagnosticArray(header=Header(stamp=time_msg(stamp_ns)), status=[status])

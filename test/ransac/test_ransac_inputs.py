@@ -172,7 +172,7 @@ def test_fuzz_never_crashes(points2d, points3d, intrinsics, threshold_px, seed):
     assert result.T_world_cam.shape == (4, 4)
     assert np.all(np.isfinite(result.T_world_cam))
     assert result.inliers.shape == (n,)
-    assert 0 <= result.num_inliers <= n
+    assert 0 <= result.stats.num_inliers <= n
 
 
 @settings(max_examples=40, deadline=None)

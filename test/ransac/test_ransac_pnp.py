@@ -58,10 +58,10 @@ def test_recovers_known_pose_as_accurately_as_poselib(noise_px: float, outlier_r
         true_found = np.sum(result.inliers & problem.is_inlier) / np.sum(problem.is_inlier)
         assert true_found > 0.99
         assert np.sum(result.inliers & ~problem.is_inlier) <= 0.02 * len(problem.is_inlier)
-        assert result.num_inliers == int(result.inliers.sum())
-        assert 0.0 < result.score <= result.num_inliers
-        assert result.rmse_px < 10.0
-        assert 1 <= result.num_hypotheses <= 64
+        assert result.stats.num_inliers == int(result.inliers.sum())
+        assert 0.0 < result.stats.score <= result.stats.num_inliers
+        assert result.stats.rmse_px < 10.0
+        assert 1 <= result.stats.num_hypotheses <= 64
 
 
 @pytest.mark.parametrize("num_points", [4, 5, 6, 10, 100])
@@ -75,7 +75,7 @@ def test_small_noise_free_problems_are_solved_exactly(num_points: int):
         assert cm < 1e-4, cm
         assert deg < 1e-5, deg
         assert result.inliers.all()
-        assert result.rmse_px < 1e-4
+        assert result.stats.rmse_px < 1e-4
 
 
 @pytest.mark.slow
@@ -113,9 +113,9 @@ def test_full_budget_without_early_stop():
     early = solve(problem, seed=0)
     full = solve(problem, seed=0, confidence=1.0, max_hypotheses=32)
     assert early.stats.early_stop
-    assert early.num_hypotheses < 32
+    assert early.stats.num_hypotheses < 32
     assert not full.stats.early_stop
-    assert full.num_hypotheses == 32
+    assert full.stats.num_hypotheses == 32
     assert full.success
     assert pose_error(full.T_world_cam, problem.T_world_cam)[1] < 0.1
 
@@ -153,7 +153,7 @@ def test_collinear_points_fail():
                        fy * line_cam[:, 1] / line_cam[:, 2] + cy], axis=1)  # fmt: skip
     result = solve_pnp(pixels, line_world, problem.intrinsics, RansacOptions(seed=0))
     assert not result.success
-    assert result.num_hypotheses == 0
+    assert result.stats.num_hypotheses == 0
 
 
 def test_low_inlier_ratio_still_succeeds():

@@ -18,12 +18,8 @@ from seqace_ros.datasets.synthetic.config import SyntheticSceneConfig
 from seqace_ros.datasets.synthetic.source import SyntheticScene
 
 
-def render_bag(
-    config: SyntheticSceneConfig,
-    bag_path: str | os.PathLike[str],
-    bag_config: FramesBagConfig | None = None,
-    overwrite: bool = False,
-) -> Path:
+def render_bag(config: SyntheticSceneConfig, bag_path: str | os.PathLike[str],
+               bag_config: FramesBagConfig | None = None, overwrite: bool = False) -> Path:
     """Render ``config`` into a new bag at ``bag_path`` and return its path.
 
     The bag is written under a temporary sibling name and renamed when complete, so an

@@ -82,44 +82,30 @@ class SyntheticSceneConfig:
     jitter_rotation_deg: float = 0.4
 
     def __post_init__(self) -> None:
-        _check_int("seed", self.seed, 0)
-        _check_int("width", self.width, 16)
-        _check_int("height", self.height, 16)
-        _check_int("n_mapping_frames", self.n_mapping_frames, 1)
-        _check_int("n_query_frames", self.n_query_frames, 0)
-        _check_int("n_furniture", self.n_furniture, 0)
-        _check_int("n_tables", self.n_tables, 0)
-        _check_int("n_posters", self.n_posters, 0)
-        _check_int("texture_size", self.texture_size, 16)
+        for name, minimum in (("seed", 0), ("width", 16), ("height", 16), ("n_mapping_frames", 1),
+                              ("n_query_frames", 0), ("n_furniture", 0), ("n_tables", 0),
+                              ("n_posters", 0), ("texture_size", 16)):
+            _check_int(name, getattr(self, name), minimum)
         if self.texture_size & (self.texture_size - 1):
             raise ValueError(f"texture_size must be a power of two, got {self.texture_size}")
         _check_float("focal_ratio", self.focal_ratio, positive=True)
         if not 0.2 <= self.focal_ratio <= 5.0:
             raise ValueError(f"focal_ratio must be in [0.2, 5], got {self.focal_ratio}")
         if len(self.room_size_m) != 3 or not all(
-            math.isfinite(s) and 2.0 <= s <= 50.0 for s in self.room_size_m
-        ):
+                math.isfinite(s) and 2.0 <= s <= 50.0 for s in self.room_size_m):
             raise ValueError(
-                f"room_size_m must be three sizes in [2, 50] m, got {self.room_size_m}"
-            )
+                f"room_size_m must be three sizes in [2, 50] m, got {self.room_size_m}")
         if self.texture_mode not in TEXTURE_MODES:
             raise ValueError(
-                f"texture_mode must be one of {TEXTURE_MODES}, got {self.texture_mode!r}"
-            )
+                f"texture_mode must be one of {TEXTURE_MODES}, got {self.texture_mode!r}")
         for name in ("step_m", "fps", "repetitive_cell_m", "min_clearance_m"):
             _check_float(name, getattr(self, name), positive=True)
         if not isinstance(self.query_reverse, bool):
             raise ValueError(f"query_reverse must be a bool, got {self.query_reverse!r}")
         if not -180.0 <= self.query_turn_deg <= 180.0:
             raise ValueError(f"query_turn_deg must be in [-180, 180], got {self.query_turn_deg}")
-        for name in (
-            "noise_std",
-            "query_offset_m",
-            "query_yaw_deg",
-            "query_inward_m",
-            "jitter_position_m",
-            "jitter_rotation_deg",
-        ):
+        for name in ("noise_std", "query_offset_m", "query_yaw_deg", "query_inward_m",
+                     "jitter_position_m", "jitter_rotation_deg"):
             _check_float(name, getattr(self, name), positive=False)
 
     @property
@@ -131,14 +117,8 @@ class SyntheticSceneConfig:
     def intrinsics(self) -> Intrinsics:
         """The pinhole camera of every frame."""
         focal_px = self.focal_ratio * self.width
-        return Intrinsics(
-            fx=focal_px,
-            fy=focal_px,
-            cx=self.width / 2.0,
-            cy=self.height / 2.0,
-            width=self.width,
-            height=self.height,
-        )
+        return Intrinsics(fx=focal_px, fy=focal_px, cx=self.width / 2.0, cy=self.height / 2.0,
+                          width=self.width, height=self.height)
 
     def to_json_dict(self) -> dict[str, object]:
         """The config as JSON-ready values (tuples become lists)."""
@@ -159,9 +139,8 @@ class SyntheticSceneConfig:
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"unknown SyntheticSceneConfig keys {unknown}; known: {sorted(names)}")
-        converted = {
-            key: tuple(value) if isinstance(value, list) else value for key, value in values.items()
-        }
+        converted = {key: tuple(value) if isinstance(value, list) else value
+                     for key, value in values.items()}
         return cls(**converted)  # type: ignore[arg-type]
 
 
@@ -173,17 +152,14 @@ def _check_int(name: str, value: object, minimum: int) -> None:
 def _check_float(name: str, value: object, positive: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if positive and value <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if not positive and value < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if value < 0.0 or (positive and value == 0.0):
+        raise ValueError(f"{name} must be {'>' if positive else '>='} 0, got {value!r}")
 
 
 PRESETS: dict[str, SyntheticSceneConfig] = {
     # Unit tests: renders in about a second.
-    "tiny": SyntheticSceneConfig(
-        width=160, height=120, n_mapping_frames=14, n_query_frames=6, texture_size=256
-    ),
+    "tiny": SyntheticSceneConfig(width=160, height=120, n_mapping_frames=14, n_query_frames=6,
+                                 texture_size=256),
     # Integration tests and quick experiments.
     "small": SyntheticSceneConfig(width=320, height=240, n_mapping_frames=300, n_query_frames=100),
     # The 7-Scenes-like default: 640x480, fx = fy = 525.
@@ -203,12 +179,8 @@ PRESETS: dict[str, SyntheticSceneConfig] = {
         width=320, height=240, n_mapping_frames=300, n_query_frames=100,
         query_reverse=True, query_turn_deg=45.0),
     "repetitive_small": SyntheticSceneConfig(
-        width=320,
-        height=240,
-        n_mapping_frames=300,
-        n_query_frames=100,
-        texture_mode="repetitive",
-    ),
+        width=320, height=240, n_mapping_frames=300, n_query_frames=100,
+        texture_mode="repetitive"),
 }
 
 

@@ -70,9 +70,8 @@ _BOX_EDGES = [(i, i | 1 << a) for i in range(8) for a in range(3) if not i >> a 
 _NEAR_Z = 1e-6
 
 
-def candidate_rays(
-    scene: Scene, intrinsics: Intrinsics, T_cam_world: NDArray[np.float64]
-) -> list[NDArray[np.intp] | None]:
+def candidate_rays(scene: Scene, intrinsics: Intrinsics,
+                   T_cam_world: NDArray[np.float64]) -> list[NDArray[np.intp] | None]:
     """Per box, the pixels (row-major indices) whose rays may hit it: its projected bounding
     rectangle, after clipping the box to the half-space in front of the camera.
 
@@ -109,12 +108,8 @@ def candidate_rays(
     return result
 
 
-def cast_rays(
-    scene: Scene,
-    origin_3: NDArray[np.float64],
-    dirs_N3: NDArray[np.float64],
-    candidates: Sequence[NDArray[np.intp] | None] | None = None,
-) -> RayHits:
+def cast_rays(scene: Scene, origin_3: NDArray[np.float64], dirs_N3: NDArray[np.float64],
+              candidates: Sequence[NDArray[np.intp] | None] | None = None) -> RayHits:
     """Nearest hit of rays ``origin + t * dir`` (t > 0) from a point inside the room.
 
     Args:
@@ -135,8 +130,7 @@ def cast_rays(
         raise ValueError(f"ray origin {origin.tolist()} is not inside the room [0, {list(size_3)}]")
     if candidates is not None and len(candidates) != len(scene.boxes):
         raise ValueError(
-            f"need one candidate set per box ({len(scene.boxes)}), got {len(candidates)}"
-        )
+            f"need one candidate set per box ({len(scene.boxes)}), got {len(candidates)}")
     n = dirs.shape[0]
     dirs_3N = np.ascontiguousarray(dirs.T)
     inv_3N = _safe_inverse(dirs_3N)
@@ -172,8 +166,7 @@ def cast_rays(
     dirs_local_N3 = dirs.copy()
     yaw_N = np.zeros(n)
     material_N = np.asarray(scene.room_materials, dtype=np.intp)[
-        2 * axis_N + (dirs[rows, axis_N] > 0.0)
-    ]
+        2 * axis_N + (dirs[rows, axis_N] > 0.0)]
     for m, box in enumerate(scene.boxes):
         idx = np.flatnonzero(box_N == m)
         if idx.size == 0:
@@ -207,11 +200,8 @@ def _slab(
         t_leave_3N = np.maximum(t_a, t_b)
     t_near = np.maximum(np.maximum(t_enter_3N[0], t_enter_3N[1]), t_enter_3N[2])
     t_far = np.minimum(np.minimum(t_leave_3N[0], t_leave_3N[1]), t_leave_3N[2])
-    axis = np.where(
-        (t_enter_3N[0] >= t_enter_3N[1]) & (t_enter_3N[0] >= t_enter_3N[2]),
-        0,
-        np.where(t_enter_3N[1] >= t_enter_3N[2], 1, 2),
-    )
+    axis = np.where((t_enter_3N[0] >= t_enter_3N[1]) & (t_enter_3N[0] >= t_enter_3N[2]), 0,
+                    np.where(t_enter_3N[1] >= t_enter_3N[2], 1, 2))
     return t_near, t_far, axis
 
 
@@ -226,9 +216,8 @@ def _safe_inverse(values: NDArray[np.float64]) -> NDArray[np.float64]:
         return 1.0 / values
 
 
-def _surface_uv(
-    local_N3: NDArray[np.float64], normals_local_N3: NDArray[np.float64], axis_N: NDArray[np.intp]
-) -> NDArray[np.float64]:
+def _surface_uv(local_N3: NDArray[np.float64], normals_local_N3: NDArray[np.float64],
+                axis_N: NDArray[np.intp]) -> NDArray[np.float64]:
     """In-plane coordinates (N, 2): vertical faces (right, down) seen from the front,
     horizontal faces (x, y)."""
     nx, ny = normals_local_N3[:, 0], normals_local_N3[:, 1]
@@ -238,9 +227,8 @@ def _surface_uv(
     return np.stack([u, v], axis=1)
 
 
-def shade(
-    scene: Scene, hits: RayHits, dirs_N3: NDArray[np.float64], focal_px: float
-) -> NDArray[np.float32]:
+def shade(scene: Scene, hits: RayHits, dirs_N3: NDArray[np.float64],
+          focal_px: float) -> NDArray[np.float32]:
     """Colours (N, 3) float32 in [0, 255] of ray hits: texture times Lambert lighting.
 
     The mip level follows the pixel footprint on the surface (distance / focal, widened at
@@ -257,9 +245,8 @@ def shade(
     dirs_f_N3 = dirs_N3.astype(np.float32)
     ray_length_N = np.sqrt(np.einsum("ij,ij->i", dirs_f_N3, dirs_f_N3))
     cos_incidence_N = np.abs(np.einsum("ij,ij->i", dirs_f_N3, normals_N3)) / ray_length_N
-    footprint_m = (
-        hits.t_N.astype(np.float32) * ray_length_N / np.sqrt(np.maximum(cos_incidence_N, 0.05))
-    )
+    footprint_m = (hits.t_N.astype(np.float32) * ray_length_N
+                   / np.sqrt(np.maximum(cos_incidence_N, 0.05)))
     texel_m_M = (tile_M2.mean(axis=1) / scene.atlas.size * focal_px).astype(np.float32)
     level_N = np.log2(np.maximum(footprint_m / texel_m_M[material], 1e-6))
     albedo_N3 = scene.atlas.sample(texture_M[material], st_N2[:, 0], st_N2[:, 1], level_N)

@@ -147,9 +147,8 @@ def generate_scene(config: SyntheticSceneConfig, rng: np.random.Generator) -> Sc
             materials.append(Material(texture, (plan_tile, plan_tile), (0.0, 0.0)))
         else:
             offset_u, offset_v = rng.random(2)
-            materials.append(
-                Material(texture, (plan_tile, plan_tile), (float(offset_u), float(offset_v)))
-            )
+            materials.append(Material(texture, (plan_tile, plan_tile),
+                                      (float(offset_u), float(offset_v))))
         return group
 
     room_groups = [new_material() for _ in range(N_FACES)]
@@ -169,15 +168,12 @@ def generate_scene(config: SyntheticSceneConfig, rng: np.random.Generator) -> Sc
     return Scene(
         room_size_m=(float(lx), float(ly), float(lz)),
         room_materials=tuple(group_index[g] for g in room_groups),  # type: ignore[arg-type]
-        boxes=tuple(
-            dataclasses.replace(box, material=group_index[box.material]) for box in layout.boxes
-        ),
+        boxes=tuple(dataclasses.replace(box, material=group_index[box.material])
+                    for box in layout.boxes),
         materials=tuple(
             dataclasses.replace(materials[g], texture=texture_index[materials[g].texture])
-            for g in used_groups
-        ),
-        atlas=TextureAtlas.from_images(images, names),
-    )
+            for g in used_groups),
+        atlas=TextureAtlas.from_images(images, names))
 
 
 class _TexturePlan:
@@ -205,9 +201,8 @@ class _TexturePlan:
         return images, names
 
 
-def _plan_textures(
-    config: SyntheticSceneConfig, rng: np.random.Generator, n_groups: int
-) -> _TexturePlan:
+def _plan_textures(config: SyntheticSceneConfig, rng: np.random.Generator,
+                   n_groups: int) -> _TexturePlan:
     """Assign a texture to each material group, in the order groups are created.
 
     Groups: 6 room faces, then furniture, tables (top + object), posters. In repetitive
@@ -229,9 +224,8 @@ def _plan_textures(
         for group in range(n_plain):
             specs.append((ALL_TEXTURES[order[group % len(order)]], int(seeds[group])))
             name = specs[-1][0]
-            tiles.append(
-                float(rng.uniform(*(PHOTO_TILE_M if name in PHOTO_TEXTURES else PROCEDURAL_TILE_M)))
-            )
+            tiles.append(float(rng.uniform(
+                *(PHOTO_TILE_M if name in PHOTO_TEXTURES else PROCEDURAL_TILE_M))))
             plan.append(group)
     photo_order = rng.permutation(len(PHOTO_TEXTURES))
     for poster in range(n_posters):
@@ -243,21 +237,36 @@ def _plan_textures(
 
 
 def _free(layout: _Layout, x0: float, y0: float, x1: float, y1: float, gap: float) -> bool:
-    return all(
-        x1 + gap <= a0 or a1 + gap <= x0 or y1 + gap <= b0 or b1 + gap <= y0
-        for a0, b0, a1, b1, _ in layout.footprints
-    )
+    return all(x1 + gap <= a0 or a1 + gap <= x0 or y1 + gap <= b0 or b1 + gap <= y0
+               for a0, b0, a1, b1, _ in layout.footprints)
+
+
+def _against_wall(wall: int, start: float, width: float, inset: float, depth: float,
+                  room_x: float, room_y: float) -> tuple[float, float, float, float]:
+    """Footprint (x0, x1, y0, y1) of something ``width`` long from ``start`` along a wall
+    (0: x = 0, 1: x = room_x, 2: y = 0, 3: y = room_y), ``depth`` deep, ``inset`` from it."""
+    if wall == 0:
+        return inset, inset + depth, start, start + width
+    if wall == 1:
+        return room_x - inset - depth, room_x - inset, start, start + width
+    if wall == 2:
+        return start, start + width, inset, inset + depth
+    return start, start + width, room_y - inset - depth, room_y - inset
+
+
+def _upright_box(x0: float, x1: float, y0: float, y1: float, bottom: float, height: float,
+                 material: int, kind: str) -> Box:
+    """An axis-aligned box over the footprint, from ``bottom`` up ``height`` metres."""
+    return Box(centre=((x0 + x1) / 2, (y0 + y1) / 2, bottom + height / 2),
+               half_size=((x1 - x0) / 2, (y1 - y0) / 2, height / 2), yaw_rad=0.0,
+               material=material, kind=kind)
 
 
 _MAX_TRIES = 200
 
 
-def _place_furniture(
-    layout: _Layout,
-    config: SyntheticSceneConfig,
-    rng: np.random.Generator,
-    new_material: Callable[..., int],
-) -> None:
+def _place_furniture(layout: _Layout, config: SyntheticSceneConfig, rng: np.random.Generator,
+                     new_material: Callable[..., int]) -> None:
     """A cabinet or shelf with its back to a random wall; skipped if no free spot is found."""
     lx, ly, lz = config.room_size_m
     for _ in range(_MAX_TRIES):
@@ -269,37 +278,17 @@ def _place_furniture(
         if along < width + 0.1:
             continue
         start = float(rng.uniform(0.02, along - width - 0.02))
-        gap_wall = 0.01
-        if wall == 0:
-            x0, x1, y0, y1 = gap_wall, gap_wall + depth, start, start + width
-        elif wall == 1:
-            x0, x1, y0, y1 = lx - gap_wall - depth, lx - gap_wall, start, start + width
-        elif wall == 2:
-            x0, x1, y0, y1 = start, start + width, gap_wall, gap_wall + depth
-        else:
-            x0, x1, y0, y1 = start, start + width, ly - gap_wall - depth, ly - gap_wall
+        x0, x1, y0, y1 = _against_wall(wall, start, width, 0.01, depth, lx, ly)
         if not _free(layout, x0, y0, x1, y1, gap=0.05):
             continue
         layout.footprints.append((x0, y0, x1, y1, height))
-        layout.boxes.append(
-            Box(
-                centre=((x0 + x1) / 2, (y0 + y1) / 2, height / 2),
-                half_size=((x1 - x0) / 2, (y1 - y0) / 2, height / 2),
-                yaw_rad=0.0,
-                material=new_material(),
-                kind="furniture",
-            )
-        )
+        layout.boxes.append(_upright_box(x0, x1, y0, y1, 0.0, height, new_material(), "furniture"))
         return
     new_material()  # keep the material sequence independent of placement success
 
 
-def _place_table(
-    layout: _Layout,
-    config: SyntheticSceneConfig,
-    rng: np.random.Generator,
-    new_material: Callable[..., int],
-) -> None:
+def _place_table(layout: _Layout, config: SyntheticSceneConfig, rng: np.random.Generator,
+                 new_material: Callable[..., int]) -> None:
     """A free-standing table (top, four legs) near the centre with one object on it."""
     lx, ly, _ = config.room_size_m
     table_material = new_material()
@@ -318,55 +307,31 @@ def _place_table(
         top = 0.02
         leg = 0.025
 
-        def part(
-            dx: float,
-            dy: float,
-            z: float,
-            half: tuple[float, float, float],
-            kind: str,
-            material: int,
-            centre_xy: tuple[float, float] = (cx, cy),
-            yaw: float = yaw,
-        ) -> Box:
+        def part(dx: float, dy: float, z: float, half: tuple[float, float, float], kind: str,
+                 material: int, centre_xy: tuple[float, float] = (cx, cy),
+                 yaw: float = yaw) -> Box:
             """A table part offset by (dx, dy) in the table's frame, at height z."""
             offset = from_box_frame(np.array([[dx, dy, 0.0]]), yaw)[0]
-            return Box(
-                (centre_xy[0] + offset[0], centre_xy[1] + offset[1], z), half, yaw, material, kind
-            )
+            return Box((centre_xy[0] + offset[0], centre_xy[1] + offset[1], z), half, yaw,
+                       material, kind)
 
         layout.boxes.append(
-            part(0.0, 0.0, height - top, (half_x, half_y, top), "table", table_material)
-        )
+            part(0.0, 0.0, height - top, (half_x, half_y, top), "table", table_material))
         leg_half = (leg, leg, (height - 2 * top) / 2)
         for sx in (-1, 1):
             for sy in (-1, 1):
-                layout.boxes.append(
-                    part(
-                        sx * (half_x - 2 * leg),
-                        sy * (half_y - 2 * leg),
-                        leg_half[2],
-                        leg_half,
-                        "table",
-                        table_material,
-                    )
-                )
-        obj_half = (
-            float(rng.uniform(0.08, 0.2)),
-            float(rng.uniform(0.08, 0.2)),
-            float(rng.uniform(0.04, 0.08)),
-        )
+                layout.boxes.append(part(sx * (half_x - 2 * leg), sy * (half_y - 2 * leg),
+                                         leg_half[2], leg_half, "table", table_material))
+        obj_half = (float(rng.uniform(0.08, 0.2)), float(rng.uniform(0.08, 0.2)),
+                    float(rng.uniform(0.04, 0.08)))
         ox = float(rng.uniform(-1, 1) * (half_x - obj_half[0]))
         oy = float(rng.uniform(-1, 1) * (half_y - obj_half[1]))
         layout.boxes.append(part(ox, oy, height + obj_half[2], obj_half, "object", object_material))
         return
 
 
-def _place_poster(
-    layout: _Layout,
-    config: SyntheticSceneConfig,
-    rng: np.random.Generator,
-    new_material: Callable[..., int],
-) -> None:
+def _place_poster(layout: _Layout, config: SyntheticSceneConfig, rng: np.random.Generator,
+                  new_material: Callable[..., int]) -> None:
     """A thin panel on a wall showing one whole image, above any furniture in front of it."""
     lx, ly, lz = config.room_size_m
     for _ in range(_MAX_TRIES):
@@ -378,31 +343,13 @@ def _place_poster(
         if along < width + 0.2 or bottom + height > lz - 0.1:
             continue
         start = float(rng.uniform(0.1, along - width - 0.1))
-        thick = 0.01
-        if wall == 0:
-            x0, x1, y0, y1 = 0.0, thick, start, start + width
-        elif wall == 1:
-            x0, x1, y0, y1 = lx - thick, lx, start, start + width
-        elif wall == 2:
-            x0, x1, y0, y1 = start, start + width, 0.0, thick
-        else:
-            x0, x1, y0, y1 = start, start + width, ly - thick, ly
-        blocked = any(
-            not (x1 <= a0 or a1 <= x0 or y1 <= b0 or b1 <= y0) and top > bottom - 0.05
-            for a0, b0, a1, b1, top in layout.footprints
-        )
-        if blocked:
+        x0, x1, y0, y1 = _against_wall(wall, start, width, 0.0, 0.01, lx, ly)
+        if any(not (x1 <= a0 or a1 <= x0 or y1 <= b0 or b1 <= y0) and top > bottom - 0.05
+               for a0, b0, a1, b1, top in layout.footprints):
             continue
         # Posters hang above furniture, so they only block later posters (top = the wall).
         layout.footprints.append((x0, y0, x1, y1, lz))
-        layout.boxes.append(
-            Box(
-                centre=((x0 + x1) / 2, (y0 + y1) / 2, bottom + height / 2),
-                half_size=((x1 - x0) / 2, (y1 - y0) / 2, height / 2),
-                yaw_rad=0.0,
-                material=new_material((width, height)),
-                kind="poster",
-            )
-        )
+        layout.boxes.append(_upright_box(x0, x1, y0, y1, bottom, height,
+                                         new_material((width, height)), "poster"))
         return
     new_material((1.0, 1.0))

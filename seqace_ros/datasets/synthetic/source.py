@@ -44,9 +44,8 @@ class SyntheticScene:
     def __init__(self, config: SyntheticSceneConfig) -> None:
         self.config = config
         self.scene: Scene = generate_scene(config, _rng(config.seed, _LAYOUT_STREAM))
-        self.T_world_cam_N44 = generate_trajectory(
-            config, self.scene, _rng(config.seed, _TRAJECTORY_STREAM)
-        )
+        self.T_world_cam_N44 = generate_trajectory(config, self.scene,
+                                                   _rng(config.seed, _TRAJECTORY_STREAM))
         self.T_world_cam_N44.flags.writeable = False
         self.intrinsics: Intrinsics = config.intrinsics
 
@@ -61,8 +60,7 @@ class SyntheticScene:
             T_world_cam=self.T_world_cam_N44[index].copy(),
             stamp_ns=self.stamp_ns(index),
             name=frame_name(index),
-            depth=DepthImage(depth_to_metres(depth_mm_HW), DepthCalibration(self.intrinsics)),
-        )
+            depth=DepthImage(depth_to_metres(depth_mm_HW), DepthCalibration(self.intrinsics)))
 
     def __iter__(self) -> Iterator[PosedFrame]:
         return (self[i] for i in range(len(self)))

@@ -19,21 +19,8 @@ from numpy.typing import NDArray
 
 # Feature-rich bundled images (no large flat or black areas).
 PHOTO_TEXTURES: tuple[str, ...] = (
-    "brick",
-    "grass",
-    "gravel",
-    "coffee",
-    "chelsea",
-    "astronaut",
-    "camera",
-    "rocket",
-    "moon",
-    "coins",
-    "immunohistochemistry",
-    "cell",
-    "clock",
-    "text",
-    "page",
+    "brick", "grass", "gravel", "coffee", "chelsea", "astronaut", "camera", "rocket", "moon",
+    "coins", "immunohistochemistry", "cell", "clock", "text", "page",
 )
 PROCEDURAL_TEXTURES: tuple[str, ...] = ("checker", "stripes", "value_noise", "tiles", "dots")
 ALL_TEXTURES: tuple[str, ...] = PHOTO_TEXTURES + PROCEDURAL_TEXTURES
@@ -178,13 +165,8 @@ def _dots(size: int, rng: np.random.Generator) -> NDArray[np.uint8]:
     return image.round().astype(np.uint8)
 
 
-_PROCEDURAL = {
-    "checker": _checker,
-    "stripes": _stripes,
-    "value_noise": _value_noise,
-    "tiles": _tiles,
-    "dots": _dots,
-}
+_PROCEDURAL = {"checker": _checker, "stripes": _stripes, "value_noise": _value_noise,
+               "tiles": _tiles, "dots": _dots}
 
 
 @dataclass(frozen=True)
@@ -198,9 +180,8 @@ class TextureAtlas:
 
     levels: tuple[NDArray[np.uint8], ...]
     names: tuple[str, ...]
-    _packed_cache: list[NDArray[np.generic]] = field(
-        default_factory=list, init=False, repr=False, compare=False
-    )
+    _packed_cache: list[NDArray[np.generic]] = field(default_factory=list, init=False,
+                                                      repr=False, compare=False)
 
     @classmethod
     def from_images(cls, images: Sequence[NDArray[np.uint8]], names: Sequence[str]) -> TextureAtlas:
@@ -211,25 +192,19 @@ class TextureAtlas:
         """
         if len(images) == 0 or len(images) != len(names):
             raise ValueError(
-                f"need one name per image, got {len(images)} images and {len(names)} names"
-            )
+                f"need one name per image, got {len(images)} images and {len(names)} names")
         stack = np.stack(images)
         size = stack.shape[1]
         shape_ok = stack.shape[1:] == (size, size, 3) and size >= 2 and not size & (size - 1)
         if stack.dtype != np.uint8 or not shape_ok:
             raise ValueError(
                 f"textures must be (S, S, 3) uint8 with S >= 2 a power of two, got {stack.shape} "
-                f"{stack.dtype}"
-            )
+                f"{stack.dtype}")
         levels = [stack]
         current = stack.astype(np.float32)
         while current.shape[1] > 1:
-            current = 0.25 * (
-                current[:, 0::2, 0::2]
-                + current[:, 1::2, 0::2]
-                + current[:, 0::2, 1::2]
-                + current[:, 1::2, 1::2]
-            )
+            current = 0.25 * (current[:, 0::2, 0::2] + current[:, 1::2, 0::2]
+                              + current[:, 0::2, 1::2] + current[:, 1::2, 1::2])
             levels.append(current.round().astype(np.uint8))
         return cls(levels=tuple(levels), names=tuple(names))
 
@@ -238,13 +213,8 @@ class TextureAtlas:
         """Side S of the full-resolution textures, in texels."""
         return int(self.levels[0].shape[1])
 
-    def sample(
-        self,
-        texture_N: NDArray[np.intp],
-        s_N: NDArray[np.float64],
-        t_N: NDArray[np.float64],
-        level_N: NDArray[np.float64],
-    ) -> NDArray[np.float32]:
+    def sample(self, texture_N: NDArray[np.intp], s_N: NDArray[np.float64],
+               t_N: NDArray[np.float64], level_N: NDArray[np.float64]) -> NDArray[np.float32]:
         """Trilinear lookup of N points; textures repeat (wrap) in both directions.
 
         Args:
@@ -266,13 +236,8 @@ class TextureAtlas:
         coarse_N4 = self._bilinear(fine_N + 1, texture_N, s_frac, t_frac)
         return (fine_N4 + weight_N1 * (coarse_N4 - fine_N4))[:, :3]
 
-    def _bilinear(
-        self,
-        level_N: NDArray[np.intp],
-        texture_N: NDArray[np.intp],
-        s_N: NDArray[np.float32],
-        t_N: NDArray[np.float32],
-    ) -> NDArray[np.float32]:
+    def _bilinear(self, level_N: NDArray[np.intp], texture_N: NDArray[np.intp],
+                  s_N: NDArray[np.float32], t_N: NDArray[np.float32]) -> NDArray[np.float32]:
         """Bilinear RGBA (N, 4) at a per-point mip level; ``s_N``, ``t_N`` in [0, 1)."""
         texels, level_start_L = self._packed()
         side_N = (self.size >> level_N).astype(np.float32)
@@ -285,12 +250,8 @@ class TextureAtlas:
         # Levels are stored with a one-texel wrapped border: column c of the texture is at
         # c + 1, so columns -1 and side need no modulo.
         stride_N = (self.size >> level_N) + 2
-        index00 = (
-            level_start_L[level_N]
-            + texture_N * stride_N * stride_N
-            + (y0.astype(np.intp) + 1) * stride_N
-            + (x0.astype(np.intp) + 1)
-        )
+        index00 = (level_start_L[level_N] + texture_N * stride_N * stride_N
+                   + (y0.astype(np.intp) + 1) * stride_N + (x0.astype(np.intp) + 1))
 
         def fetch(index_N: NDArray[np.intp]) -> NDArray[np.float32]:
             return texels[index_N].view(np.uint8).reshape(-1, 4).astype(np.float32)

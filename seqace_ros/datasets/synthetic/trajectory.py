@@ -66,15 +66,12 @@ class _Loop:
         """xy (N, 2) at arc lengths ``s_N`` (wrapping around the loop)."""
         closed_P2 = np.vstack([self.points_P2, self.points_P2[:1]])
         s = np.mod(s_N, self.length_m)
-        return np.stack(
-            [np.interp(s, self.arc_P, closed_P2[:, 0]), np.interp(s, self.arc_P, closed_P2[:, 1])],
-            axis=1,
-        )
+        return np.stack([np.interp(s, self.arc_P, closed_P2[:, 0]),
+                         np.interp(s, self.arc_P, closed_P2[:, 1])], axis=1)
 
 
-def generate_trajectory(
-    config: SyntheticSceneConfig, scene: Scene, rng: np.random.Generator
-) -> NDArray[np.float64]:
+def generate_trajectory(config: SyntheticSceneConfig, scene: Scene,
+                        rng: np.random.Generator) -> NDArray[np.float64]:
     """Camera poses of the mapping frames followed by the query frames.
 
     Returns:
@@ -114,44 +111,32 @@ def generate_trajectory(
     tangent_N2 = loop.at(s_N + TANGENT_BASELINE_M) - loop.at(s_N - TANGENT_BASELINE_M)
     outward_yaw_N = np.arctan2(-tangent_N2[:, 0], tangent_N2[:, 1])
     position_N3 = np.column_stack([xy_N2, eye_height_m + HEIGHT_SWAY_M * height(s_N)])
-    position_N3 += (
-        config.query_offset_m
-        * query_N[:, None]
-        * np.column_stack([query_xyz[0](s_N), query_xyz[1](s_N), 0.5 * query_xyz[2](s_N)])
-    )
+    position_N3 += (config.query_offset_m * query_N[:, None]
+                    * np.column_stack([query_xyz[0](s_N), query_xyz[1](s_N),
+                                       0.5 * query_xyz[2](s_N)]))
     position_N3 += config.jitter_position_m * np.column_stack([f(time_N) for f in tremor_xyz])
     inward_N2 = -np.column_stack([np.cos(outward_yaw_N), np.sin(outward_yaw_N)])
     position_N3[:, :2] += config.query_inward_m * query_N[:, None] * inward_N2
 
     yaw_N = outward_yaw_N + np.radians(
         YAW_SWAY_DEG * yaw_sway(s_N)
-        + query_N * (config.query_yaw_deg * query_yaw(s_N) + config.query_turn_deg)
-    )
-    pitch_N = np.radians(
-        PITCH_MEAN_DEG
-        + PITCH_SWAY_DEG * pitch_sway(s_N)
-        + 0.5 * config.query_yaw_deg * query_N * query_pitch(s_N)
-    )
+        + query_N * (config.query_yaw_deg * query_yaw(s_N) + config.query_turn_deg))
+    pitch_N = np.radians(PITCH_MEAN_DEG + PITCH_SWAY_DEG * pitch_sway(s_N)
+                         + 0.5 * config.query_yaw_deg * query_N * query_pitch(s_N))
     roll_N = np.radians(ROLL_SWAY_DEG * roll_sway(s_N))
     tremor_rotvec_N3 = np.radians(config.jitter_rotation_deg) * np.column_stack(
-        [f(time_N) for f in tremor_rot]
-    )
+        [f(time_N) for f in tremor_rot])
 
-    T_world_cam_N44 = np.stack(
-        [
-            make_transform(_camera_rotation(yaw, pitch, roll) @ _rotation_from_rotvec(rotvec), p)
-            for yaw, pitch, roll, rotvec, p in zip(
-                yaw_N, pitch_N, roll_N, tremor_rotvec_N3, position_N3, strict=True
-            )
-        ]
-    )
+    T_world_cam_N44 = np.stack([
+        make_transform(_camera_rotation(yaw, pitch, roll) @ _rotation_from_rotvec(rotvec), p)
+        for yaw, pitch, roll, rotvec, p in zip(yaw_N, pitch_N, roll_N, tremor_rotvec_N3,
+                                               position_N3, strict=True)])
     clearance_N = scene.clearance(position_N3)
     if clearance_N.min() < config.min_clearance_m:
         worst = int(np.argmin(clearance_N))
         raise CameraPathError(
             f"camera {worst} is {clearance_N[worst]:.3f} m from a surface, expected >= "
-            f"{config.min_clearance_m} m"
-        )
+            f"{config.min_clearance_m} m")
     return T_world_cam_N44
 
 
@@ -162,9 +147,8 @@ def _find_loop(scene: Scene, rng: np.random.Generator, height_m: float, margin_m
     centre_2 = np.array([lx / 2.0, ly / 2.0])
     radii_R = np.arange(0.2, 0.5 * np.hypot(lx, ly), 0.02)
     for _ in range(MAX_ATTEMPTS):
-        angles_K = (np.arange(N_CONTROL_POINTS) + rng.uniform(-0.3, 0.3, N_CONTROL_POINTS)) * (
-            2.0 * np.pi / N_CONTROL_POINTS
-        )
+        angles_K = ((np.arange(N_CONTROL_POINTS) + rng.uniform(-0.3, 0.3, N_CONTROL_POINTS))
+                    * (2.0 * np.pi / N_CONTROL_POINTS))
         controls = []
         for angle in angles_K:
             ray_R2 = centre_2 + radii_R[:, None] * np.array([np.cos(angle), np.sin(angle)])
@@ -183,19 +167,15 @@ def _find_loop(scene: Scene, rng: np.random.Generator, height_m: float, margin_m
     raise CameraPathError(
         f"no closed camera loop keeps {margin_m:.2f} m from every surface in this "
         f"{scene.room_size_m} m room after {MAX_ATTEMPTS} attempts; use a bigger room, fewer "
-        "boxes, or a smaller min_clearance_m / query_offset_m"
-    )
+        "boxes, or a smaller min_clearance_m / query_offset_m")
 
 
-def _clearance_band(
-    scene: Scene, xy_N2: NDArray[np.float64], height_m: float
-) -> NDArray[np.float64]:
+def _clearance_band(scene: Scene, xy_N2: NDArray[np.float64],
+                    height_m: float) -> NDArray[np.float64]:
     """Clearance (N,) over the eye-height band the camera may sway through."""
-    band = [
+    return np.minimum.reduce([
         scene.clearance(np.column_stack([xy_N2, np.full(len(xy_N2), z)]))
-        for z in (height_m - HEIGHT_SWAY_M, height_m, height_m + HEIGHT_SWAY_M)
-    ]
-    return np.minimum.reduce(band)
+        for z in (height_m - HEIGHT_SWAY_M, height_m, height_m + HEIGHT_SWAY_M)])
 
 
 def _closed_catmull_rom(controls_K2: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -224,26 +204,24 @@ def _periodic_signal(rng: np.random.Generator, period: float, harmonics: int = 4
     1..harmonics cycles per period, amplitudes falling with frequency)."""
     cycles = np.arange(1, harmonics + 1)
     amplitudes = rng.uniform(0.3, 1.0, harmonics) / cycles
-    amplitudes /= amplitudes.sum()
-    phases = rng.uniform(0.0, 2.0 * np.pi, harmonics)
-
-    def signal(s_N: NDArray[np.float64]) -> NDArray[np.float64]:
-        angle = 2.0 * np.pi * np.asarray(s_N)[:, None] * cycles / period + phases
-        return np.sin(angle) @ amplitudes
-
-    return signal
+    return _sum_of_sines(cycles, amplitudes, rng.uniform(0.0, 2.0 * np.pi, harmonics), period)
 
 
 def _tremor(rng: np.random.Generator) -> Signal:
     """Hand tremor: a smooth random function of time (s) with |f| <= 1, 0.4 to 2.5 Hz."""
     frequencies_hz = rng.uniform(0.4, 2.5, 3)
     amplitudes = rng.uniform(0.3, 1.0, 3)
-    amplitudes /= amplitudes.sum()
-    phases = rng.uniform(0.0, 2.0 * np.pi, 3)
+    return _sum_of_sines(frequencies_hz, amplitudes, rng.uniform(0.0, 2.0 * np.pi, 3))
 
-    def signal(time_N: NDArray[np.float64]) -> NDArray[np.float64]:
-        angle = 2.0 * np.pi * np.asarray(time_N)[:, None] * frequencies_hz + phases
-        return np.sin(angle) @ amplitudes
+
+def _sum_of_sines(cycles: NDArray[np.float64], amplitudes: NDArray[np.float64],
+                  phases: NDArray[np.float64], period: float = 1.0) -> Signal:
+    """``x -> sum_k a_k sin(2 pi x cycles_k / period + phase_k)`` with the amplitudes
+    normalised to sum to 1 (so |f| <= 1)."""
+    weights = amplitudes / amplitudes.sum()
+
+    def signal(x_N: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.sin(2.0 * np.pi * np.asarray(x_N)[:, None] * cycles / period + phases) @ weights
 
     return signal
 

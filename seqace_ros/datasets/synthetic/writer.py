@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from seqace_ros.core.atomic_io import atomic_write_text
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.datasets.synthetic.config import SyntheticSceneConfig
 from seqace_ros.datasets.synthetic.source import SyntheticScene, frame_name
@@ -34,9 +35,8 @@ FORMAT_VERSION = 1
 SCENE_JSON = "scene.json"
 
 
-def render_scene(
-    config: SyntheticSceneConfig, out_dir: str | os.PathLike[str], overwrite: bool = False
-) -> Path:
+def render_scene(config: SyntheticSceneConfig, out_dir: str | os.PathLike[str],
+                 overwrite: bool = False) -> Path:
     """Render ``config`` into ``out_dir`` (7-Scenes folder layout) and return its path.
 
     Idempotent: if ``out_dir`` already holds a finished scene of the same config, nothing is
@@ -53,14 +53,12 @@ def render_scene(
     if existing is not None and not overwrite:
         raise FileExistsError(
             f"{out} holds a synthetic scene of a different config; pass overwrite=True "
-            f"to replace it (differs in: {_differences(existing, config.to_json_dict())})"
-        )
+            f"to replace it (differs in: {_differences(existing, config.to_json_dict())})")
     return write_folder(SyntheticScene(config), out, overwrite=overwrite)
 
 
-def write_folder(
-    scene: SyntheticScene, out_dir: str | os.PathLike[str], overwrite: bool = False
-) -> Path:
+def write_folder(scene: SyntheticScene, out_dir: str | os.PathLike[str],
+                 overwrite: bool = False) -> Path:
     """Render every frame of ``scene`` into ``out_dir``.
 
     Files are written into a temporary sibling folder, ``scene.json`` last, then the folder
@@ -83,9 +81,9 @@ def write_folder(
             _write_png(stem.with_name(stem.name + ".color.png"), rgb_HW3[..., ::-1])
             _write_png(stem.with_name(stem.name + ".depth.png"), depth_mm_HW)
             stem.with_name(stem.name + ".pose.txt").write_text(
-                pose_text(scene.T_world_cam_N44[index])
-            )
-        _write_json(staging / SCENE_JSON, scene_metadata(scene))
+                pose_text(scene.T_world_cam_N44[index]))
+        atomic_write_text(staging / SCENE_JSON,
+                          json.dumps(scene_metadata(scene), indent=2, sort_keys=True) + "\n")
         _replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -117,29 +115,18 @@ def scene_metadata(scene: SyntheticScene) -> dict[str, object]:
         "mapping_frames": f"0:{config.n_mapping_frames}",
         "query_frames": f"{config.n_mapping_frames}:{config.n_frames}",
         "frame_rate_hz": config.fps,
-        "intrinsics": {
-            "fx": K.fx,
-            "fy": K.fy,
-            "cx": K.cx,
-            "cy": K.cy,
-            "width": K.width,
-            "height": K.height,
-        },
+        "intrinsics": {"fx": K.fx, "fy": K.fy, "cx": K.cx, "cy": K.cy, "width": K.width,
+                       "height": K.height},
         "conventions": {
             "pose": "camera-to-world 4x4, metres, OpenCV camera axes (x right, y down, z forward)",
             "world": "z up, floor at z = 0, room spans [0, room_size_m] on each axis",
             "depth": "uint16 z-depth in millimetres registered to the colour image, 0 = invalid",
         },
         "textures": list(scene.scene.atlas.names),
-        "boxes": [
-            {
-                "kind": box.kind,
-                "centre_m": [round(v, 6) for v in box.centre],
-                "half_size_m": [round(v, 6) for v in box.half_size],
-                "yaw_deg": round(float(np.degrees(box.yaw_rad)), 6),
-            }
-            for box in scene.scene.boxes
-        ],
+        "boxes": [{"kind": box.kind, "centre_m": [round(v, 6) for v in box.centre],
+                   "half_size_m": [round(v, 6) for v in box.half_size],
+                   "yaw_deg": round(float(np.degrees(box.yaw_rad)), 6)}
+                  for box in scene.scene.boxes],
     }
 
 
@@ -170,14 +157,6 @@ def _write_png(path: Path, image: NDArray[np.generic]) -> None:
     if not ok:
         raise OSError(f"PNG encoding failed for {path}")
     path.write_bytes(encoded.tobytes())
-
-
-def _write_json(path: Path, value: dict[str, object]) -> None:
-    with open(path, "w") as stream:
-        json.dump(value, stream, indent=2, sort_keys=True)
-        stream.write("\n")
-        stream.flush()
-        os.fsync(stream.fileno())
 
 
 def _replace_folder(staging: Path, out: Path) -> None:

@@ -39,8 +39,7 @@ def _skew(v_N3: NDArray[np.float64]) -> NDArray[np.float64]:
     zero = np.zeros_like(x)
     return np.stack(
         [np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)],
-        axis=1,
-    )
+        axis=1)
 
 
 def pose_covariance(
@@ -72,8 +71,7 @@ def pose_covariance(
     scene = np.asarray(scene_points_N3, dtype=np.float64)
     if points2d.ndim != 2 or points2d.shape[1] != 2 or scene.shape != (len(points2d), 3):
         raise CovarianceError(
-            f"need points2d (N, 2) and scene points (N, 3), got {points2d.shape} and {scene.shape}"
-        )
+            f"need points2d (N, 2) and scene points (N, 3), got {points2d.shape} and {scene.shape}")
     n = len(points2d)
     if n < 4:
         raise CovarianceError(f"need at least 4 inliers for a pose covariance, got {n}")
@@ -105,7 +103,6 @@ def pose_covariance(
     eigenvalues = np.linalg.eigvalsh(information)
     if eigenvalues[0] <= eigenvalues[-1] * 1e-12:
         raise CovarianceError(
-            f"degenerate inlier configuration: information matrix eigenvalues {eigenvalues}"
-        )
+            f"degenerate inlier configuration: information matrix eigenvalues {eigenvalues}")
     covariance = sigma2 * np.linalg.inv(information)
     return 0.5 * (covariance + covariance.T)

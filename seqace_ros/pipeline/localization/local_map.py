@@ -51,6 +51,12 @@ class LocalMap:
         pixels = self.points2d_M2 if points2d_M2 is None else points2d_M2
         return LocalMap(pixels[keep_M], self.scene_points_M3[keep_M], self.birth_M[keep_M])
 
+    def concat(self, other: LocalMap) -> LocalMap:
+        """These points followed by ``other``'s."""
+        return LocalMap(np.concatenate([self.points2d_M2, other.points2d_M2]),
+                        np.concatenate([self.scene_points_M3, other.scene_points_M3]),
+                        np.concatenate([self.birth_M, other.birth_M]))
+
 
 def reprojection_errors_px(
     T_world_cam: NDArray[np.float64], intrinsics: Intrinsics,
@@ -91,11 +97,7 @@ def update_local_map(
         buffer_length: frames a point may live after the frame that regressed it.
         max_points: cap on the number of points.
     """
-    merged = LocalMap(
-        np.concatenate([current.points2d_M2, carried.points2d_M2]),
-        np.concatenate([current.scene_points_M3, carried.scene_points_M3]),
-        np.concatenate([current.birth_M, carried.birth_M]),
-    )
+    merged = current.concat(carried)
     errors_M = reprojection_errors_px(T_world_cam, intrinsics, merged.points2d_M2,
                                       merged.scene_points_M3)
     keep_M = (errors_M < threshold_px) & (merged.birth_M > frame_index - buffer_length)

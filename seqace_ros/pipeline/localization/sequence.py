@@ -106,18 +106,15 @@ class SequenceConfig:
         if self.buffer_length < 1 or self.max_conflicts < 1:
             raise LocalizationError(
                 f"need buffer_length >= 1 and max_conflicts >= 1, got {self.buffer_length}, "
-                f"{self.max_conflicts}"
-            )
+                f"{self.max_conflicts}")
         if self.min_tracked < 4 or self.max_local_points < self.min_tracked:
             raise LocalizationError(
                 f"need 4 <= min_tracked <= max_local_points, got {self.min_tracked}, "
-                f"{self.max_local_points}"
-            )
+                f"{self.max_local_points}")
         if self.gate_translation_m <= 0 or self.gate_rotation_deg <= 0 or self.max_gap_s <= 0:
             raise LocalizationError(
                 f"need gate_translation_m, gate_rotation_deg and max_gap_s > 0, got "
-                f"{self.gate_translation_m}, {self.gate_rotation_deg}, {self.max_gap_s}"
-            )
+                f"{self.gate_translation_m}, {self.gate_rotation_deg}, {self.max_gap_s}")
         if not 0.0 < self.smoothing <= 1.0:
             raise LocalizationError(f"smoothing must be in (0, 1], got {self.smoothing}")
 
@@ -301,11 +298,7 @@ class SequenceLocalizer:
     ) -> PoseEstimate | None:
         """The sequence estimate from the carried points (and this frame's, for joint fusion)."""
         config = self._settings
-        points = carried if config.fusion == "weighted" else LocalMap(
-            np.concatenate([current.points2d_M2, carried.points2d_M2]),
-            np.concatenate([current.scene_points_M3, carried.scene_points_M3]),
-            np.concatenate([current.birth_M, carried.birth_M]),
-        )
+        points = carried if config.fusion == "weighted" else current.concat(carried)
         T_world_cam, inliers = self._single.solve(points.points2d_M2, points.scene_points_M3,
                                                   intrinsics)
         num_inliers = int(inliers.sum())
@@ -330,9 +323,8 @@ class SequenceLocalizer:
         config = self._settings
         if config.smoothing >= 1.0 or not self._T_world_cam_history:
             return None
-        inliers_M = reprojection_errors_px(
-            accepted.T_world_cam, intrinsics, carried.points2d_M2, carried.scene_points_M3,
-        ) < config.localizer.threshold_px
+        inliers_M = reprojection_errors_px(accepted.T_world_cam, intrinsics, carried.points2d_M2,
+                                           carried.scene_points_M3) < config.localizer.threshold_px
         T_previous_current = relative_motion(
             self._single.solve, carried_before.points2d_M2[inliers_M],
             carried.points2d_M2[inliers_M], carried.scene_points_M3[inliers_M], intrinsics,
@@ -454,44 +446,19 @@ class SequenceLocalizer:
             source=decision.source, tracked_points=len(carried),
             local_points=len(self._local_map), reset_reason=reset_reason,
             single_success=single is not None, conflicts=self._conflicts,
-            smoothed=smoothed is not None,
-        )
+            smoothed=smoothed is not None)
         stage_ms = frame.timings_ms
         refine_ms = stage_ms.get("refine", 0.0) + 1000.0 * (t_refined - t2)
-        return self._result(current, carried, accepted, intrinsics, refined, {
-            "encoder": stage_ms["encoder"],
-            "head": stage_ms["head"],
-            "ransac": stage_ms["ransac"] + 1000.0 * (t2 - t1),
-            **({"refine": refine_ms} if config.localizer.refine else {}),
-            "tracking": 1000.0 * (t1 - t0),
-            "update": 1000.0 * (t3 - t_refined),
-            "total": stage_ms["total"] + 1000.0 * (t3 - t0),
-        })
-
-    def _result(
-        self, current: LocalMap, carried: LocalMap, accepted: PoseEstimate | None,
-        intrinsics: Intrinsics, refined: bool, timings_ms: dict[str, float],
-    ) -> LocalizationResult:
-        """The result over this frame's and the carried points, inliers under ``accepted``
-        (``refined``: its pose was refined against the keyframes)."""
-        points2d_N2 = np.concatenate([current.points2d_M2, carried.points2d_M2])
-        scene_points_N3 = np.concatenate([current.scene_points_M3, carried.scene_points_M3])
-        if accepted is None:
-            inliers_N = np.zeros(len(points2d_N2), dtype=bool)
-        else:
-            inliers_N = reprojection_errors_px(
-                accepted.T_world_cam, intrinsics, points2d_N2, scene_points_N3,
-            ) < self._settings.localizer.threshold_px
-        num_inliers = int(inliers_N.sum())
-        return LocalizationResult(
-            success=accepted is not None,
-            T_world_cam=None if accepted is None else accepted.T_world_cam,
-            num_inliers=num_inliers,
-            num_correspondences=len(points2d_N2),
-            confidence=num_inliers / len(points2d_N2) if len(points2d_N2) else 0.0,
-            timings_ms=timings_ms,
-            points2d_N2=points2d_N2,
-            scene_points_N3=scene_points_N3,
-            inliers_N=inliers_N,
-            refined=refined,
-        )
+        timings_ms = {"encoder": stage_ms["encoder"], "head": stage_ms["head"],
+                      "ransac": stage_ms["ransac"] + 1000.0 * (t2 - t1),
+                      **({"refine": refine_ms} if config.localizer.refine else {}),
+                      "tracking": 1000.0 * (t1 - t0), "update": 1000.0 * (t3 - t_refined),
+                      "total": stage_ms["total"] + 1000.0 * (t3 - t0)}
+        points = current.concat(carried)  # the result's: inliers under the returned pose
+        T_world_cam = None if accepted is None else accepted.T_world_cam
+        inliers_N = (np.zeros(len(points), dtype=bool) if T_world_cam is None else
+                     reprojection_errors_px(T_world_cam, intrinsics, points.points2d_M2,
+                                            points.scene_points_M3) < config.localizer.threshold_px)
+        return replace(LocalizationResult.from_inliers(
+            T_world_cam, points.points2d_M2, points.scene_points_M3, inliers_N, timings_ms),
+            refined=refined)

@@ -18,7 +18,7 @@ estimate that the sequence mode builds on.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import ClassVar
 
@@ -73,13 +73,11 @@ class LocalizerConfig:
         if self.top_k < 4 or self.nms_radius < 0 or self.max_hypotheses < 1:
             raise LocalizationError(
                 "need top_k >= 4, nms_radius >= 0, max_hypotheses >= 1; got "
-                f"{self.top_k}, {self.nms_radius}, {self.max_hypotheses}"
-            )
+                f"{self.top_k}, {self.nms_radius}, {self.max_hypotheses}")
         if self.threshold_px <= 0 or self.min_inliers < 4:
             raise LocalizationError(
                 f"need threshold_px > 0 and min_inliers >= 4, got {self.threshold_px}, "
-                f"{self.min_inliers}"
-            )
+                f"{self.min_inliers}")
 
     def with_frame(self, frame: LocalizerConfig) -> LocalizerConfig:
         """These settings with the single-frame stages' settings ``frame``: ``frame``."""
@@ -165,6 +163,23 @@ class LocalizationResult:
     keypoints: SparseFeatures | None = None
     refined: bool = False
 
+    @classmethod
+    def from_inliers(
+        cls, T_world_cam: NDArray[np.float64] | None, points2d_N2: NDArray[np.float64],
+        scene_points_N3: NDArray[np.float64], inliers_N: NDArray[np.bool_],
+        timings_ms: dict[str, float], min_inliers: int = 0,
+    ) -> LocalizationResult:
+        """The result of a pose (``None``: none found) over N correspondences: a success when
+        there is a pose with at least ``min_inliers`` inliers; the counts and the confidence
+        come from the (N,) inlier mask."""
+        num_inliers = int(inliers_N.sum())
+        n = len(points2d_N2)
+        success = T_world_cam is not None and num_inliers >= min_inliers
+        return cls(success=success, T_world_cam=T_world_cam if success else None,
+                   num_inliers=num_inliers, num_correspondences=n,
+                   confidence=num_inliers / n if n else 0.0, timings_ms=timings_ms,
+                   points2d_N2=points2d_N2, scene_points_N3=scene_points_N3, inliers_N=inliers_N)
+
 
 def check_frame(image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> None:
     """Raise unless ``image_rgb`` is an (H, W, 3) uint8 image and ``intrinsics`` are for W x H.
@@ -176,10 +191,8 @@ def check_frame(image_rgb: NDArray[np.uint8], intrinsics: Intrinsics) -> None:
     check_image(image_rgb)
     height, width = image_rgb.shape[:2]
     if (intrinsics.width, intrinsics.height) != (width, height):
-        raise LocalizationError(
-            f"intrinsics are for {intrinsics.width}x{intrinsics.height} images, "
-            f"the image is {width}x{height}"
-        )
+        raise LocalizationError(f"intrinsics are for {intrinsics.width}x{intrinsics.height} "
+                                f"images, the image is {width}x{height}")
 
 
 class Localizer:
@@ -239,16 +252,13 @@ class Localizer:
         cells_K = select_salient_cells(output.scores_HW, self.settings.top_k,
                                        self.settings.nms_radius)
         features_CN = output.features_CHW.reshape(output.features_CHW.shape[0], -1)
-        points2d = cell_centres_px(
-            cells_K, grid_w, self.encoder.stride,
-            scale_x=width / output.input_width, scale_y=height / output.input_height,
-        )
-        return EncodedFrame(
-            features_KC=features_CN[:, cells_K].T.contiguous(),
-            points2d_K2=points2d.cpu().double().numpy(),
-            scores_K=output.scores_HW.flatten()[cells_K].cpu().numpy(),
-            keypoints=output.sparse,
-        )
+        points2d = cell_centres_px(cells_K, grid_w, self.encoder.stride,
+                                   scale_x=width / output.input_width,
+                                   scale_y=height / output.input_height)
+        return EncodedFrame(features_KC=features_CN[:, cells_K].T.contiguous(),
+                            points2d_K2=points2d.cpu().double().numpy(),
+                            scores_K=output.scores_HW.flatten()[cells_K].cpu().numpy(),
+                            keypoints=output.sparse)
 
     @torch.inference_mode()
     def regress(self, encoded: EncodedFrame) -> NDArray[np.float64]:
@@ -306,33 +316,19 @@ class Localizer:
         t2 = time.perf_counter()
         T_world_cam, inliers = self.solve(encoded.points2d_K2, scene_points, intrinsics)
         t3 = time.perf_counter()
-        num_inliers = int(inliers.sum())
-        num_correspondences = len(scene_points)
-        success = T_world_cam is not None and num_inliers >= self.settings.min_inliers
+        result = LocalizationResult.from_inliers(T_world_cam, encoded.points2d_K2, scene_points,
+                                                 inliers, {}, self.settings.min_inliers)
         refined = False
-        if success and T_world_cam is not None:
-            T_world_cam, refined = self.refine(T_world_cam, encoded.keypoints, intrinsics)
+        if result.T_world_cam is not None:
+            T_world_cam, refined = self.refine(result.T_world_cam, encoded.keypoints, intrinsics)
         t4 = time.perf_counter()
-        self.status = FrameStatus(PoseSource.SINGLE if success else PoseSource.NONE)
-        return LocalizationResult(
-            success=success,
-            T_world_cam=T_world_cam if success else None,
-            num_inliers=num_inliers,
-            num_correspondences=num_correspondences,
-            confidence=num_inliers / num_correspondences if num_correspondences else 0.0,
-            timings_ms={
-                "encoder": 1000.0 * (t1 - t0),
-                "head": 1000.0 * (t2 - t1),
-                "ransac": 1000.0 * (t3 - t2),
-                **({"refine": 1000.0 * (t4 - t3)} if self.settings.refine else {}),
-                "total": 1000.0 * (t4 - t0),
-            },
-            points2d_N2=encoded.points2d_K2,
-            scene_points_N3=scene_points,
-            inliers_N=inliers,
-            keypoints=encoded.keypoints,
-            refined=refined,
-        )
+        timings_ms = {"encoder": 1000.0 * (t1 - t0), "head": 1000.0 * (t2 - t1),
+                      "ransac": 1000.0 * (t3 - t2),
+                      **({"refine": 1000.0 * (t4 - t3)} if self.settings.refine else {}),
+                      "total": 1000.0 * (t4 - t0)}
+        self.status = FrameStatus(PoseSource.SINGLE if result.success else PoseSource.NONE)
+        return replace(result, T_world_cam=T_world_cam if result.success else None,
+                       timings_ms=timings_ms, keypoints=encoded.keypoints, refined=refined)
 
     def reset(self) -> None:
         """Nothing to forget but the last status: frames are localized on their own."""

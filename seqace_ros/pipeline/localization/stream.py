@@ -181,8 +181,7 @@ class StreamStats:
                 inlier_ratio=float(ratios.mean()) if ratios.size else float("nan"),
                 last_error=self._last_error,
                 last_error_age_s=now - self._last_error_time_s,
-                last_success_age_s=now - self._last_success_time_s,
-            )
+                last_success_age_s=now - self._last_success_time_s)
 
 
 class StreamWorker(Generic[Item]):

@@ -53,13 +53,11 @@ class FlowConfig:
         if self.pyramid_levels < 0 or self.max_iterations < 1:
             raise TrackingConfigError(
                 f"need pyramid_levels >= 0 and max_iterations >= 1, got "
-                f"{self.pyramid_levels}, {self.max_iterations}"
-            )
+                f"{self.pyramid_levels}, {self.max_iterations}")
         if self.epsilon <= 0 or self.max_fb_error_px <= 0:
             raise TrackingConfigError(
                 f"need epsilon > 0 and max_fb_error_px > 0, got {self.epsilon}, "
-                f"{self.max_fb_error_px}"
-            )
+                f"{self.max_fb_error_px}")
 
 
 def flow_image(image_rgb: NDArray[np.uint8], config: FlowConfig) -> NDArray[np.uint8]:
@@ -95,8 +93,7 @@ def track_points(
     if previous_gray.shape != current_gray.shape or previous_gray.ndim != 2:
         raise TrackingConfigError(
             f"need two grey images of the same (H, W) size, got {previous_gray.shape} and "
-            f"{current_gray.shape}"
-        )
+            f"{current_gray.shape}")
     if len(points_N2) == 0:
         return np.zeros((0, 2)), np.zeros(0, dtype=bool)
     window = (config.window_px, config.window_px)

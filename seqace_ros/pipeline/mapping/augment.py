@@ -54,8 +54,7 @@ def warp_image(
     interpolation = cv2.INTER_AREA if sx < 1.0 else cv2.INTER_LINEAR
     warped = cv2.warpAffine(
         image_rgb, A_aug_from_orig[:2], (out_w, out_h), flags=interpolation,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
-    )
+        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     if brightness != 0.0 or contrast != 1.0:
         warped = np.clip(warped.astype(np.float32) * contrast + 255.0 * brightness, 0, 255)
         warped = warped.astype(np.uint8)

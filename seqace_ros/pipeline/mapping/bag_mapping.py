@@ -69,8 +69,7 @@ def bag_frame_accounting(stats: dict[str, Any]) -> FrameAccounting:
             "below_min_motion": stats["skipped_min_motion"],
             "over_max_frames": stats["skipped_max_frames"],
             "no_depth_within_max_offset": stats["skipped_no_depth"],
-        },
-    )
+        })
 
 
 def map_bag(
@@ -136,5 +135,4 @@ def map_bag(
             progress=progress,
             on_progress=on_progress,
             started_at=start,
-            read_seconds=read_seconds,
-        )
+            read_seconds=read_seconds)

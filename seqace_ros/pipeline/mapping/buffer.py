@@ -183,8 +183,7 @@ def build_buffer(
         K_F33=torch.from_numpy(np.stack(K_list)).float(),
         T_cam_world_F44=torch.from_numpy(np.stack(T_cam_world_list)).float(),
         camera_centres_F3=np.stack(centres),
-        depths_N=torch.cat(depths) if config.depth else None,
-    )
+        depths_N=torch.cat(depths) if config.depth else None)
 
 
 def link_tracks(buffer: FeatureBuffer, tracks: FeatureTracks, radius_px: float) -> FeatureBuffer:

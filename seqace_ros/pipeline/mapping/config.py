@@ -151,43 +151,23 @@ class MappingConfig:
 PRESETS: dict[str, MappingConfig] = {
     # ACE's scale: width-512 head, a buffer of up to 8M patches from 8 augmented passes,
     # 25k steps of 5120 (16 epochs of an 8M buffer).
-    "gpu": MappingConfig(
-        head=HeadConfig(width=512, num_blocks=1),
-        augmentation_passes=8,
-        patches_per_image=None,
-        max_buffer_patches=8_000_000,
-        iterations=25_000,
-    ),
+    "gpu": MappingConfig(head=HeadConfig(width=512, num_blocks=1), augmentation_passes=8,
+                         patches_per_image=None, max_buffer_patches=8_000_000, iterations=25_000),
     # The most accurate map that fits a CPU mapping budget of minutes: ACE's recipe scaled
     # down to a width-256 head, one augmentation pass and 6000 steps, with bf16 autocast where
     # the CPU multiplies bf16 natively (elsewhere the same steps run in fp32 and take longer).
     # Its accuracy and mapping time are in the README and bench/results.
-    "cpu": MappingConfig(
-        head=HeadConfig(width=256, num_blocks=1),
-        augmentation_passes=1,
-        patches_per_image=1500,
-        iterations=6000,
-    ),
+    "cpu": MappingConfig(head=HeadConfig(width=256, num_blocks=1), augmentation_passes=1,
+                         patches_per_image=1500, iterations=6000),
     # scripts/demo.sh: the cpu head with bf16 autocast (on CPUs that have it) and half the
     # steps, so that a whole demo (render, map, relocalize) runs in minutes.
-    "demo": MappingConfig(
-        head=HeadConfig(width=256, num_blocks=1),
-        augmentation_passes=1,
-        patches_per_image=1500,
-        iterations=3000,
-        mixed_precision=True,
-    ),
+    "demo": MappingConfig(head=HeadConfig(width=256, num_blocks=1), augmentation_passes=1,
+                          patches_per_image=1500, iterations=3000, mixed_precision=True),
     # The tests' maps: a narrow head, few patches and steps, and fp32 on every CPU (no bf16
     # autocast); enough to localize held-out frames near a small set of mapping frames.
-    "test": MappingConfig(
-        head=HeadConfig(width=128, num_blocks=1),
-        augmentation_passes=1,
-        patches_per_image=1000,
-        iterations=600,
-        batch_size=2048,
-        mixed_precision=False,
-        keyframes=KeyframeConfig(count=8, keypoints=256),
-    ),
+    "test": MappingConfig(head=HeadConfig(width=128, num_blocks=1), augmentation_passes=1,
+                          patches_per_image=1000, iterations=600, batch_size=2048,
+                          mixed_precision=False, keyframes=KeyframeConfig(count=8, keypoints=256)),
 }
 
 

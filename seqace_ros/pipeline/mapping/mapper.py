@@ -153,8 +153,7 @@ def map_scene(
             keyframes=len(tracks.keyframe_ids),
             track_observations=len(tracks),
             tracked_patches=buffer.tracked_patches(),
-            tracks_seconds=round(time.perf_counter() - tracks_start, 2),
-        )
+            tracks_seconds=round(time.perf_counter() - tracks_start, 2))
     head_config = replace(config.head, in_channels=encoder.feature_dim)
     scene_centre = torch.from_numpy(buffer.camera_centres_F3.mean(axis=0)).float()
     head, training = train_head(buffer, head_config, scene_centre, config, torch_device,
@@ -178,8 +177,7 @@ def map_scene(
         stored_keyframes=0 if keyframes is None else keyframes.count,
         keyframe_bytes=0 if keyframes is None else keyframes.nbytes,
         keyframe_seconds=round(time.perf_counter() - keyframes_start, 2),
-        sequence=sequence_stats,
-    )
+        sequence=sequence_stats)
     scene_map = SceneMap.from_head(head, encoder.encoder_id, encoder.weight_hash,
                                    config.image_height, stats.to_metadata(config))
     return replace(scene_map, keyframes=keyframes)

@@ -61,8 +61,7 @@ class ReportPaths:
         return cls(
             json=path.with_suffix(".report.json"),
             trajectory_png=path.with_suffix(".trajectory.png"),
-            loss_png=path.with_suffix(".loss.png"),
-        )
+            loss_png=path.with_suffix(".loss.png"))
 
     def all(self) -> tuple[Path, Path, Path]:
         """The three paths."""
@@ -94,8 +93,7 @@ class FrameAccounting:
         if self.used + sum(self.skipped.values()) != self.in_source:
             raise ValueError(
                 f"used ({self.used}) + skipped ({dict(self.skipped)}) must add up to the "
-                f"{self.in_source} frames in the source"
-            )
+                f"{self.in_source} frames in the source")
 
 
 @dataclass

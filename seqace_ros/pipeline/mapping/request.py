@@ -176,6 +176,14 @@ MAPPING_ERRORS: tuple[type[Exception], ...] = (
     EncoderError, MapFileError, OSError)
 
 
+def _numbers(text: str, expected: str) -> list[float]:
+    """The comma-separated numbers of ``text``; ``expected`` names them in the error."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError as error:
+        raise MappingRequestError(f"{expected} numbers, got {text!r}") from error
+
+
 def parse_pinhole(text: str | None) -> tuple[float, float, float, float] | None:
     """``"fx,fy,cx,cy"`` (pixels) as four floats; ``None`` stays ``None``.
 
@@ -184,11 +192,7 @@ def parse_pinhole(text: str | None) -> tuple[float, float, float, float] | None:
     """
     if text is None:
         return None
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError as error:
-        raise MappingRequestError(
-            f"intrinsics must be fx,fy,cx,cy numbers, got {text!r}") from error
+    values = _numbers(text, "intrinsics must be fx,fy,cx,cy")
     if len(values) != 4:
         raise MappingRequestError(f"intrinsics need 4 numbers fx,fy,cx,cy, got {len(values)}")
     return values[0], values[1], values[2], values[3]
@@ -204,12 +208,7 @@ def parse_extrinsic(text: str | None) -> NDArray[np.float64] | None:
     """
     if text is None:
         return None
-    try:
-        values = np.array([float(v) for v in text.split(",")])
-    except ValueError as error:
-        raise MappingRequestError(
-            f"depth_to_colour must be x,y,z or x,y,z,qx,qy,qz,qw numbers, got {text!r}"
-        ) from error
+    values = np.array(_numbers(text, "depth_to_colour must be x,y,z or x,y,z,qx,qy,qz,qw"))
     if len(values) not in (3, 7) or not np.all(np.isfinite(values)):
         raise MappingRequestError(
             f"depth_to_colour needs 3 or 7 finite numbers (x,y,z[,qx,qy,qz,qw]), got {text!r}")

@@ -153,8 +153,7 @@ def self_check_of(evaluations: Sequence[FrameEvaluation], every: int) -> SelfChe
         median_translation_cm=report.median_translation_cm,
         median_rotation_deg=report.median_rotation_deg,
         n_failed=report.n_failed,
-        weakest=weak_stretches(evaluations),
-    )
+        weakest=weak_stretches(evaluations))
 
 
 @dataclass(frozen=True)

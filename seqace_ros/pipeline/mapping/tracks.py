@@ -66,8 +66,7 @@ class TrackConfig:
         if not -1.0 <= self.min_cossim < 1.0 or self.max_epipolar_px <= 0:
             raise TrackError(
                 f"need min_cossim in [-1, 1) and max_epipolar_px > 0, got {self.min_cossim}, "
-                f"{self.max_epipolar_px}"
-            )
+                f"{self.max_epipolar_px}")
         if not 0.0 < self.min_surviving_fraction < 1.0:
             raise TrackError(
                 f"min_surviving_fraction must be in (0, 1), got {self.min_surviving_fraction}")
@@ -208,8 +207,7 @@ def build_tracks(
         pixels_T2=stack(pixels, (0, 2), np.float32),
         keyframe_ids_T=stack(keyframe_ids, (0,), np.int64),
         keyframe_pixels_T2=stack(keyframe_pixels, (0, 2), np.float32),
-        keyframe_ids=tuple(keyframes),
-    )
+        keyframe_ids=tuple(keyframes))
 
 
 def link_patches(

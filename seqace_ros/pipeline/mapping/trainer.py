@@ -195,8 +195,7 @@ def train_head(
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr_min)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr_max, total_steps=config.iterations,
-        div_factor=config.lr_max / config.lr_min, final_div_factor=1.0, cycle_momentum=False,
-    )
+        div_factor=config.lr_max / config.lr_min, final_div_factor=1.0, cycle_momentum=False)
     amp_dtype = autocast_dtype(device, config.mixed_precision)
     # Loss scaling guards fp16 gradients against underflow; bf16 has fp32's exponent range.
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -231,16 +230,14 @@ def train_head(
         scene_points_B3 = scene_points_B3.float()
         loss, valid_B = reprojection_loss(
             scene_points_B3, pixels[batch_dev], K_F33[ids], T_cam_world_F44[ids],
-            clamp_px, config, None if depths is None else depths[batch_dev],
-        )
+            clamp_px, config, None if depths is None else depths[batch_dev])
         if track_links is not None:
             keyframe_ids_B, keyframe_pixels_B2 = (links[batch_dev] for links in track_links)
             tracked_B = keyframe_ids_B >= 0
             keyframes_T = keyframe_ids_B[tracked_B]
             track_sum, _ = keyframe_loss(
                 scene_points_B3[tracked_B], keyframe_pixels_B2[tracked_B],
-                K_F33[keyframes_T], T_cam_world_F44[keyframes_T], clamp_px, config,
-            )
+                K_F33[keyframes_T], T_cam_world_F44[keyframes_T], clamp_px, config)
             loss = loss + config.sequence_loss_weight * track_sum / batch_size
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -262,6 +259,5 @@ def train_head(
         patches_seen=config.iterations * batch_size,
         seconds=time.perf_counter() - start,
         final_loss=smoothed_loss,
-        final_valid_fraction=valid_fraction,
-    )
+        final_valid_fraction=valid_fraction)
     return head.eval().requires_grad_(False), stats

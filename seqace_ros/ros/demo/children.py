@@ -89,6 +89,11 @@ class ChildNode:
         self.stop()
 
     @property
+    def pid(self) -> int | None:
+        """Process id once started, else None."""
+        return None if self._popen is None else self._popen.pid
+
+    @property
     def returncode(self) -> int | None:
         """Exit status once exited (negative: ended by that signal), else None."""
         return None if self._popen is None else self._popen.poll()

@@ -122,16 +122,14 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
         query_frames=defaults.query_frames if args.query_frames is None else args.query_frames,
         scene_preset=args.scene_preset or defaults.scene_preset,
         scene_seed=args.scene_seed,
-        data_dir=(args.data or default_data_dir()) if args.real else None,
-    )
+        data_dir=(args.data or default_data_dir()) if args.real else None)
     return DemoConfig(
         scene=scene, out_dir=args.out.resolve(),
         mapping_preset=args.preset or defaults.mapping_preset,
         mapping_iterations=defaults.mapping_iterations if args.iterations is None
         else args.iterations,
         mapping_seed=args.seed, mode=args.mode, rate_hz=args.rate, device=args.device,
-        threads=args.threads, node_timeout_s=args.timeout, reuse_map=args.reuse_map,
-    )
+        threads=args.threads, node_timeout_s=args.timeout, reuse_map=args.reuse_map)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

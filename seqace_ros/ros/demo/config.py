@@ -49,8 +49,7 @@ class SceneSpec:
         if self.mapping_frames < 1 or self.query_frames < 1:
             raise DemoConfigError(
                 f"need at least one mapping and one query frame, got {self.mapping_frames} "
-                f"and {self.query_frames}"
-            )
+                f"and {self.query_frames}")
         if self.source == "real" and self.data_dir is None:
             raise DemoConfigError("a real scene needs data_dir")
 
@@ -107,8 +106,7 @@ class DemoConfig:
             raise DemoConfigError(f"rate must be in (0, 100] Hz, got {self.rate_hz}")
         if self.mapping_iterations < 0:
             raise DemoConfigError(
-                f"mapping iterations must be >= 0 (0: the preset's), got {self.mapping_iterations}"
-            )
+                f"mapping iterations must be >= 0 (0: the preset's), got {self.mapping_iterations}")
         if self.threads is not None and self.threads < 1:
             raise DemoConfigError(f"threads must be >= 1, got {self.threads}")
         if self.device not in ("auto", "cpu", "cuda"):

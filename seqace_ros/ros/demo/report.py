@@ -113,8 +113,7 @@ def stream_report(evaluations: Sequence[FrameEvaluation], result: ReplayResult, 
         replay_rate_hz=rate_hz,
         pose_rate_hz=latencies_ms.size / result.seconds if result.seconds > 0 else math.nan,
         node_frames_dropped=None if dropped is None else int(dropped),
-        node_finished_in_time=result.complete,
-    )
+        node_finished_in_time=result.complete)
 
 
 def format_summary(report: StreamReport) -> str:
