@@ -188,7 +188,8 @@ class Localizer:
         self.status = FrameStatus()
         self.device = resolve_device(device)
         self.encoder = create_encoder(scene_map.encoder_id, scene_map.image_height, self.device)
-        scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash)
+        scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash,
+                                self.encoder.feature_dim)
         self.head = scene_map.build_head(self.device)
 
     def synchronize(self) -> None:
