@@ -161,7 +161,10 @@ def _checked_camera_matrix(
         )
     matrix = matrix.reshape(3, -1)
     if not matrix.any():
-        raise CalibrationError(f"{origin}: {name} is all zero (an uncalibrated camera)")
+        raise CalibrationError(
+            f"{origin}: {name} is all zero, an uncalibrated camera (focal lengths must be "
+            "positive)"
+        )
     tolerance = _MATRIX_TOLERANCE * max(abs(matrix[0, 0]), 1.0)
     if abs(matrix[0, 1]) > tolerance:
         raise CalibrationError(

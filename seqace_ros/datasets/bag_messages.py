@@ -99,11 +99,14 @@ def calibration_from_camera_info(
     )
 
 
-def image_from_message(message: Any, msgtype: str) -> NDArray[np.uint8]:
+def image_from_message(
+    message: Any, msgtype: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> NDArray[np.uint8]:
     """(H, W, 3) uint8 RGB image of an ``Image`` or ``CompressedImage`` message.
 
     Raises:
-        ImageDecodingError: unsupported encoding, inconsistent sizes or undecodable bytes.
+        ImageDecodingError: an encoding that is not colour or mono intensity, unsupported
+            encoding, inconsistent sizes, more than ``max_pixels`` pixels or undecodable bytes.
         ValueError: for a message type that is not an image.
     """
     if msgtype == RAW_IMAGE_TYPE:
@@ -114,7 +117,8 @@ def image_from_message(message: Any, msgtype: str) -> NDArray[np.uint8]:
             step=int(message.step),
             data=message.data,
             is_bigendian=bool(message.is_bigendian),
+            max_pixels=max_pixels,
         )
     if msgtype == "sensor_msgs/msg/CompressedImage":
-        return decode_compressed_image(str(message.format), message.data)
+        return decode_compressed_image(str(message.format), message.data, max_pixels)
     raise ValueError(f"expected one of {IMAGE_TYPES}, got {msgtype!r}")
