@@ -176,7 +176,8 @@ class Localizer:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
 
     Raises:
-        MapFileError: when this installation's encoder weights differ from the map's.
+        MapFileError: when this installation's encoder weights differ from the map's, or its
+            features are not the width the head takes.
     """
 
     def __init__(
