@@ -194,8 +194,8 @@ def load_map(path: str | Path) -> SceneMap:
         if len(header_bytes) != header_len:
             raise MapFileError(f"{source}: truncated map file (the file shrank while reading)")
         header = _parse_header(header_bytes, source)
-        fields = _parse_metadata(header, source)
-        layout = _expected_layout(fields.head_config)
+        metadata = _parse_metadata(header, source)
+        layout = _expected_layout(metadata.head_config)
         _check_tensor_entries(header, layout, source)
         data_bytes = sum(math.prod(shape) * _DTYPE_BYTES[dtype] for dtype, shape in layout.values())
         if 8 + header_len + data_bytes != size:
@@ -214,7 +214,7 @@ def load_map(path: str | Path) -> SceneMap:
         if not bool(torch.isfinite(tensor).all()):
             count = int((~torch.isfinite(tensor)).sum())
             raise MapFileError(f"{source}: tensor {name!r} holds {count} non-finite values")
-    return SceneMap(state_dict=tensors, **fields.as_kwargs())
+    return SceneMap(state_dict=tensors, **metadata.as_kwargs())
 
 
 _DTYPE_BYTES = {"F16": 2, "F32": 4}
@@ -232,7 +232,7 @@ def _check_regular_file(info: os.stat_result, source: str) -> int:
         MapFileError: not a regular file, or larger than :data:`MAX_MAP_BYTES`.
     """
     if not stat.S_ISREG(info.st_mode):
-        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "a file of unknown type")
         raise MapFileError(f"{source}: not a map file ({kind}, not a regular file)")
     if info.st_size > MAX_MAP_BYTES:
         raise MapFileError(
