@@ -18,6 +18,7 @@ or the flat form ``{fx, fy, cx, cy, width, height}`` (YAML or JSON) for pinhole 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,14 +27,17 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS, Intrinsics
 
-# distortion model -> number of coefficients OpenCV takes for it
+# distortion model -> numbers of coefficients OpenCV takes for it (rational_polynomial: k1-k6
+# with p1, p2; plus the thin-prism s1-s4; plus the sensor tilt tau_x, tau_y)
 DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
     "plumb_bob": (5,),
-    "rational_polynomial": (8,),
+    "rational_polynomial": (8, 12, 14),
     "equidistant": (4,),
 }
+#: Tolerance on the fixed entries of K (skew, bottom row) and of P, relative to fx.
+_MATRIX_TOLERANCE = 1e-9
 
 
 class CalibrationError(ValueError):
@@ -69,6 +73,8 @@ def calibration_from_fields(
     origin: str,
     roi_xywh: tuple[int, int, int, int] = (0, 0, 0, 0),
     binning_xy: tuple[int, int] = (0, 0),
+    P_12: tuple[float, ...] | list[float] | NDArray[np.float64] | None = None,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> CameraCalibration:
     """Validated calibration of the images that go with ``CameraInfo``-style fields.
 
@@ -78,26 +84,48 @@ def calibration_from_fields(
     scales with the pixel-centre convention of :meth:`Intrinsics.resized`. Distortion
     coefficients act on normalised coordinates and stay as they are.
 
+    With ``P_12`` the images are *rectified* (``image_rect`` of image_proc, as
+    image_geometry treats them): their intrinsics are ``P``'s (fx', fy', cx', cy'), binning
+    applies, and there is no distortion left to remove (``K`` and ``D`` describe the raw
+    camera and are not used). ``P``'s fourth column (a stereo baseline) does not change
+    the projection in the image's own optical frame and is ignored.
+
     Args:
         width: sensor width in pixels.
         height: sensor height in pixels.
-        K_9: row-major 3x3 camera matrix of the sensor (9 values).
+        K_9: row-major 3x3 camera matrix of the sensor (9 values): ``[fx, 0, cx, 0, fy, cy,
+            0, 0, 1]``; skew and a bottom row other than ``0, 0, 1`` are refused.
         distortion_model: ROS distortion model name (empty means pinhole).
-        distortion: distortion coefficients.
+        distortion: distortion coefficients (finite).
         origin: where the fields came from (a file or topic), for error messages.
         roi_xywh: region of interest (x offset, y offset, width, height) in sensor pixels;
             a zero width and height mean the full sensor.
         binning_xy: binning factors (x, y); 0 and 1 mean none.
+        P_12: row-major 3x4 projection matrix of rectified images, or ``None`` for raw images.
+        max_pixels: most pixels (width x height) the images may have.
 
     Raises:
-        CalibrationError: wrong K size, zero or negative focals or size, an unsupported
-            distortion model, a coefficient count the model does not take, a ROI outside
-            the sensor, or a size the binning does not divide.
+        CalibrationError: wrong K size, a non-finite entry, skew or a bottom row of K (or P)
+            that is not ``0, 0, 1``, zero or negative focals or size, an unsupported
+            distortion model, a coefficient count the model does not take, non-finite
+            coefficients, a ROI outside the sensor (or any ROI on rectified images), a size
+            the binning does not divide, or images of more than ``max_pixels`` pixels.
     """
-    K = np.asarray(K_9, dtype=np.float64).reshape(-1)
-    if K.size != 9:
-        raise CalibrationError(f"{origin}: camera matrix needs 9 values, got {K.size}")
+    K = _checked_camera_matrix(K_9, 9, "camera matrix K", origin)
+    if P_12 is not None:
+        P = _checked_camera_matrix(P_12, 12, "projection matrix P", origin)
+        if any(roi_xywh[2:]):
+            raise CalibrationError(
+                f"{origin}: a region of interest on rectified images is not supported "
+                f"(roi {roi_xywh})"
+            )
+        return _calibration(width, height, P[:3, :3], "plumb_bob", (), origin, roi_xywh,
+                            binning_xy, max_pixels)
     coefficients = tuple(float(c) for c in np.asarray(distortion, dtype=np.float64).reshape(-1))
+    if not all(math.isfinite(c) for c in coefficients):
+        raise CalibrationError(
+            f"{origin}: distortion coefficients must be finite, got {list(coefficients)}"
+        )
     model = distortion_model or "plumb_bob"
     if any(coefficients):
         if model not in DISTORTION_MODELS:
@@ -110,20 +138,76 @@ def calibration_from_fields(
                 f"{origin}: distortion model {model!r} takes {DISTORTION_MODELS[model]} "
                 f"coefficients, got {len(coefficients)}"
             )
+    return _calibration(width, height, K, model, coefficients, origin, roi_xywh, binning_xy,
+                        max_pixels)
+
+
+def _checked_camera_matrix(
+    values: tuple[float, ...] | list[float] | NDArray[np.float64], size: int, name: str,
+    origin: str,
+) -> NDArray[np.float64]:
+    """(3, size // 3) matrix of row-major ``values``: finite, no skew, bottom row ``0 0 1 (0)``.
+
+    Raises:
+        CalibrationError: another number of values, a non-finite entry, skew, or another
+            bottom row (a matrix scaled by its last entry, or written column-major).
+    """
+    matrix = np.asarray(values, dtype=np.float64).reshape(-1)
+    if matrix.size != size:
+        raise CalibrationError(f"{origin}: {name} needs {size} values, got {matrix.size}")
+    if not np.all(np.isfinite(matrix)):
+        raise CalibrationError(
+            f"{origin}: intrinsics must be finite, got {name} = {matrix.tolist()}"
+        )
+    matrix = matrix.reshape(3, -1)
+    if not matrix.any():
+        raise CalibrationError(
+            f"{origin}: {name} is all zero, an uncalibrated camera (focal lengths must be "
+            "positive)"
+        )
+    tolerance = _MATRIX_TOLERANCE * max(abs(matrix[0, 0]), 1.0)
+    if abs(matrix[0, 1]) > tolerance:
+        raise CalibrationError(
+            f"{origin}: {name} has skew {matrix[0, 1]} (entry [0, 1]); only zero-skew "
+            "cameras are supported: calibrate without skew"
+        )
+    expected_bottom = [0.0, 0.0, 1.0, 0.0][: matrix.shape[1]]
+    if abs(matrix[1, 0]) > tolerance or np.any(np.abs(matrix[2] - expected_bottom) > tolerance):
+        raise CalibrationError(
+            f"{origin}: {name} must be row-major [fx, 0, cx, 0, fy, cy, 0, 0, 1] (P: with a "
+            f"fourth column), got {matrix.reshape(-1).tolist()}"
+        )
+    return matrix
+
+
+def _calibration(
+    width: int, height: int, K_33: NDArray[np.float64], model: str,
+    coefficients: tuple[float, ...], origin: str, roi_xywh: tuple[int, int, int, int],
+    binning_xy: tuple[int, int], max_pixels: int,
+) -> CameraCalibration:
+    """The calibration of the sensor images cropped and binned, their size capped.
+
+    Raises:
+        CalibrationError: invalid intrinsics, ROI or binning, or more than ``max_pixels``.
+    """
     try:
         intrinsics = Intrinsics(
-            fx=float(K[0]),
-            fy=float(K[4]),
-            cx=float(K[2]),
-            cy=float(K[5]),
+            fx=float(K_33[0, 0]),
+            fy=float(K_33[1, 1]),
+            cx=float(K_33[0, 2]),
+            cy=float(K_33[1, 2]),
             width=int(width),
             height=int(height),
         )
     except ValueError as error:
         raise CalibrationError(f"{origin}: {error}") from None
-    return CameraCalibration(
-        _crop_and_bin(intrinsics, roi_xywh, binning_xy, origin), model, coefficients
-    )
+    image = _crop_and_bin(intrinsics, roi_xywh, binning_xy, origin)
+    if image.width * image.height > max_pixels:
+        raise CalibrationError(
+            f"{origin}: images of {image.width}x{image.height} = {image.width * image.height} "
+            f"pixels are more than the {max_pixels} allowed (max_image_pixels)"
+        )
+    return CameraCalibration(image, model, coefficients)
 
 
 def _crop_and_bin(

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+#: Default cap on the pixels of one image (width x height): images and calibrations that
+#: describe more are refused before anything of their size is allocated. 50 megapixels is
+#: above any common robot camera (an 8K sensor has 33).
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+
 
 @dataclass(frozen=True)
 class Intrinsics:

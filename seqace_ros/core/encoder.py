@@ -27,6 +27,11 @@ from seqace_ros.core.sparse_features import SparseFeatures, detect_sparse
 #: (64 channels each) upsampled to 1/8 and concatenated, 192-d: measured better for scene
 #: coordinate regression (see ``XFeatEncoder``).
 XFeatFeatures = Literal["descriptor", "multiscale"]
+#: Encoder id (as recorded in maps) -> the XFeat features it uses and their dimension.
+_XFEAT_VARIANTS: dict[str, tuple[XFeatFeatures, int]] = {
+    "xfeat-desc64": ("descriptor", 64),
+    "xfeat-ms192": ("multiscale", 192),
+}
 
 
 class EncoderError(ValueError):
@@ -145,8 +150,10 @@ class XFeatEncoder:
         self.features = features
         self.image_height = image_height
         self.device = resolve_device(device)
-        self.feature_dim = 64 if features == "descriptor" else 192
-        self.encoder_id = f"xfeat-{'desc64' if features == 'descriptor' else 'ms192'}"
+        self.encoder_id, self.feature_dim = next(
+            (encoder_id, dim) for encoder_id, (kind, dim) in _XFEAT_VARIANTS.items()
+            if kind == features
+        )
         path = xfeat_weights_path()
         self.weight_hash = file_sha256(path)
         self._net = XFeatModel()
@@ -228,6 +235,37 @@ class XFeatEncoder:
         return _NetworkMaps(features, scores_BHW, logits_B65HW, reliability_B1HW[:, 0], fused)
 
 
+@dataclass(frozen=True)
+class EncoderSignature:
+    """What a map must record of the encoder it was trained on, and the features it takes.
+
+    Attributes:
+        encoder_id: the encoder's id.
+        weight_hash: SHA-256 of the weights this installation ships.
+        feature_dim: feature dimension C (the head's ``in_channels``).
+    """
+
+    encoder_id: str
+    weight_hash: str
+    feature_dim: int
+
+
+def _xfeat_variant(encoder_id: str) -> tuple[XFeatFeatures, int]:
+    if encoder_id not in _XFEAT_VARIANTS:
+        raise ValueError(f"unknown encoder {encoder_id!r}; known: {sorted(_XFEAT_VARIANTS)}")
+    return _XFEAT_VARIANTS[encoder_id]
+
+
+def encoder_signature(encoder_id: str) -> EncoderSignature:
+    """The signature of encoder ``encoder_id`` in this installation, without building it.
+
+    Raises:
+        ValueError: for an unknown encoder id.
+    """
+    _, feature_dim = _xfeat_variant(encoder_id)
+    return EncoderSignature(encoder_id, file_sha256(xfeat_weights_path()), feature_dim)
+
+
 def create_encoder(
     encoder_id: str, image_height: int = 480, device: str | torch.device = "auto"
 ) -> XFeatEncoder:
@@ -236,7 +274,5 @@ def create_encoder(
     Raises:
         ValueError: for an unknown encoder id.
     """
-    by_id: dict[str, XFeatFeatures] = {"xfeat-desc64": "descriptor", "xfeat-ms192": "multiscale"}
-    if encoder_id not in by_id:
-        raise ValueError(f"unknown encoder {encoder_id!r}; known: {sorted(by_id)}")
-    return XFeatEncoder(features=by_id[encoder_id], image_height=image_height, device=device)
+    features, _ = _xfeat_variant(encoder_id)
+    return XFeatEncoder(features=features, image_height=image_height, device=device)

@@ -62,15 +62,26 @@ class HeadConfig:
         """Config from :meth:`to_dict` output.
 
         Raises:
-            ValueError: on missing or unknown keys.
+            ValueError: on a ``data`` that is not a dict, missing or unknown keys, a value of
+                the wrong type (an integer field given a float, string or bool; a scale that is
+                not a finite number), or values the config rejects.
         """
+        if not isinstance(data, dict):
+            raise ValueError(f"head config must be an object, got {type(data).__name__}")
         expected = set(cls.__dataclass_fields__)
         if set(data) != expected:
             raise ValueError(f"head config keys must be {sorted(expected)}, got {sorted(data)}")
+        for name in ("in_channels", "width", "num_blocks"):
+            if type(data[name]) is not int:
+                raise ValueError(f"head config {name} must be an integer, got {data[name]!r}")
+        for name in ("homogeneous_min_scale", "homogeneous_max_scale"):
+            value = data[name]
+            if type(value) not in (int, float) or not math.isfinite(value):
+                raise ValueError(f"head config {name} must be a finite number, got {value!r}")
         return cls(
-            in_channels=int(data["in_channels"]),
-            width=int(data["width"]),
-            num_blocks=int(data["num_blocks"]),
+            in_channels=data["in_channels"],
+            width=data["width"],
+            num_blocks=data["num_blocks"],
             homogeneous_min_scale=float(data["homogeneous_min_scale"]),
             homogeneous_max_scale=float(data["homogeneous_max_scale"]))
 

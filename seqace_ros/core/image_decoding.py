@@ -2,14 +2,23 @@
 
 Takes the message fields as plain values (no rosbags or rclpy import), so the bag reader and
 the live ROS node share it.
+
+Hostile payloads are refused before anything of their size is allocated: an image of more
+than ``max_pixels`` pixels (for compressed images, as declared by the JPEG or PNG header,
+before decompressing), and encodings that are not colour or mono intensity (``16UC1`` depth
+and the other generic OpenCV types, compressed depth) on the colour path.
 """
 
 from __future__ import annotations
+
+import re
+import struct
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS
 from seqace_ros.core.depth import depth_to_metres
 
 # encoding -> (channels, bytes per channel)
@@ -19,9 +28,7 @@ _RAW_LAYOUTS: dict[str, tuple[int, int]] = {
     "rgba8": (4, 1),
     "bgra8": (4, 1),
     "mono8": (1, 1),
-    "8UC1": (1, 1),
     "mono16": (1, 2),
-    "16UC1": (1, 2),
 }
 _TO_RGB: dict[str, int | None] = {
     "rgb8": None,
@@ -31,6 +38,9 @@ _TO_RGB: dict[str, int | None] = {
 }
 
 SUPPORTED_ENCODINGS = tuple(_RAW_LAYOUTS)
+#: Generic OpenCV-type encodings (``16UC1``, ``32FC1``, ``8UC3`` ...): depth or other data,
+#: with no colour or intensity meaning (cv_bridge will not convert them to colour either).
+_GENERIC_ENCODING = re.compile(r"(8|16|32|64)[USF]C[1-4]")
 
 
 class ImageDecodingError(ValueError):
@@ -44,6 +54,7 @@ def decode_raw_image(
     step: int,
     data: bytes | bytearray | memoryview | NDArray[np.uint8],
     is_bigendian: bool = False,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> NDArray[np.uint8]:
     """RGB image of a ``sensor_msgs/Image`` payload.
 
@@ -54,20 +65,28 @@ def decode_raw_image(
         step: bytes per row (>= width * pixel size; rows may be padded).
         data: ``height * step`` bytes, row-major.
         is_bigendian: byte order of 16-bit encodings.
+        max_pixels: most pixels (``width * height``) accepted.
 
     Returns:
         (height, width, 3) uint8 RGB array (a fresh copy). Mono images are replicated to three
         channels; mono16 is scaled to 8 bits by its own maximum (a 0-valued image stays 0).
 
     Raises:
-        ImageDecodingError: unsupported encoding, non-positive size, ``step`` smaller than a
-            row, or ``data`` of the wrong length.
+        ImageDecodingError: a generic or depth encoding (``16UC1``, ``32FC1``, ...), another
+            unsupported encoding, non-positive size, more than ``max_pixels`` pixels, ``step``
+            smaller than a row, or ``data`` of the wrong length.
     """
+    if _GENERIC_ENCODING.fullmatch(encoding):
+        raise ImageDecodingError(
+            f"image encoding {encoding!r} is not colour or mono intensity (depth or other "
+            f"data); refused: the image topic takes {', '.join(SUPPORTED_ENCODINGS)}"
+        )
     if encoding not in _RAW_LAYOUTS:
         raise ImageDecodingError(
             f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
     channels, depth = _RAW_LAYOUTS[encoding]
+    _check_pixel_count(width, height, max_pixels, encoding)
     rows = _payload_rows(encoding, height, width, step, data, channels * depth)
     if depth == 2:
         dtype = np.dtype(">u2" if is_bigendian else "<u2")
@@ -83,6 +102,15 @@ def decode_raw_image(
     if conversion is None:
         return pixels.copy()
     return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+
+
+def _check_pixel_count(width: int, height: int, max_pixels: int, what: str) -> None:
+    """Raise :class:`ImageDecodingError` for a ``width`` x ``height`` image over ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageDecodingError(
+            f"{what} image of {width}x{height} = {width * height} pixels is more than the "
+            f"{max_pixels} allowed (max_image_pixels); refused before decoding"
+        )
 
 
 def _payload_rows(
@@ -152,26 +180,85 @@ def decode_depth_image(
     return depth_to_metres(stored.astype(dtype.newbyteorder("=")))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: JPEG start-of-frame markers (every coding process; not DHT C4, JPG C8, DAC CC).
+_JPEG_FRAME_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB,
+                                 0xCD, 0xCE, 0xCF})
+#: JPEG markers without a length field.
+_JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def compressed_image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) declared by a PNG or JPEG header, without decoding; ``None`` for bytes
+    that are neither, or whose header ends before the size."""
+    if data.startswith(_PNG_SIGNATURE):
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in _JPEG_STANDALONE_MARKERS:
+            position += 2
+            continue
+        if marker in _JPEG_FRAME_MARKERS:
+            if position + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            return int(width), int(height)
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before
+            return None
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        position += 2 + length
+    return None
+
+
 def decode_compressed_image(
-    format_text: str, data: bytes | bytearray | memoryview | NDArray[np.uint8]
+    format_text: str, data: bytes | bytearray | memoryview | NDArray[np.uint8],
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> NDArray[np.uint8]:
     """RGB image of a ``sensor_msgs/CompressedImage`` payload (JPEG or PNG).
 
     Args:
         format_text: the message's ``format`` field, e.g. ``"jpeg"``, ``"png"`` or
-            ``"bgr8; jpeg compressed bgr8"`` (image_transport style); only used in errors, the
-            codec is detected from the bytes.
+            ``"bgr8; jpeg compressed bgr8"`` (image_transport style). A compressed depth image
+            (``"16UC1; compressedDepth png"``) or a generic source encoding is refused; the
+            codec itself is detected from the bytes.
         data: the compressed bytes.
+        max_pixels: most pixels the decoded image may have, as declared by its header.
 
     Returns:
         (H, W, 3) uint8 RGB array; grey images are replicated to three channels.
 
     Raises:
-        ImageDecodingError: empty data or bytes that OpenCV cannot decode.
+        ImageDecodingError: empty data, a depth or generic format, bytes that are not JPEG
+            or PNG, a header declaring more than ``max_pixels`` pixels, or bytes that OpenCV
+            cannot decode.
     """
     buffer = np.frombuffer(data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageDecodingError(f"compressed image ({format_text!r}) has no data")
+    source_encoding = format_text.split(";")[0].strip()
+    if "compresseddepth" in format_text.lower() or _GENERIC_ENCODING.fullmatch(source_encoding):
+        raise ImageDecodingError(
+            f"compressed image format {format_text!r} is not colour or mono intensity (depth "
+            "or other data); refused"
+        )
+    size = compressed_image_size(buffer.tobytes())
+    if size is None:
+        raise ImageDecodingError(
+            f"cannot decode compressed image with format {format_text!r} ({buffer.size} bytes, "
+            f"starting {bytes(buffer[:8]).hex()}); expected JPEG or PNG"
+        )
+    _check_pixel_count(*size, max_pixels, "compressed")
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise ImageDecodingError(

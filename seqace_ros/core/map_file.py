@@ -3,23 +3,28 @@
 Layout: a standard safetensors file. Its tensors are the head's ``state_dict`` in float16
 (the scene centre included, as float32) and, optionally, the map's keyframes under the
 ``keyframes.`` prefix (:mod:`seqace_ros.core.keyframes`; format version 2, version-1 maps
-have none and still load). Its ``__metadata__`` holds one key,
-``seqace_map``, whose value is a JSON object::
+have none and still load). Its ``__metadata__`` holds one key, ``seqace_map``, whose value
+is a JSON object::
 
-    {"format": "seqace_map", "format_version": 1,
+    {"format": "seqace_map", "format_version": 2,
      "encoder": {"id": "xfeat-ms192", "weight_hash": "<sha256>", "image_height": 480},
      "head": {HeadConfig fields}, "scene_centre": [x, y, z],
      "conventions": {...}, "mapping": {free-form statistics},
      "keyframes": {"count": K, "keypoints": N} (only when the map has keyframes)}
 
 Loading never unpickles: safetensors holds raw tensor bytes only. Writes are atomic.
+A file is checked (type, size, header, metadata types, bounds, tensor dtypes and shapes)
+before anything big is allocated: see :func:`load_map`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,12 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from seqace_ros.core.atomic_io import atomic_write_bytes
 from seqace_ros.core.head import HeadConfig, SceneHead
-from seqace_ros.core.keyframes import TENSOR_PREFIX, KeyframeError, Keyframes
+from seqace_ros.core.keyframes import (
+    DESCRIPTOR_DIM,
+    TENSOR_PREFIX,
+    KeyframeError,
+    Keyframes,
+)
 
 FORMAT_NAME = "seqace_map"
 FORMAT_VERSION = 2
@@ -39,7 +49,23 @@ CONVENTIONS = {
     "scene_coordinates": "map frame, metres",
     "poses": "T_world_cam camera-to-world, OpenCV camera axes",
 }
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: Largest map file accepted (bytes). A map of the default head is about 1 MB (plus up to
+#: about 14 MB of keyframes); the largest head within :data:`HEAD_CONFIG_BOUNDS` that fits is
+#: far wider than any preset.
+MAX_MAP_BYTES = 256 * 1024 * 1024
+#: Largest safetensors header accepted (bytes); a map's header is a few kB.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: Inclusive bounds of the head configuration a map may declare.
+HEAD_CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
+    "in_channels": (1, 2048),
+    "width": (1, 4096),
+    "num_blocks": (0, 64),
+}
+#: Inclusive bounds of a map's network input height (pixels; also a multiple of 32).
+IMAGE_HEIGHT_RANGE = (32, 2048)
+#: Most keyframes and keyframe keypoints (in all) a map may declare.
+MAX_KEYFRAMES = 100_000
+MAX_KEYFRAME_KEYPOINTS = 10_000_000
 
 
 class MapFileError(ValueError):
@@ -102,13 +128,27 @@ class SceneMap:
         head.load_state_dict({k: v.float() for k, v in self.state_dict.items()})
         return head.eval().requires_grad_(False).to(device)
 
-    def check_encoder(self, encoder_id: str, encoder_weight_hash: str) -> None:
-        """Raise :class:`MapFileError` unless this map was made with the given encoder."""
+    def check_encoder(
+        self, encoder_id: str, encoder_weight_hash: str, feature_dim: int | None = None
+    ) -> None:
+        """Raise :class:`MapFileError` unless this map was made with the given encoder.
+
+        Args:
+            encoder_id: the encoder's id.
+            encoder_weight_hash: SHA-256 of its weights.
+            feature_dim: its feature dimension, which must equal the head's ``in_channels``
+                (not checked when ``None``).
+        """
         if (encoder_id, encoder_weight_hash) != (self.encoder_id, self.encoder_weight_hash):
             raise MapFileError(
                 f"map was built with encoder {self.encoder_id!r} "
                 f"(weights {self.encoder_weight_hash[:12]}), not with {encoder_id!r} "
                 f"(weights {encoder_weight_hash[:12]})"
+            )
+        if feature_dim is not None and feature_dim != self.head_config.in_channels:
+            raise MapFileError(
+                f"map head takes {self.head_config.in_channels}-d features; encoder "
+                f"{encoder_id!r} gives {feature_dim}-d features"
             )
 
 
@@ -136,85 +176,310 @@ def save_map(scene_map: SceneMap, path: str | Path) -> Path:
     return atomic_write_bytes(path, data)
 
 
-def _read_metadata(data: bytes, source: str) -> dict[str, Any]:
-    """The ``seqace_map`` JSON object of a safetensors byte string."""
-    if len(data) < 8:
-        raise MapFileError(f"{source}: not a map file (only {len(data)} bytes)")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > _MAX_HEADER_BYTES:
+def load_map(path: str | Path) -> SceneMap:
+    """Read a map file written by :func:`save_map`.
+
+    Everything is checked before anything big is allocated, in this order: the path is a
+    regular file (not a FIFO, device or directory) of at most :data:`MAX_MAP_BYTES`; its
+    safetensors header (at most :data:`MAX_HEADER_BYTES`) holds the seqace metadata, every
+    field of the expected type; the head configuration and ``image_height`` are within
+    :data:`HEAD_CONFIG_BOUNDS` and :data:`IMAGE_HEIGHT_RANGE`; the header's tensors have
+    exactly the names, dtypes (float16 weights, float32 scene centre) and shapes of that head
+    and of the keyframes the metadata declares (at most :data:`MAX_KEYFRAMES` and
+    :data:`MAX_KEYFRAME_KEYPOINTS`), and the file holds exactly their bytes. Only then is the
+    file read and its tensors decoded, every weight must be finite and the keyframes
+    consistent (:class:`~seqace_ros.core.keyframes.Keyframes`).
+
+    Raises:
+        MapFileError: when the file is missing, not a regular file, too large, not a map,
+            truncated, of a newer format version, has metadata of the wrong structure or
+            types, a head or image height out of bounds, tensors that do not match the head,
+            or non-finite weights.
+    """
+    source = str(path)
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is rejected just below).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise MapFileError(f"{source}: cannot read map file ({error.strerror})") from error
+    try:
+        size = _check_regular_file(os.fstat(descriptor), source)
+    except MapFileError:
+        os.close(descriptor)
+        raise
+    with os.fdopen(descriptor, "rb") as stream:
+        prefix = stream.read(8)
+        header_len = _header_length(prefix, size, source)
+        header_bytes = stream.read(header_len)
+        if len(header_bytes) != header_len:
+            raise MapFileError(f"{source}: truncated map file (the file shrank while reading)")
+        header = _parse_header(header_bytes, source)
+        metadata = _parse_metadata(header, source)
+        layout = _expected_layout(metadata.head_config, metadata.keyframe_counts)
+        _check_tensor_entries(header, layout, source)
+        data_bytes = sum(math.prod(shape) * _DTYPE_BYTES[dtype] for dtype, shape in layout.values())
+        if 8 + header_len + data_bytes != size:
+            raise MapFileError(
+                f"{source}: truncated or corrupt map file (its header describes "
+                f"{8 + header_len + data_bytes} bytes, the file has {size})"
+            )
+        payload = stream.read(data_bytes + 1)
+    if len(payload) != data_bytes:
+        raise MapFileError(f"{source}: the map file changed size while it was read")
+    try:
+        tensors = load_safetensors_bytes(prefix + header_bytes + payload)
+    except SafetensorError as error:
+        raise MapFileError(f"{source}: truncated or corrupt map file ({error})") from error
+    for name, tensor in tensors.items():
+        if not bool(torch.isfinite(tensor).all()):
+            count = int((~torch.isfinite(tensor)).sum())
+            raise MapFileError(f"{source}: tensor {name!r} holds {count} non-finite values")
+    try:
+        keyframes = Keyframes.from_tensors(tensors)
+    except KeyframeError as error:
+        raise MapFileError(f"{source}: corrupt keyframes ({error})") from error
+    head_tensors = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
+    return SceneMap(state_dict=head_tensors, keyframes=keyframes, **metadata.as_kwargs())
+
+
+_DTYPE_BYTES = {"F16": 2, "F32": 4, "I64": 8}
+#: Names listed per kind of mismatch in an error message.
+_LISTED = 5
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory",
+               stat.S_IFSOCK: "a socket"}
+
+
+def _check_regular_file(info: os.stat_result, source: str) -> int:
+    """The size of a regular file of plausible size (bytes).
+
+    Raises:
+        MapFileError: not a regular file, or larger than :data:`MAX_MAP_BYTES`.
+    """
+    if not stat.S_ISREG(info.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "a file of unknown type")
+        raise MapFileError(f"{source}: not a map file ({kind}, not a regular file)")
+    if info.st_size > MAX_MAP_BYTES:
+        raise MapFileError(
+            f"{source}: not a map file ({info.st_size} bytes, more than the "
+            f"{MAX_MAP_BYTES} a map may have)"
+        )
+    return int(info.st_size)
+
+
+def _header_length(prefix: bytes, size: int, source: str) -> int:
+    """The safetensors header length announced by the first 8 bytes of a ``size``-byte file.
+
+    Raises:
+        MapFileError: fewer than 8 bytes, or a header longer than the file or than
+            :data:`MAX_HEADER_BYTES`.
+    """
+    if len(prefix) < 8:
+        raise MapFileError(f"{source}: not a map file (only {len(prefix)} bytes)")
+    (header_len,) = struct.unpack("<Q", prefix)
+    if header_len > MAX_HEADER_BYTES:
         raise MapFileError(f"{source}: not a map file (no safetensors header)")
-    if 8 + header_len > len(data):
+    if 8 + header_len > size:
         raise MapFileError(
             f"{source}: truncated map file (header needs {8 + header_len} bytes, "
-            f"file has {len(data)})"
+            f"file has {size})"
         )
+    return int(header_len)
+
+
+def _parse_header(header_bytes: bytes, source: str) -> dict[str, Any]:
+    """The safetensors header: a JSON object.
+
+    Raises:
+        MapFileError: bytes that are not UTF-8 JSON (or nested too deep), or not an object.
+    """
     try:
-        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise MapFileError(f"{source}: not a map file (unreadable header: {error})") from error
-    metadata_text = (header.get("__metadata__") or {}).get(METADATA_KEY) if isinstance(
-        header, dict) else None
-    if metadata_text is None:
+    if not isinstance(header, dict):
+        raise MapFileError(
+            f"{source}: not a map file (header is a JSON {type(header).__name__}, not an object)"
+        )
+    return header
+
+
+@dataclass(frozen=True)
+class _Metadata:
+    """The checked fields of a map's ``seqace_map`` metadata."""
+
+    head_config: HeadConfig
+    encoder_id: str
+    encoder_weight_hash: str
+    image_height: int
+    scene_centre_3: tuple[float, float, float]
+    mapping_stats: dict[str, Any]
+    keyframe_counts: tuple[int, int] | None  # (keyframes, keypoints in all), None: none
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The :class:`SceneMap` fields these are."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "keyframe_counts"}
+
+
+def _field(container: dict[str, Any], key: str, kinds: tuple[type, ...], where: str) -> Any:
+    """``container[key]`` when it is present and of one of ``kinds`` (bool is no integer).
+
+    Raises:
+        ValueError: missing, or of another type (the message names ``where.key``).
+    """
+    if key not in container:
+        raise ValueError(f"{where}{key} is missing")
+    value = container[key]
+    if type(value) not in kinds:
+        names = " or ".join(kind.__name__ for kind in kinds)
+        raise ValueError(f"{where}{key} must be of type {names}, got {value!r}")
+    return value
+
+
+def _parse_metadata(header: dict[str, Any], source: str) -> _Metadata:
+    """The checked ``seqace_map`` metadata of a safetensors header.
+
+    Raises:
+        MapFileError: no seqace metadata, metadata of the wrong structure or types, a newer
+            format version, or a head or image height out of bounds.
+    """
+    table = header.get("__metadata__")
+    text = table.get(METADATA_KEY) if isinstance(table, dict) else None
+    if not isinstance(text, str):
         raise MapFileError(f"{source}: a safetensors file without seqace map metadata")
     try:
-        metadata = json.loads(metadata_text)
-    except json.JSONDecodeError as error:
+        metadata = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
         raise MapFileError(f"{source}: corrupt map metadata ({error})") from error
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise MapFileError(f"{source}: metadata is not a {FORMAT_NAME!r} header")
     version = metadata.get("format_version")
-    if not isinstance(version, int):
+    if type(version) is not int:
         raise MapFileError(f"{source}: format_version must be an integer, got {version!r}")
     if version > FORMAT_VERSION:
         raise MapFileError(
             f"{source}: map format version {version} is newer than the supported "
             f"{FORMAT_VERSION}; upgrade seqace_ros"
         )
-    return metadata
+    try:
+        encoder = _field(metadata, "encoder", (dict,), "")
+        image_height = _field(encoder, "image_height", (int,), "encoder.")
+        head_config = HeadConfig.from_dict(_field(metadata, "head", (dict,), ""))
+        centre = _field(metadata, "scene_centre", (list,), "")
+        if len(centre) != 3 or not all(
+            type(c) in (int, float) and math.isfinite(c) for c in centre
+        ):
+            raise ValueError(f"scene_centre must be 3 finite numbers, got {centre!r}")
+        parsed = _Metadata(
+            head_config=head_config,
+            encoder_id=_field(encoder, "id", (str,), "encoder."),
+            encoder_weight_hash=_field(encoder, "weight_hash", (str,), "encoder."),
+            image_height=image_height,
+            scene_centre_3=(float(centre[0]), float(centre[1]), float(centre[2])),
+            mapping_stats=dict(_field(metadata, "mapping", (dict,), "")
+                               if "mapping" in metadata else {}),
+            keyframe_counts=_keyframe_counts(metadata),
+        )
+    except ValueError as error:
+        raise MapFileError(f"{source}: corrupt map metadata ({error})") from error
+    _check_bounds(parsed, source)
+    return parsed
 
 
-def load_map(path: str | Path) -> SceneMap:
-    """Read a map file written by :func:`save_map`.
+def _keyframe_counts(metadata: dict[str, Any]) -> tuple[int, int] | None:
+    """(keyframes, keypoints) the metadata declares, ``None`` when it declares none.
 
     Raises:
-        MapFileError: when the file is missing, not a map, truncated, of a newer format
-            version, or inconsistent with its own header.
+        ValueError: a declaration of the wrong types.
     """
-    source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise MapFileError(f"{source}: cannot read map file ({error.strerror})") from error
-    metadata = _read_metadata(data, source)
-    try:
-        tensors = load_safetensors_bytes(data)
-    except SafetensorError as error:
-        raise MapFileError(f"{source}: truncated or corrupt map file ({error})") from error
-    try:
-        keyframes = Keyframes.from_tensors(tensors)
-    except KeyframeError as error:
-        raise MapFileError(f"{source}: corrupt keyframes ({error})") from error
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
-    try:
-        encoder = metadata["encoder"]
-        head_config = HeadConfig.from_dict(metadata["head"])
-        centre = [float(c) for c in metadata["scene_centre"]]
-        scene_map = SceneMap(
-            head_config=head_config,
-            state_dict=tensors,
-            encoder_id=str(encoder["id"]),
-            encoder_weight_hash=str(encoder["weight_hash"]),
-            image_height=int(encoder["image_height"]),
-            scene_centre_3=(centre[0], centre[1], centre[2]),
-            mapping_stats=dict(metadata.get("mapping", {})),
-            keyframes=keyframes,
-        )
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise MapFileError(f"{source}: corrupt map metadata ({error!r})") from error
-    expected = {k: tuple(v.shape) for k, v in SceneHead(head_config).state_dict().items()}
-    actual = {k: tuple(v.shape) for k, v in tensors.items()}
-    if actual != expected:
+    if "keyframes" not in metadata:
+        return None
+    declared = _field(metadata, "keyframes", (dict,), "")
+    return (_field(declared, "count", (int,), "keyframes."),
+            _field(declared, "keypoints", (int,), "keyframes."))
+
+
+def _check_bounds(metadata: _Metadata, source: str) -> None:
+    """Raise :class:`MapFileError` unless the head, image height and keyframe counts are
+    within bounds."""
+    low, high = IMAGE_HEIGHT_RANGE
+    height = metadata.image_height
+    if not low <= height <= high or height % 32:
         raise MapFileError(
-            f"{source}: tensors {actual} do not match the head config (expected {expected})"
+            f"{source}: encoder.image_height must be a multiple of 32 in [{low}, {high}], "
+            f"got {height}"
         )
-    return scene_map
+    config = metadata.head_config.to_dict()
+    for name, (low, high) in HEAD_CONFIG_BOUNDS.items():
+        if not low <= config[name] <= high:
+            raise MapFileError(
+                f"{source}: head {name} must be in [{low}, {high}], got {config[name]}"
+            )
+    if metadata.keyframe_counts is not None:
+        count, keypoints = metadata.keyframe_counts
+        if not (1 <= count <= MAX_KEYFRAMES and 0 <= keypoints <= MAX_KEYFRAME_KEYPOINTS):
+            raise MapFileError(
+                f"{source}: keyframes must be 1 to {MAX_KEYFRAMES} holding 0 to "
+                f"{MAX_KEYFRAME_KEYPOINTS} keypoints, got {count} and {keypoints}"
+            )
+
+
+def _expected_layout(
+    config: HeadConfig, keyframe_counts: tuple[int, int] | None
+) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Tensor name -> (safetensors dtype, shape) of a stored head with ``config`` and of
+    ``keyframe_counts`` = (K keyframes, N keypoints) keyframes.
+
+    The head is built on PyTorch's meta device: shapes only, no memory.
+    """
+    with torch.device("meta"):
+        state = SceneHead(config).state_dict()
+    layout = {
+        name: ("F32" if name == "scene_centre" else "F16", tuple(tensor.shape))
+        for name, tensor in state.items()
+    }
+    if keyframe_counts is not None:
+        count, keypoints = keyframe_counts
+        layout |= {TENSOR_PREFIX + "poses": ("F32", (count, 4, 4)),
+                   TENSOR_PREFIX + "offsets": ("I64", (count + 1,)),
+                   TENSOR_PREFIX + "descriptors": ("F16", (keypoints, DESCRIPTOR_DIM)),
+                   TENSOR_PREFIX + "points": ("F32", (keypoints, 3))}
+    return layout
+
+
+def _check_tensor_entries(
+    header: dict[str, Any], layout: dict[str, tuple[str, tuple[int, ...]]], source: str
+) -> None:
+    """Raise :class:`MapFileError` unless the header lists exactly ``layout``'s tensors.
+
+    Names, dtypes and shapes are compared as declared, before any tensor byte is read.
+    """
+    entries = {name: entry for name, entry in header.items() if name != "__metadata__"}
+    actual: dict[str, tuple[Any, Any]] = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict):
+            raise MapFileError(f"{source}: corrupt map file (tensor entry {name!r} is not an "
+                               "object)")
+        shape = entry.get("shape")
+        actual[name] = (entry.get("dtype"),
+                        tuple(shape) if isinstance(shape, list) else shape)
+    missing = sorted(set(layout) - set(actual))
+    unexpected = sorted(set(actual) - set(layout))
+    wrong = [f"{name} {actual[name][1]} (expected {layout[name][1]})"
+             for name in layout if name in actual and actual[name][1] != layout[name][1]]
+    if missing or unexpected or wrong:
+        problems = [f"{label}: {', '.join(map(str, names[:_LISTED]))}"
+                    + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+                    for label, names in (("missing", missing), ("unexpected", unexpected),
+                                         ("wrong shape", wrong)) if names]
+        raise MapFileError(
+            f"{source}: tensors do not match the head config and declared keyframes "
+            f"({'; '.join(problems)})"
+        )
+    for name, (dtype, _) in layout.items():
+        if actual[name][0] != dtype:
+            raise MapFileError(
+                f"{source}: tensor {name!r} is stored as {actual[name][0]!r}; a map stores "
+                f"{dtype}"
+            )

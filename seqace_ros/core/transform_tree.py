@@ -169,6 +169,21 @@ class TransformTree:
             for root, members in sorted(groups.items())
         ]
 
+    def clear_dynamic(self) -> int:
+        """Forget every dynamic edge and its samples; static edges stay (as tf2's ``clear``).
+
+        For a stream whose time jumped back (a bag played in a loop): the buffers would
+        otherwise prune every new, older sample against the newest one of the first pass.
+
+        Returns:
+            The number of samples dropped.
+        """
+        dynamic = [child for child, edge in self._edges.items() if edge.static_transform is None]
+        dropped = sum(len(self._edges[child].stamps_ns) for child in dynamic)
+        for child in dynamic:
+            del self._edges[child]
+        return dropped
+
     def stamp_range(self, parent: str, child: str) -> tuple[int, int] | None:
         """First and last stamp (ns) of a dynamic edge; ``None`` when static or absent."""
         edge = self._edges.get(child)

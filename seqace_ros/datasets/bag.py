@@ -215,7 +215,10 @@ class BagDataset:
             raise BagError(f"image topic {config.image_topic} of bag {self.path} has no messages")
         self.camera_frame = self._camera_frame(records)
         self.calibration = self._calibration(calibration_messages)
-        self._undistort = Undistorter(self.calibration)
+        try:
+            self._undistort = Undistorter(self.calibration)
+        except CalibrationError as error:  # an implausible distortion
+            raise BagError(f"bag {self.path}: {error}") from None
         try:
             tree = collector.build(self.camera_frame)
         except PoseSourceError as error:

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from seqace_ros.core.calibration import CameraCalibration, calibration_from_fields
+from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS
 from seqace_ros.core.geometry import transform_from_translation_quaternion
 from seqace_ros.core.image_decoding import decode_compressed_image, decode_raw_image
 
@@ -61,16 +62,28 @@ def pose_of_pose_message(message: Any, msgtype: str) -> tuple[int, str, NDArray[
     return stamp_ns(message.header), message.header.frame_id, transform_from_pose_msg(pose)
 
 
-def calibration_from_camera_info(message: Any, origin: str) -> CameraCalibration:
+def calibration_from_camera_info(
+    message: Any, origin: str, rectified: bool = False,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> CameraCalibration:
     """Calibration of the images that go with a ``sensor_msgs/CameraInfo``, ROI and binning
     applied (ROS 1 or ROS 2 field names; see :func:`calibration_from_fields`).
 
+    Args:
+        message: the CameraInfo.
+        origin: where it came from (topic or bag), for error messages.
+        rectified: the images are rectified (``image_rect``): intrinsics from ``P``, no
+            distortion; otherwise raw images: ``K`` and ``D``.
+        max_pixels: most pixels the images may have.
+
     Raises:
-        CalibrationError: invalid intrinsics, an unsupported distortion model, a ROI outside
-            the sensor or a size the binning does not divide.
+        CalibrationError: invalid intrinsics, non-finite distortion, an unsupported
+            distortion model, a ROI outside the sensor, a size the binning does not divide,
+            or images of more than ``max_pixels`` pixels.
     """
     K = message.k if hasattr(message, "k") else message.K
     D = message.d if hasattr(message, "d") else message.D
+    P = message.p if hasattr(message, "p") else message.P
     roi = message.roi
     return calibration_from_fields(
         width=int(message.width),
@@ -80,14 +93,19 @@ def calibration_from_camera_info(message: Any, origin: str) -> CameraCalibration
         distortion=np.asarray(D, dtype=np.float64),
         origin=origin,
         roi_xywh=(roi.x_offset, roi.y_offset, roi.width, roi.height),
-        binning_xy=(message.binning_x, message.binning_y))
+        binning_xy=(message.binning_x, message.binning_y),
+        P_12=np.asarray(P, dtype=np.float64) if rectified else None,
+        max_pixels=max_pixels)
 
 
-def image_from_message(message: Any, msgtype: str) -> NDArray[np.uint8]:
+def image_from_message(
+    message: Any, msgtype: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> NDArray[np.uint8]:
     """(H, W, 3) uint8 RGB image of an ``Image`` or ``CompressedImage`` message.
 
     Raises:
-        ImageDecodingError: unsupported encoding, inconsistent sizes or undecodable bytes.
+        ImageDecodingError: an encoding that is not colour or mono intensity, unsupported
+            encoding, inconsistent sizes, more than ``max_pixels`` pixels or undecodable bytes.
         ValueError: for a message type that is not an image.
     """
     if msgtype == RAW_IMAGE_TYPE:
@@ -97,7 +115,8 @@ def image_from_message(message: Any, msgtype: str) -> NDArray[np.uint8]:
             width=int(message.width),
             step=int(message.step),
             data=message.data,
-            is_bigendian=bool(message.is_bigendian))
+            is_bigendian=bool(message.is_bigendian),
+            max_pixels=max_pixels)
     if msgtype == "sensor_msgs/msg/CompressedImage":
-        return decode_compressed_image(str(message.format), message.data)
+        return decode_compressed_image(str(message.format), message.data, max_pixels)
     raise ValueError(f"expected one of {IMAGE_TYPES}, got {msgtype!r}")

@@ -27,7 +27,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_msgs.msg import Header
 
 from seqace_ros.core.calibration import CameraCalibration
-from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS, Intrinsics
 from seqace_ros.core.geometry import translation_quaternion_from_transform
 from seqace_ros.datasets.bag_messages import (
     calibration_from_camera_info,
@@ -54,31 +54,48 @@ def time_msg(stamp_ns: int) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
-def image_rgb_from_msg(msg: Image | CompressedImage) -> NDArray[np.uint8]:
+def image_rgb_from_msg(
+    msg: Image | CompressedImage, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> NDArray[np.uint8]:
     """(H, W, 3) uint8 RGB image of a raw or compressed image message.
 
-    Raw encodings: rgb8, bgr8, rgba8, bgra8, mono8/8UC1, mono16/16UC1 (scaled to 8 bits).
+    Raw encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16 (scaled to 8 bits); compressed:
+    JPEG or PNG.
 
     Raises:
-        ImageDecodingError: unknown encoding, zero size, ``step`` or ``data`` length that do
-            not match the width and height, or undecodable compressed bytes.
+        ImageDecodingError: an encoding that is not colour or mono intensity (16UC1 depth,
+            other generic types, compressed depth), unknown encoding, zero size, more than
+            ``max_pixels`` pixels (compressed: as its header declares, before decoding),
+            ``step`` or ``data`` length that do not match the width and height, or
+            undecodable compressed bytes.
     """
     if isinstance(msg, CompressedImage):
-        return image_from_message(msg, "sensor_msgs/msg/CompressedImage")
-    return image_from_message(msg, "sensor_msgs/msg/Image")
+        return image_from_message(msg, "sensor_msgs/msg/CompressedImage", max_pixels)
+    return image_from_message(msg, "sensor_msgs/msg/Image", max_pixels)
 
 
-def calibration_from_camera_info_msg(msg: CameraInfo, origin: str) -> CameraCalibration:
+def calibration_from_camera_info_msg(
+    msg: CameraInfo, origin: str, rectified: bool = False,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> CameraCalibration:
     """Calibration of the images that go with a ``CameraInfo``, ROI and binning applied.
 
     The bag reader's conversion (:func:`calibration_from_camera_info`), so a bag and the live
     topic of one camera give the same calibration.
 
+    Args:
+        msg: the CameraInfo.
+        origin: its topic, for error messages.
+        rectified: the images are rectified: intrinsics from ``P``, no distortion.
+        max_pixels: most pixels the images may have.
+
     Raises:
-        CalibrationError: non-finite or non-positive K entries, a zero size, an unsupported
-            distortion model, a ROI outside the sensor, or a size binning does not divide.
+        CalibrationError: non-finite or non-positive K entries, skew, a bottom row of K or P
+            other than 0 0 1, non-finite distortion, a zero size, an unsupported distortion
+            model, a ROI outside the sensor, a size binning does not divide, or images of more
+            than ``max_pixels`` pixels.
     """
-    return calibration_from_camera_info(msg, origin)
+    return calibration_from_camera_info(msg, origin, rectified, max_pixels)
 
 
 def image_msg_from_rgb(

@@ -40,6 +40,7 @@ class NodeState:
         tf_backend: the TF implementation in use.
         image_topic: resolved image topic (for messages).
         mode_status: the mode's status of its last frame, as key values (empty: no map).
+        time_jumps: times the image stamps jumped back (TF and sequence state cleared).
     """
 
     map_path: str
@@ -48,6 +49,7 @@ class NodeState:
     tf_backend: str
     image_topic: str
     mode_status: Mapping[str, str] = field(default_factory=dict)
+    time_jumps: int = 0
 
 
 def _format(value: float) -> str:
@@ -91,6 +93,7 @@ def diagnostic_array(
         "last_error": stats.last_error,
         "last_error_age_s": _format(stats.last_error_age_s),
         "last_pose_age_s": _format(stats.last_success_age_s),
+        "time_jumps_back": str(state.time_jumps),
         **state.mode_status,
     }
     status = DiagnosticStatus(

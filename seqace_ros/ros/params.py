@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS
 from seqace_ros.pipeline.localization.modes import MODE_NAMES, ModeConfig, mode_config
 from seqace_ros.pipeline.localization.sequence import SequenceConfig
 from seqace_ros.pipeline.localization.single import LocalizerConfig
@@ -102,6 +103,15 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); "
                   "compressed: subscribe 'image/compressed' (sensor_msgs/CompressedImage).",
                   choices=("raw", "compressed"), read_only=True),
+    ParameterSpec("image_is_rectified", False, "The image topic carries rectified images "
+                  "(image_rect of image_proc): intrinsics from camera_info P (fx', fy', cx', cy'), "
+                  "no undistortion, as image_geometry does. false: raw images, camera_info K "
+                  "and D, undistorted by the node.", read_only=True),
+    ParameterSpec("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Most pixels (width x height) "
+                  "an image or camera_info may describe; larger ones are refused before "
+                  "anything of their size is allocated (compressed images: as declared by "
+                  "their JPEG/PNG header), and diagnostics say why.",
+                  bounds=(1024, 1_000_000_000), read_only=True),
     ParameterSpec("qos_reliability", "best_effort", "Reliability of the image and camera_info "
                   "subscriptions: best_effort (sensor-data QoS, matches any publisher) or "
                   "reliable.", choices=("best_effort", "reliable"), read_only=True),
@@ -138,6 +148,8 @@ class RelocalizationParams:
     publish_tf: bool
     publish_inliers: bool
     image_transport: str
+    image_is_rectified: bool
+    max_image_pixels: int
     qos_reliability: str
     qos_depth: int
     path_max_length: int

@@ -21,6 +21,14 @@ Topics (relative names, remap them):
 - service ``~/reset`` (``std_srvs/Trigger``): clears the pending frame, the path and the
   sequence state.
 
+Hostile input is refused with the reason in the log and ``/diagnostics``, and the node keeps
+running: a ``map_path`` whose file is not a usable map for this encoder (the parameter change
+is rejected with the reason and the old map kept), a camera_info that is non-finite,
+implausibly distorted, skewed or describes more than ``max_image_pixels``, an image over
+that size or in an encoding that is not colour or mono intensity. When image stamps jump
+back (a bag played in a loop), the TF buffer, the path and the sequence state are cleared,
+and that is logged once per jump.
+
 Threads: the executor thread only stores incoming messages (latest-frame-wins slot, never
 blocks); one worker thread decodes, localizes and publishes; one loader thread builds
 localizers for new maps, swapped in atomically.
@@ -55,7 +63,7 @@ from std_srvs.srv import Trigger
 from seqace_ros.core.calibration import CalibrationError, CameraCalibration
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.device import resolve_device
-from seqace_ros.core.encoder import EncoderError
+from seqace_ros.core.encoder import EncoderError, encoder_signature
 from seqace_ros.core.geometry import invert_transform
 from seqace_ros.core.image_decoding import ImageDecodingError
 from seqace_ros.core.map_file import MapFileError, SceneMap, load_map
@@ -73,6 +81,8 @@ from seqace_ros.ros.tf_interface import StampedTransform, create_transform_inter
 NODE_NAME = "relocalization_node"
 #: Logged once a map is in use (tests and scripts wait for it).
 MAP_READY_LOG = "map ready:"
+#: Logged once each time the image stamps jump back.
+TIME_JUMP_LOG = "time jumped back"
 #: The same failure (numbers aside) is logged at most once per this many seconds.
 _LOG_PERIOD_S = 5.0
 _NUMBERS = re.compile(r"\d+(\.\d+)?")
@@ -121,6 +131,8 @@ class RelocalizationNode(Node):
         self._last_logged_s: dict[str, float] = {}
         self._stats = StreamStats()
         self._reset_requested = threading.Event()
+        self._last_stamp_ns: int | None = None  # worker thread only
+        self._time_jumps = 0
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -180,21 +192,25 @@ class RelocalizationNode(Node):
             if reason is None and self._started and parameter.name == "map_path":
                 reason = self._check_new_map(parameter.value)
             if reason is not None:
-                self.get_logger().warning(
-                    f"rejected {parameter.name}={parameter.value!r}: {reason}"
-                )
+                message = f"rejected {parameter.name}={parameter.value!r}: {reason}"
+                self.get_logger().warning(message)
                 if self._started:
-                    self._stats.record_error(f"rejected {parameter.name}: {reason}")
+                    self._stats.record_error(message)
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
     def _check_new_map(self, path: str) -> str | None:
-        """Read and check a map file (fast: a few MB); keep it for the loader thread."""
+        """Read and check a map file (fast: a few MB) against this installation's encoder;
+        keep it for the loader thread. Returns why it cannot be used, or ``None``."""
         if not path:
             return None
         try:
             scene_map = load_map(path)
-        except MapFileError as error:
+            signature = encoder_signature(scene_map.encoder_id)
+            scene_map.check_encoder(
+                signature.encoder_id, signature.weight_hash, signature.feature_dim
+            )
+        except (MapFileError, ValueError) as error:  # ValueError: an unknown encoder id
             active = self._active
             return f"{error}; keeping {active.path if active else 'no map'}"
         self._pending_maps = {path: scene_map}
@@ -266,13 +282,18 @@ class RelocalizationNode(Node):
             self._camera = _Camera(msg, now, camera.calibration, camera.undistorter,
                                    camera.problem)
             return
+        params = self._params
         try:
             calibration = conversions.calibration_from_camera_info_msg(
-                msg, self._camera_info_topic
+                msg, self._camera_info_topic, params.image_is_rectified,
+                params.max_image_pixels,
             )
             self._camera = _Camera(msg, now, calibration, Undistorter(calibration), "")
         except CalibrationError as error:
             self._camera = _Camera(msg, now, None, None, str(error))
+            message = f"unusable camera_info: {error}"
+            self._stats.record_error(message)
+            self._warn("camera_info", message)
 
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
         # The worker owns the localizer: it resets it before its next frame.
@@ -298,6 +319,7 @@ class RelocalizationNode(Node):
             tf_backend=self._tf.backend,
             image_topic=self._image_topic,
             mode_status=active.localizer.status.values() if active else {},
+            time_jumps=self._time_jumps,
         )
         self._diagnostics_pub.publish(
             diagnostic_array(
@@ -389,14 +411,37 @@ class RelocalizationNode(Node):
             T_odom_cam=T_odom_cam,
         )
 
+    def _check_time(self, header: Header) -> None:
+        """Detect image stamps jumping back: clear TF, the path and the sequence state.
+
+        A bag played in a loop (with or without ``use_sim_time``) restarts its stamps; the
+        TF buffer would otherwise prune every new sample against the newest of the previous
+        pass and lookups would fail from then on. Logged once per jump.
+        """
+        stamp_ns = conversions.header_stamp_ns(header)
+        previous_ns, self._last_stamp_ns = self._last_stamp_ns, stamp_ns
+        if previous_ns is None or stamp_ns >= previous_ns:
+            return
+        self._tf.clear()
+        self._reset_requested.set()  # the localizer is reset before this frame
+        with self._lock:
+            self._path_poses.clear()
+        self._time_jumps += 1
+        self.get_logger().warning(
+            f"{TIME_JUMP_LOG} {(previous_ns - stamp_ns) * 1e-9:.3f} s (image stamp {stamp_ns} "
+            f"ns after {previous_ns} ns; a bag played in a loop?): cleared the TF buffer, the "
+            f"path and the {self._params.mode} mode's state"
+        )
+
     def _process(self, frame: _Frame) -> None:
         active = self._active
         params = self._params
+        self._check_time(frame.msg.header)
         if active is None:
             self._fail("map", f"no map loaded: {self._map_problem}")
             return
         try:
-            image_rgb = conversions.image_rgb_from_msg(frame.msg)
+            image_rgb = conversions.image_rgb_from_msg(frame.msg, params.max_image_pixels)
         except ImageDecodingError as error:
             self._fail("image", f"bad image on {self._image_topic}: {error}")
             return
@@ -498,7 +543,8 @@ def _same_calibration(a: CameraInfo, b: CameraInfo) -> bool:
     """Whether two camera_info messages describe the same camera (stamps aside)."""
     return (
         a.width == b.width and a.height == b.height and list(a.k) == list(b.k)
-        and list(a.d) == list(b.d) and a.distortion_model == b.distortion_model
+        and list(a.d) == list(b.d) and list(a.p) == list(b.p)
+        and a.distortion_model == b.distortion_model
         and a.binning_x == b.binning_x and a.binning_y == b.binning_y
         and (a.roi.x_offset, a.roi.y_offset, a.roi.width, a.roi.height)
         == (b.roi.x_offset, b.roi.y_offset, b.roi.width, b.roi.height)

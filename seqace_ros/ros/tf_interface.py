@@ -77,6 +77,10 @@ class TransformInterface(Protocol):
         """
         ...
 
+    def clear(self) -> None:
+        """Forget the buffered dynamic transforms (static ones stay), after time jumped back."""
+        ...
+
 
 class Tf2RosTransforms:
     """TF through ``tf2_ros`` (broadcaster, buffer and listener on the node).
@@ -117,6 +121,10 @@ class Tf2RosTransforms:
                 f"no transform {target_frame!r} <- {source_frame!r} at {stamp_ns} ns: {error}"
             ) from error
         return transform_from_stamped_msg(msg)[3]
+
+    def clear(self) -> None:
+        """Clear the tf2 buffer (tf2 keeps static transforms)."""
+        self._buffer.clear()
 
 
 class TopicTransforms:
@@ -186,6 +194,11 @@ class TopicTransforms:
                         throttle_duration_sec=5.0,
                     )
             self._condition.notify_all()
+
+    def clear(self) -> None:
+        """Forget the buffered ``/tf`` samples; ``/tf_static`` transforms stay."""
+        with self._condition:
+            self._tree.clear_dynamic()
 
     def _chain_to_root(self, frame: str) -> list[str]:
         chain = [frame]

@@ -104,7 +104,7 @@ def test_incomplete_or_corrupt_keyframe_tensors_are_map_file_errors(tmp_path: Pa
     tensors = load_file(path)
     del tensors["keyframes.points"]
     save_file(tensors, tmp_path / "incomplete.map", metadata=metadata)
-    with pytest.raises(MapFileError, match=r"corrupt keyframes.*incomplete"):
+    with pytest.raises(MapFileError, match=r"missing: keyframes\.points"):
         load_map(tmp_path / "incomplete.map")
     tensors = load_file(path)
     tensors["keyframes.offsets"] = torch.tensor([0, 5, 10, 99])
@@ -118,3 +118,19 @@ def _metadata(path: Path) -> dict[str, str]:
 
     with safe_open(path, framework="pt") as handle:
         return handle.metadata()
+
+
+def test_huge_declared_keyframes_are_refused_before_reading_tensors(tmp_path: Path) -> None:
+    path = save_map(_scene_map(make_keyframes()), tmp_path / "m.map")
+    metadata = _metadata(path)
+    header = json.loads(metadata[METADATA_KEY])
+    header["keyframes"] = {"count": 10**9, "keypoints": 15}
+    save_file(load_file(path), tmp_path / "huge.map",
+              metadata={METADATA_KEY: json.dumps(header)})
+    with pytest.raises(MapFileError, match="keyframes must be 1 to"):
+        load_map(tmp_path / "huge.map")
+    header["keyframes"] = {"count": "3", "keypoints": 15}
+    save_file(load_file(path), tmp_path / "typed.map",
+              metadata={METADATA_KEY: json.dumps(header)})
+    with pytest.raises(MapFileError, match=r"keyframes\.count must be of type int"):
+        load_map(tmp_path / "typed.map")

@@ -151,3 +151,21 @@ def test_thousands_of_lookups_are_fast() -> None:
     for stamp in stamps:
         tree.lookup("map", "camera_optical", int(stamp), max_gap_ns=SECOND)
     assert time.perf_counter() - started < 5.0
+
+
+def test_clear_dynamic_recovers_from_time_going_back() -> None:
+    """A bag played in a loop: every sample of the second pass is older than the newest of
+    the first by more than the cache, so it is pruned on insertion until the tree is cleared."""
+    tree = TransformTree(cache_duration_ns=2 * SECOND)
+    tree.set_transform("base", "camera", T_BASE_CAM)
+    for k in range(100):
+        tree.set_transform("odom", "base", screw(0.01 * k), 1000 * SECOND + k * SECOND // 100)
+    tree.set_transform("odom", "base", screw(0.0), 10 * SECOND)
+    with pytest.raises(TransformError, match="within"):
+        tree.lookup("odom", "camera", 10 * SECOND, max_gap_ns=SECOND // 10)
+    assert tree.clear_dynamic() == 100
+    assert tree.stamp_range("odom", "base") is None
+    tree.set_transform("odom", "base", screw(0.0), 10 * SECOND)
+    np.testing.assert_allclose(tree.lookup("odom", "camera", 10 * SECOND, 0),
+                               screw(0.0) @ T_BASE_CAM)
+    assert tree.parent_of("camera") == "base"  # the static edge stayed

@@ -168,3 +168,17 @@ def test_writer_leaves_no_partial_bag(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"image must be \(H, W, 3\) uint8"):
         write_frames_bag(path, bad, FramesBagConfig(storage="mcap"))
     assert not path.exists()
+
+
+def test_implausible_distortion_is_a_bag_error(tf_bag: Path, tmp_path: Path) -> None:
+    calibration = tmp_path / "camera.yaml"
+    calibration.write_text(
+        "image_width: 16\nimage_height: 12\n"
+        "camera_matrix: {rows: 3, cols: 3, data: [20, 0, 8, 0, 20, 6, 0, 0, 1]}\n"
+        "distortion_model: plumb_bob\n"
+        "distortion_coefficients: {rows: 1, cols: 5, data: [50, 0, 0, 0, 0]}\n"
+    )
+    bad = BagConfig(image_topic="/camera/image_raw", calibration_file=calibration,
+                    poses=PoseSourceConfig(), progress=False)
+    message = open_error(tf_bag, bad)
+    assert "implausible distortion plumb_bob [50.0, 0.0, 0.0, 0.0, 0.0]" in message

@@ -207,7 +207,8 @@ class Localizer:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
 
     Raises:
-        MapFileError: when this installation's encoder weights differ from the map's.
+        MapFileError: when this installation's encoder weights differ from the map's, or its
+            features are not the width the head takes.
         LocalizationError: ``refine`` on a map without keyframes.
     """
 
@@ -220,7 +221,8 @@ class Localizer:
         self.status = FrameStatus()
         self.device = resolve_device(device)
         self.encoder = create_encoder(scene_map.encoder_id, scene_map.image_height, self.device)
-        scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash)
+        scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash,
+                                self.encoder.feature_dim)
         self.head = scene_map.build_head(self.device)
 
     @property
