@@ -103,6 +103,7 @@ class _Frame:
 class _ActiveMap:
     path: str
     localizer: LocalizationMode
+    has_keyframes: bool
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,8 @@ class RelocalizationNode(Node):
             reason = validate_parameter(parameter.name, parameter.value)
             if reason is None and self._started and parameter.name == "map_path":
                 reason = self._check_new_map(parameter.value)
+            if reason is None and self._started and parameter.name == "refine":
+                reason = self._check_refine(bool(parameter.value))
             if reason is not None:
                 message = f"rejected {parameter.name}={parameter.value!r}: {reason}"
                 self.get_logger().warning(message)
@@ -198,6 +201,13 @@ class RelocalizationNode(Node):
                     self._stats.record_error(message)
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
+
+    def _check_refine(self, refine: bool) -> str | None:
+        """Why ``refine`` cannot be turned on with the active map (``None``: it can)."""
+        active = self._active
+        if refine and active is not None and not active.has_keyframes:
+            return f"map {active.path} has no keyframes to refine against"
+        return None
 
     def _check_new_map(self, path: str) -> str | None:
         """Read and check a map file (fast: a few MB) against this installation's encoder;
@@ -213,6 +223,10 @@ class RelocalizationNode(Node):
         except (MapFileError, ValueError) as error:  # ValueError: an unknown encoder id
             active = self._active
             return f"{error}; keeping {active.path if active else 'no map'}"
+        if self._params.refine and scene_map.keyframes is None:
+            active = self._active
+            return (f"{path} has no keyframes and refine is on; keeping "
+                    f"{active.path if active else 'no map'}")
         self._pending_maps = {path: scene_map}
         return None
 
@@ -261,7 +275,7 @@ class RelocalizationNode(Node):
         with self._lock:
             if self._params.map_path != path:  # superseded while loading
                 return
-            self._active = _ActiveMap(path, localizer)
+            self._active = _ActiveMap(path, localizer, scene_map.keyframes is not None)
             self._map_problem = ""
             self._path_poses.clear()
         self._worker.clear()

@@ -26,7 +26,7 @@ import functools
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from seqace_ros.core.camera import Intrinsics  # noqa: E402
 from seqace_ros.core.geometry import make_transform, pose_error  # noqa: E402
-from seqace_ros.core.map_file import load_map  # noqa: E402
+from seqace_ros.core.map_file import load_map, save_map  # noqa: E402
 from seqace_ros.datasets.bag_messages import transform_from_pose_msg  # noqa: E402
 from seqace_ros.datasets.base import PosedFrame  # noqa: E402
 from seqace_ros.datasets.folder import FolderDataset  # noqa: E402
@@ -506,3 +506,37 @@ def test_bad_input_warns_and_the_node_recovers(
     _expect_warning_then_recovery(ros_io, node_process, good, base + 7 * 10**9,
                                   "rejected map_path", set_corrupt_map)
     assert node_process.is_running()
+
+
+def test_refine_parameter_needs_a_map_with_keyframes(
+    ros_io: RosIO, node_process: NodeProcess, good_frame: PosedFrame, dev_map_path: Path,
+    tmp_path: Path,
+) -> None:
+    """refine is settable at run time; a map without keyframes and refine exclude each
+    other (rejected with the reason, the old state kept); poses keep coming."""
+    good, base = good_frame, 9000 * 10**9
+    plain = save_map(replace(load_map(dev_map_path), keyframes=None), tmp_path / "plain.map")
+
+    def answer(stamp_ns: int) -> None:
+        ros_io.publish_frame(_image(good, stamp_ns), good.intrinsics, stamp_ns,
+                             info_lead_s=0.3)
+        ros_io.wait_pose(stamp_ns)
+
+    try:
+        assert ros_io.set_parameter("refine", True).successful
+        answer(base)
+        rejected = ros_io.set_parameter("map_path", str(plain))
+        assert not rejected.successful
+        assert "has no keyframes and refine is on; keeping" in rejected.reason
+        answer(base + 10**9)
+        assert ros_io.set_parameter("refine", False).successful
+        assert ros_io.set_parameter("map_path", str(plain)).successful
+        node_process.wait_for_log(f"{MAP_READY_LOG} {plain}", timeout_s=30)
+        refused = ros_io.set_parameter("refine", True)
+        assert not refused.successful
+        assert "has no keyframes to refine against" in refused.reason
+        answer(base + 2 * 10**9)
+    finally:
+        ros_io.set_parameter("refine", False)
+        assert ros_io.set_parameter("map_path", str(dev_map_path)).successful
+        answer(base + 3 * 10**9)
