@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from data_paths import REPO_ROOT, require_redkitchen
 
 from seqace_ros.cli import COMMANDS, build_parser, main
+from seqace_ros.core.map_file import load_map, save_map
 from seqace_ros.datasets.trajectory import read_tum_trajectory
 
 
@@ -115,6 +117,19 @@ def test_map_eval_localize_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixtur
     trajectory = read_tum_trajectory(poses_path)
     assert trajectory.stamps_ns.tolist() == [2, 3]
     assert np.all(np.isfinite(trajectory.T_world_body_N44))
+    assert load_map(map_path).keyframes is not None  # the test preset stores 8
+    status, out, _ = run_cli(["eval", str(data), str(map_path), "--frames", "2:4", "--mode",
+                              "sequence", "--refine", "--device", "cpu", "--quiet"], capsys)
+    assert status == 0
+    assert json.loads(out)["n_queries"] == 2
+    plain = save_map(replace(load_map(map_path), keyframes=None), tmp_path / "plain.map")
+    status, out, err = run_cli(["localize", str(data), str(plain), "--frames", "2:4", "--out",
+                                str(tmp_path / "refined.txt"), "--refine", "--quiet"], capsys)
+    assert status == 2
+    assert err.strip().splitlines() == [
+        "seqace: error: refinement needs a map with keyframes; this map has none (map again "
+        "with keyframes, or turn refine off)"]
+    assert not (tmp_path / "refined.txt").exists()
 
 
 def test_every_option_has_a_help_line_and_no_markup() -> None:
