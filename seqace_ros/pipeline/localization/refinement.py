@@ -8,10 +8,11 @@ keypoints to theirs (mutual nearest neighbours), and solves a new pose from thos
 matches with the C++ RANSAC PnP solver. The keyframes' 3D points come from the head at the
 keyframe views, where it is accurate (:mod:`seqace_ros.pipeline.mapping.keyframes`).
 
-The refined pose replaces the coarse one only when the matches vouch for it: enough RANSAC
-inliers, a move from the coarse pose within the gate, and the coarse pose explaining clearly
-fewer of the matches than the refined one (``max_coarse_agreement``): where the coarse pose
-already fits the keyframes, it is kept (its many patches make it the more precise of the two).
+The refined pose replaces the coarse one only when the evidence prefers it: enough RANSAC
+inliers, a move from the coarse pose within the gate, and more of all the correspondences
+explained than by the coarse pose: keyframe matches within ``agreement_px`` plus the image's
+own head correspondences within ``patch_threshold_px``. Where the coarse pose already fits
+both, it is kept.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class RefinementConfig:
         min_inliers: fewer match inliers than this keeps the coarse pose.
         max_translation_m: a refined pose farther than this from the coarse one is rejected.
         max_rotation_deg: a refined pose turned more than this from the coarse one is rejected.
-        max_coarse_agreement: the refined pose is used only when the coarse pose explains
-            (within ``threshold_px``) fewer than this fraction of the refined pose's inliers.
+        agreement_px: a keyframe match agrees with a pose within this reprojection error.
+        patch_threshold_px: a head correspondence agrees with a pose within this error.
     """
 
     keyframes: int = 4
@@ -57,17 +58,19 @@ class RefinementConfig:
     min_inliers: int = 30
     max_translation_m: float = 0.3
     max_rotation_deg: float = 10.0
-    max_coarse_agreement: float = 0.9
+    agreement_px: float = 4.0
+    patch_threshold_px: float = 10.0
 
     def __post_init__(self) -> None:
         if self.keyframes < 1 or self.keypoints < 16 or self.min_inliers < 4:
             raise ValueError(
                 "refinement needs keyframes >= 1, keypoints >= 16, min_inliers >= 4; got "
                 f"{self.keyframes}, {self.keypoints}, {self.min_inliers}")
-        if min(self.threshold_px, self.max_translation_m, self.max_rotation_deg) <= 0:
-            raise ValueError("refinement threshold_px and the gate bounds must be positive")
-        if not 0.0 < self.max_coarse_agreement <= 1.0 or self.rotation_weight_m < 0:
-            raise ValueError("need 0 < max_coarse_agreement <= 1 and rotation_weight_m >= 0")
+        if min(self.threshold_px, self.max_translation_m, self.max_rotation_deg,
+               self.agreement_px, self.patch_threshold_px) <= 0:
+            raise ValueError("refinement thresholds and gate bounds must be positive")
+        if self.rotation_weight_m < 0:
+            raise ValueError(f"rotation_weight_m must be >= 0, got {self.rotation_weight_m}")
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,22 @@ def keyframe_matches(
 
 def refine_pose(
     T_world_cam: NDArray[np.float64], query: SparseFeatures, intrinsics: Intrinsics,
-    keyframes: Keyframes, config: RefinementConfig, seed: int | None = 0,
+    keyframes: Keyframes, config: RefinementConfig, points2d_N2: NDArray[np.float64],
+    scene_points_N3: NDArray[np.float64], seed: int | None = 0,
 ) -> Refinement:
     """Refine the coarse (4, 4) camera-to-world pose of the image whose keypoints are
-    ``query`` against ``keyframes`` (see the module docstring)."""
+    ``query`` against ``keyframes`` (see the module docstring).
+
+    Args:
+        T_world_cam: the coarse pose.
+        query: the image's XFeat keypoints (original-image pixels).
+        intrinsics: its pinhole camera.
+        keyframes: the map's keyframes.
+        config: refinement settings.
+        points2d_N2: (N, 2) pixels of the image's head correspondences.
+        scene_points_N3: (N, 3) their map points (metres).
+        seed: RANSAC seed.
+    """
     nearest_K = keyframes.nearest(T_world_cam, config.keyframes, config.rotation_weight_m)
     pixels_M2, points_M3 = keyframe_matches(query, keyframes, nearest_K, config.min_similarity)
     matches = len(pixels_M2)
@@ -131,8 +146,15 @@ def refine_pose(
     if moved_m > config.max_translation_m or turned_deg > config.max_rotation_deg:
         return keep(f"refined pose {moved_m:.2f} m / {turned_deg:.1f} deg from the coarse one",
                     inliers)
-    coarse_inliers = int(np.sum(reprojection_errors_px(
-        T_world_cam, intrinsics, pixels_M2, points_M3) < config.threshold_px))
-    if coarse_inliers >= config.max_coarse_agreement * inliers:
-        return keep(f"coarse pose explains {coarse_inliers} of {inliers} match inliers", inliers)
+
+    def agreeing(T: NDArray[np.float64]) -> int:
+        matched = reprojection_errors_px(T, intrinsics, pixels_M2, points_M3)
+        patches = reprojection_errors_px(T, intrinsics, points2d_N2, scene_points_N3)
+        return int(np.sum(matched < config.agreement_px)
+                   + np.sum(patches < config.patch_threshold_px))
+
+    coarse_agree, refined_agree = agreeing(T_world_cam), agreeing(T_refined)
+    if coarse_agree >= refined_agree:
+        return keep(f"coarse pose explains {coarse_agree} correspondences, the refined one "
+                    f"{refined_agree}", inliers)
     return Refinement(T_refined, True, "", matches, inliers)

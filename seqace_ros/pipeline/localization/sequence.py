@@ -419,8 +419,9 @@ class SequenceLocalizer:
         t2 = time.perf_counter()
         refined = frame.refined and decision.source is PoseSource.SINGLE
         if accepted is not None and decision.source is PoseSource.SEQUENCE:
-            T_world_cam, refined = self._single.refine(accepted.T_world_cam, frame.keypoints,
-                                                       intrinsics)
+            T_world_cam, refined = self._single.refine(
+                accepted.T_world_cam, frame.keypoints, intrinsics, frame.points2d_N2,
+                frame.scene_points_N3)
             accepted = replace(accepted, T_world_cam=T_world_cam)
         t_refined = time.perf_counter()
 

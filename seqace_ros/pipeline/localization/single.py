@@ -283,16 +283,19 @@ class Localizer:
 
     def refine(
         self, T_world_cam: NDArray[np.float64], keypoints: SparseFeatures | None,
-        intrinsics: Intrinsics,
+        intrinsics: Intrinsics, points2d_N2: NDArray[np.float64],
+        scene_points_N3: NDArray[np.float64],
     ) -> tuple[NDArray[np.float64], bool]:
         """Refinement stage: the (4, 4) pose refined against the map's keyframes when
-        ``refine`` is on and the refinement is accepted (see :mod:`.refinement`), else
-        ``T_world_cam``; and whether it was refined."""
+        ``refine`` is on and the refinement is accepted (see :mod:`.refinement`; the image's
+        head correspondences ``points2d_N2`` (N, 2), ``scene_points_N3`` (N, 3) weigh in),
+        else ``T_world_cam``; and whether it was refined."""
         keyframes = self.scene_map.keyframes
         if not self.settings.refine or keypoints is None or keyframes is None:
             return T_world_cam, False
         refinement = refine_pose(T_world_cam, keypoints, intrinsics, keyframes,
-                                 self.settings.refinement, self.settings.seed)
+                                 self.settings.refinement, points2d_N2, scene_points_N3,
+                                 self.settings.seed)
         return refinement.T_world_cam, refinement.accepted
 
     def localize(
@@ -322,7 +325,8 @@ class Localizer:
                                                  inliers, {}, self.settings.min_inliers)
         refined = False
         if result.T_world_cam is not None:
-            T_world_cam, refined = self.refine(result.T_world_cam, encoded.keypoints, intrinsics)
+            T_world_cam, refined = self.refine(result.T_world_cam, encoded.keypoints, intrinsics,
+                                               encoded.points2d_K2, scene_points)
         t4 = time.perf_counter()
         timings_ms = {"encoder": 1000.0 * (t1 - t0), "head": 1000.0 * (t2 - t1),
                       "ransac": 1000.0 * (t3 - t2),

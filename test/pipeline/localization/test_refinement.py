@@ -14,6 +14,8 @@ from seqace_ros.core.sparse_features import SparseFeatures
 from seqace_ros.pipeline.localization.refinement import RefinementConfig, refine_pose
 
 INTRINSICS = Intrinsics(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480)
+#: No head correspondences: the keyframe matches alone decide.
+NO_PATCHES = (np.zeros((0, 2)), np.zeros((0, 3)))
 
 
 def _rotation(axis: NDArray[np.float64], angle_deg: float) -> NDArray[np.float64]:
@@ -75,7 +77,7 @@ def test_recovers_the_true_pose_from_a_coarse_one() -> None:
     T_true, keyframes, descriptors = _scene()
     query = _query(T_true, keyframes, descriptors)
     coarse = _perturbed(T_true, 0.08, 2.0)
-    refinement = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig())
+    refinement = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig(), *NO_PATCHES)
     assert refinement.accepted, refinement.reason
     translation_m, rotation_deg = pose_error(refinement.T_world_cam, T_true)
     assert translation_m < 0.003
@@ -88,22 +90,42 @@ def test_keeps_a_coarse_pose_that_already_explains_the_matches() -> None:
     T_true, keyframes, descriptors = _scene()
     coarse = _perturbed(T_true, 0.002, 0.05)
     refinement = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS,
-                             keyframes, RefinementConfig())
+                             keyframes, RefinementConfig(), *NO_PATCHES)
     assert not refinement.accepted
     assert "coarse pose explains" in refinement.reason
     np.testing.assert_array_equal(refinement.T_world_cam, coarse)
+
+
+def test_head_correspondences_that_fit_the_coarse_pose_keep_it() -> None:
+    """Many head correspondences exact under the coarse pose outweigh the keyframe matches:
+    the pose that explains more of all the evidence wins."""
+    T_true, keyframes, descriptors = _scene()
+    query = _query(T_true, keyframes, descriptors)
+    coarse = _perturbed(T_true, 0.08, 2.0)
+    rng = np.random.default_rng(3)
+    pixels = rng.uniform([20, 20], [620, 460], size=(1000, 2))
+    rays = np.stack([(pixels[:, 0] - INTRINSICS.cx) / INTRINSICS.fx,
+                     (pixels[:, 1] - INTRINSICS.cy) / INTRINSICS.fy, np.ones(1000)], axis=1)
+    patches = transform_points(coarse, rays * rng.uniform(1.0, 1.5, size=(1000, 1)))
+    kept = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig(), pixels, patches)
+    assert not kept.accepted
+    assert "coarse pose explains" in kept.reason
+    few = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig(), pixels[:100],
+                      patches[:100])
+    assert few.accepted  # 100 patches do not outweigh 300 matches
 
 
 def test_gate_rejects_a_refined_pose_far_from_the_coarse_one() -> None:
     T_true, keyframes, descriptors = _scene()
     coarse = _perturbed(T_true, 0.5, 3.0)
     refinement = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS,
-                             keyframes, RefinementConfig(max_translation_m=0.3))
+                             keyframes, RefinementConfig(max_translation_m=0.3),
+                             *NO_PATCHES)
     assert not refinement.accepted
     assert "from the coarse one" in refinement.reason
     np.testing.assert_array_equal(refinement.T_world_cam, coarse)
     wider = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS, keyframes,
-                        RefinementConfig(max_translation_m=1.0))
+                        RefinementConfig(max_translation_m=1.0), *NO_PATCHES)
     assert wider.accepted
     assert pose_error(wider.T_world_cam, T_true)[0] < 0.003
 
@@ -114,14 +136,15 @@ def test_unmatched_query_keeps_the_coarse_pose() -> None:
     query = _query(T_true, keyframes, strangers / np.linalg.norm(strangers, axis=1,
                                                                    keepdims=True))
     coarse = _perturbed(T_true, 0.08, 2.0)
-    refinement = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig())
+    refinement = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig(), *NO_PATCHES)
     assert not refinement.accepted
     assert "keyframe matches" in refinement.reason
     assert refinement.matches < 30
 
 
 @pytest.mark.parametrize("bad", [{"keyframes": 0}, {"min_inliers": 3}, {"threshold_px": 0.0},
-                                 {"max_coarse_agreement": 0.0}, {"max_rotation_deg": -1.0}])
+                                 {"agreement_px": 0.0}, {"max_rotation_deg": -1.0},
+                                 {"rotation_weight_m": -1.0}])
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match=r"refinement|max_coarse_agreement"):
+    with pytest.raises(ValueError, match=r"refinement|rotation_weight_m"):
         RefinementConfig(**bad)  # type: ignore[arg-type]
