@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seqace_ros.core.errors import SeqaceError
+
 if TYPE_CHECKING:
     from seqace_ros.pipeline.mapping.request import RequestField
 
 
-class CliError(ValueError):
+class CliError(SeqaceError, ValueError):
     """Bad command-line input, reported as one line."""
 
 

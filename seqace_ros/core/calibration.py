@@ -27,6 +27,7 @@ import yaml
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.errors import SeqaceError
 
 # distortion model -> number of coefficients OpenCV takes for it
 DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
@@ -36,7 +37,7 @@ DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
 }
 
 
-class CalibrationError(ValueError):
+class CalibrationError(SeqaceError, ValueError):
     """A calibration file or message is missing, malformed or uses an unsupported model."""
 
 

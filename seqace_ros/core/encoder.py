@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from seqace_ros.core.device import resolve_device
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.file_hash import file_sha256
 
 #: Which XFeat features feed the head. ``descriptor``: the 64-d dense descriptor (the fused,
@@ -28,7 +29,7 @@ from seqace_ros.core.file_hash import file_sha256
 XFeatFeatures = Literal["descriptor", "multiscale"]
 
 
-class EncoderError(ValueError):
+class EncoderError(SeqaceError, ValueError):
     """An image the encoder cannot take (wrong shape, dtype or size)."""
 
 

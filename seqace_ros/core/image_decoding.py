@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from seqace_ros.core.depth import depth_to_metres
+from seqace_ros.core.errors import SeqaceError
 
 # encoding -> (channels, bytes per channel)
 _RAW_LAYOUTS: dict[str, tuple[int, int]] = {
@@ -33,7 +34,7 @@ _TO_RGB: dict[str, int | None] = {
 SUPPORTED_ENCODINGS = tuple(_RAW_LAYOUTS)
 
 
-class ImageDecodingError(ValueError):
+class ImageDecodingError(SeqaceError, ValueError):
     """An image message cannot be decoded: unknown encoding or inconsistent size fields."""
 
 

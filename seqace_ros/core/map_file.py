@@ -26,6 +26,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from seqace_ros.core.atomic_io import atomic_write_bytes
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.head import HeadConfig, SceneHead
 
 FORMAT_NAME = "seqace_map"
@@ -38,7 +39,7 @@ CONVENTIONS = {
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
-class MapFileError(ValueError):
+class MapFileError(SeqaceError, ValueError):
     """A file that is not a usable map: not a map, truncated, newer format, wrong encoder."""
 
 

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from seqace_ros.core.calibration import CalibrationError, CameraCalibration, read_calibration_file
 from seqace_ros.core.depth import DepthCalibration, DepthError, DepthImage
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.image_decoding import ImageDecodingError, decode_depth_image
 from seqace_ros.core.transform_tree import TransformError, TransformTree
 from seqace_ros.core.undistortion import Undistorter
@@ -68,7 +69,7 @@ _READ_ERRORS = (
 )
 
 
-class BagError(ValueError):
+class BagError(SeqaceError, ValueError):
     """A bag cannot be used for mapping: unreadable, missing topics, no poses, bad frames."""
 
 

@@ -27,6 +27,7 @@ from rosbags.typesys.store import Typestore
 from tqdm import tqdm
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import invert_transform, translation_quaternion_from_transform
 from seqace_ros.datasets.base import PosedFrame
 
@@ -43,7 +44,7 @@ _FROM_RGB: dict[str, int | None] = {
 }
 
 
-class BagWriteError(ValueError):
+class BagWriteError(SeqaceError, ValueError):
     """Invalid input to the bag writer (unknown storage or encoding, bad image or transform)."""
 
 

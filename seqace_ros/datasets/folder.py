@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.depth import DepthCalibration, DepthError, DepthImage, read_depth_m
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import make_transform, orthonormalize
 from seqace_ros.datasets.base import PosedFrame
 
@@ -50,7 +51,7 @@ _SEVEN_SCENES_COLOR = re.compile(r"^(frame-\d+)\.color\.(png|jpg|jpeg)$", re.IGN
 KINECT_V1_T_COLOUR_DEPTH = make_transform(np.eye(3), [-0.025, 0.0, 0.0])
 
 
-class DatasetError(ValueError):
+class DatasetError(SeqaceError, ValueError):
     """A dataset folder that cannot be read: missing, empty, malformed files."""
 
 

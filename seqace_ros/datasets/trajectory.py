@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from seqace_ros.core.atomic_io import atomic_write_text
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import (
     is_rigid_transform,
     transform_from_translation_quaternion,
@@ -21,7 +22,7 @@ from seqace_ros.core.geometry import (
 )
 
 
-class TrajectoryError(ValueError):
+class TrajectoryError(SeqaceError, ValueError):
     """A trajectory file is missing, malformed or not time-ordered."""
 
 

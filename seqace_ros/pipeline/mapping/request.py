@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.depth import DepthError
 from seqace_ros.core.encoder import EncoderError
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import transform_from_translation_quaternion
 from seqace_ros.core.map_file import MapFileError
 from seqace_ros.datasets.bag import BagConfig, BagError
@@ -38,7 +39,7 @@ from seqace_ros.pipeline.mapping.run import ProgressCallback, map_with_report
 FieldValue = bool | int | float | str | Path
 
 
-class MappingRequestError(ValueError):
+class MappingRequestError(SeqaceError, ValueError):
     """Mapping options that make no request: unknown, missing or inconsistent."""
 
 
