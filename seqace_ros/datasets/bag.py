@@ -43,6 +43,7 @@ from seqace_ros.core.calibration import CalibrationError, CameraCalibration, rea
 from seqace_ros.core.depth import DepthCalibration, DepthError, DepthImage
 from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.image_decoding import ImageDecodingError, decode_depth_image
+from seqace_ros.core.stop import check_stop
 from seqace_ros.core.transform_tree import TransformError, TransformTree
 from seqace_ros.core.undistortion import Undistorter
 from seqace_ros.datasets.bag_messages import (
@@ -324,6 +325,7 @@ class BagDataset:
         )
         try:
             for connection, bag_time, raw in reader.messages(connections=connections):
+                check_stop()
                 progress.update()
                 message = reader.deserialize(raw, connection.msgtype)
                 if id(connection) in image_ids:
