@@ -288,6 +288,8 @@ def _synth_run(args: argparse.Namespace) -> int:
             render_bag(config, args.bag, overwrite=args.overwrite)
     except (ValueError, CameraPathError) as error:
         raise CliError(str(error)) from error
+    except OSError as error:  # the folder or bag asked for cannot be written
+        raise CliError(f"{error.filename or args.out}: {error.strerror or error}") from error
     print(f"synthetic scene ({config.n_mapping_frames} mapping + {config.n_query_frames} query "
           f"frames, {config.width}x{config.height}) in {out}")
     return 0

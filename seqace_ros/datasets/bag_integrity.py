@@ -58,11 +58,11 @@ def verify_sqlite(path: Path) -> None:
         finally:
             connection.close()
     except (sqlite3.Error, UnicodeDecodeError) as error:  # an error quoting damaged bytes
-        raise BagError(f"sqlite3 bag file {path} is damaged (truncated or corrupt?): "
+        raise BagError(f"sqlite3 file {path.name} is damaged (truncated or corrupt?): "
                        f"{error}") from None
     if findings != ["ok"]:
         first = " ".join(findings[0].split())  # a finding may span lines
-        raise BagError(f"sqlite3 bag file {path} fails its integrity check (truncated or "
+        raise BagError(f"sqlite3 file {path.name} fails its integrity check (truncated or "
                        f"corrupt?): {first} ({len(findings)} findings)")
 
 
@@ -73,14 +73,17 @@ def verify_bag(path: Path) -> None:
         path: a rosbag2 folder (``.mcap`` or ``.db3`` files) or a ROS 1 ``.bag`` file.
 
     Raises:
-        BagError: damage found, naming the file and the byte offset (mcap, ROS 1) or
-            SQLite's finding (sqlite3).
+        BagError: ``cannot read bag PATH: ...`` when damage is found, naming the file and the
+            byte offset (mcap, ROS 1) or SQLite's finding (sqlite3).
     """
-    if not path.is_dir():
-        _check_mapped(path, check_ros1, f"ROS 1 bag {path}")
-        return
-    for file in sorted(path.iterdir()):
-        if file.suffix == ".mcap":
-            _check_mapped(file, check_mcap, f"MCAP file {file}")
-        elif file.suffix == ".db3":
-            verify_sqlite(file)
+    try:
+        if not path.is_dir():
+            _check_mapped(path, check_ros1, "ROS 1 bag")
+            return
+        for file in sorted(path.iterdir()):
+            if file.suffix == ".mcap":
+                _check_mapped(file, check_mcap, f"MCAP file {file.name}")
+            elif file.suffix == ".db3":
+                verify_sqlite(file)
+    except BagError as error:
+        raise BagError(f"cannot read bag {path}: {error}") from None
