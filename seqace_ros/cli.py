@@ -4,20 +4,26 @@ Sub-commands are small functions registered in :data:`COMMANDS` (one line each):
 ``add_arguments(parser)`` and a ``run(args) -> int``. Library code gets frozen configs, never
 the argparse namespace: the mapping commands declare the fields of
 :mod:`seqace_ros.pipeline.mapping.request` and hand their values to
-:meth:`~seqace_ros.pipeline.mapping.request.MappingRequest.from_values`. Bad input ends the
-command with one ``seqace: error: ...`` line on stderr and exit status 2, no traceback and no
-partial output file.
+:meth:`~seqace_ros.pipeline.mapping.request.MappingRequest.from_values`. Bad input (an
+unparsable option, or any :class:`~seqace_ros.core.errors.SeqaceError`) ends the command with
+one ``seqace: error: ...`` line on stderr and exit status 2, no traceback and no partial output
+file. ``map`` and ``bag-map`` stop within a training step or a frame on SIGINT or SIGTERM
+(:mod:`seqace_ros.core.stop`), write nothing and exit 130 or 143; the other commands end on
+SIGINT (exit 130) and on SIGTERM as any process does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from seqace_ros.core.errors import SeqaceError
 
 if TYPE_CHECKING:
     from seqace_ros.core.map_file import SceneMap
@@ -25,8 +31,15 @@ if TYPE_CHECKING:
     from seqace_ros.pipeline.mapping.request import RequestField
 
 
-class CliError(ValueError):
+class CliError(SeqaceError, ValueError):
     """Bad command-line input, reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reports a bad option in one ``seqace: error:`` line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"seqace: error: {message} (see {self.prog} --help)\n")
 
 
 @dataclass(frozen=True)
@@ -92,10 +105,13 @@ def _check_output(path: Path | None, option: str) -> None:
 
 
 def _set_threads(threads: int | None) -> None:
+    """Use ``threads`` torch CPU threads, 1 to the number of CPUs this process may use."""
     if threads is None:
         return
-    if threads < 1:
-        raise CliError(f"--threads must be >= 1, got {threads}")
+    available = len(os.sched_getaffinity(0))
+    if not 1 <= threads <= available:
+        raise CliError(f"--threads must be between 1 and {available} (the CPUs available), "
+                       f"got {threads}")
     import torch
 
     torch.set_num_threads(threads)
@@ -132,13 +148,15 @@ def _mapping_request(args: argparse.Namespace) -> Any:
 
 def _mapping_run(args: argparse.Namespace) -> int:
     """``seqace map`` and ``seqace bag-map``: the request of the arguments, mapped."""
+    from seqace_ros.core.stop import stop_on_signals
     from seqace_ros.pipeline.mapping.report import ReportPaths
     from seqace_ros.pipeline.mapping.request import run_request
     from seqace_ros.pipeline.mapping.self_check import SelfCheck
 
     request = _mapping_request(args)
     _set_threads(args.threads)
-    path = run_request(request, progress=not args.quiet)
+    with stop_on_signals():
+        path = run_request(request, progress=not args.quiet)
     report = json.loads(ReportPaths.for_map(path).json.read_text())
     if report["self_check"] is not None:
         print(SelfCheck.from_dict(report["self_check"]).summary())
@@ -280,6 +298,8 @@ def _synth_run(args: argparse.Namespace) -> int:
             render_bag(config, args.bag, overwrite=args.overwrite)
     except (ValueError, CameraPathError) as error:
         raise CliError(str(error)) from error
+    except OSError as error:  # the folder or bag asked for cannot be written
+        raise CliError(f"{error.filename or args.out}: {error.strerror or error}") from error
     print(f"synthetic scene ({config.n_mapping_frames} mapping + {config.n_query_frames} query "
           f"frames, {config.width}x{config.height}) in {out}")
     return 0
@@ -301,7 +321,7 @@ COMMANDS: list[Command] = [
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``seqace`` argument parser with every registered sub-command."""
-    parser = argparse.ArgumentParser(prog="seqace", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="seqace", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
@@ -310,24 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (reported in one line), not a bug."""
-    from seqace_ros.pipeline.evaluation import EvaluationError
-    from seqace_ros.pipeline.localization.single import LocalizationError
-    from seqace_ros.pipeline.mapping.request import MAPPING_ERRORS
-
-    return (CliError, EvaluationError, LocalizationError, *MAPPING_ERRORS)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``seqace``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point of ``seqace``; returns the exit status (2 for a user error, 130 or 143
+    when stopped by SIGINT or SIGTERM)."""
+    from seqace_ros.core.stop import StopRequested
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as parser_exit:  # --help (0), or a bad option reported by _Parser (2)
+        return parser_exit.code if isinstance(parser_exit.code, int) else 2
     try:
         return int(args.run(args))
-    except _user_errors() as error:
+    except SeqaceError as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"seqace: error: {message}", file=sys.stderr)
         return 2
+    except StopRequested as stop:
+        print(f"seqace: {stop}; nothing written", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print("seqace: interrupted", file=sys.stderr)
         return 130

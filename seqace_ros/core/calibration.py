@@ -28,6 +28,7 @@ import yaml
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS, Intrinsics
+from seqace_ros.core.errors import SeqaceError
 
 # distortion model -> numbers of coefficients OpenCV takes for it (rational_polynomial: k1-k6
 # with p1, p2; plus the thin-prism s1-s4; plus the sensor tilt tau_x, tau_y)
@@ -40,7 +41,7 @@ DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
 _MATRIX_TOLERANCE = 1e-9
 
 
-class CalibrationError(ValueError):
+class CalibrationError(SeqaceError, ValueError):
     """A calibration file or message is missing, malformed or uses an unsupported model."""
 
 

@@ -21,10 +21,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import transform_points
 
 
-class DepthError(ValueError):
+class DepthError(SeqaceError, ValueError):
     """A depth image or depth calibration that cannot be used (missing, wrong type or size)."""
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from seqace_ros.core.device import resolve_device
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.file_hash import file_sha256
 from seqace_ros.core.sparse_features import SparseFeatures, detect_sparse
 
@@ -34,7 +35,7 @@ _XFEAT_VARIANTS: dict[str, tuple[XFeatFeatures, int]] = {
 }
 
 
-class EncoderError(ValueError):
+class EncoderError(SeqaceError, ValueError):
     """An image the encoder cannot take (wrong shape, dtype or size)."""
 
 

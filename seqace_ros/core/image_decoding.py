@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS
 from seqace_ros.core.depth import depth_to_metres
+from seqace_ros.core.errors import SeqaceError
 
 # encoding -> (channels, bytes per channel)
 _RAW_LAYOUTS: dict[str, tuple[int, int]] = {
@@ -43,7 +44,7 @@ SUPPORTED_ENCODINGS = tuple(_RAW_LAYOUTS)
 _GENERIC_ENCODING = re.compile(r"(8|16|32|64)[USF]C[1-4]")
 
 
-class ImageDecodingError(ValueError):
+class ImageDecodingError(SeqaceError, ValueError):
     """An image message cannot be decoded: unknown encoding or inconsistent size fields."""
 
 

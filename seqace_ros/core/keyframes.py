@@ -12,11 +12,13 @@ dtype and value before anything uses them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
+
+from seqace_ros.core.errors import SeqaceError
 
 TENSOR_PREFIX = "keyframes."
 DESCRIPTOR_DIM = 64
@@ -31,7 +33,7 @@ def pose_distances(T_world_cam_F44: NDArray[np.floating], T_world_cam_44: NDArra
     return centres + rotation_weight_m * np.arccos(cosines)
 
 
-class KeyframeError(ValueError):
+class KeyframeError(SeqaceError, ValueError):
     """Keyframe arrays that do not fit together (shapes, dtypes, offsets, non-finite values)."""
 
 
@@ -118,3 +120,10 @@ class Keyframes:
             raise KeyframeError(f"keyframe tensors incomplete: have {present}, need {names}")
         arrays = [tensors[TENSOR_PREFIX + name].numpy() for name in names]
         return cls(*arrays)
+
+
+def same_keyframes(a: Keyframes | None, b: Keyframes | None) -> bool:
+    """Whether two keyframe sets hold equal arrays (two ``None`` are the same)."""
+    if a is None or b is None:
+        return a is b
+    return all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))

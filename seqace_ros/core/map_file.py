@@ -34,6 +34,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from seqace_ros.core.atomic_io import atomic_write_bytes
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.head import HeadConfig, SceneHead
 from seqace_ros.core.keyframes import (
     DESCRIPTOR_DIM,
@@ -68,7 +69,7 @@ MAX_KEYFRAMES = 100_000
 MAX_KEYFRAME_KEYPOINTS = 10_000_000
 
 
-class MapFileError(ValueError):
+class MapFileError(SeqaceError, ValueError):
     """A file that is not a usable map: not a map, truncated, newer format, wrong encoder."""
 
 

@@ -27,16 +27,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import interpolate_transform, invert_transform, is_rigid_transform
 
 Transform = NDArray[np.float64]
 
 
-class TransformError(LookupError):
+class TransformError(SeqaceError, LookupError):
     """A transform cannot be looked up: unknown or unconnected frames, or no data near the stamp."""
 
 
-class TransformTreeError(ValueError):
+class TransformTreeError(SeqaceError, ValueError):
     """A transform cannot be inserted: invalid matrix, self-loop, or a second parent for a frame."""
 
 

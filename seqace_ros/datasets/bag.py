@@ -23,8 +23,7 @@ given. Depth is read with its image, lazily.
 from __future__ import annotations
 
 import os
-import sqlite3
-import struct
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,17 +32,18 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Connection
-from rosbags.rosbag1 import ReaderError as Ros1ReaderError
-from rosbags.rosbag2 import ReaderError as Ros2ReaderError
 from tqdm import tqdm
 
 from seqace_ros.core.calibration import CalibrationError, CameraCalibration, read_calibration_file
 from seqace_ros.core.depth import DepthCalibration, DepthError, DepthImage
 from seqace_ros.core.image_decoding import ImageDecodingError, decode_depth_image
+from seqace_ros.core.stop import check_stop
 from seqace_ros.core.transform_tree import TransformError, TransformTree
 from seqace_ros.core.undistortion import Undistorter
+from seqace_ros.datasets.bag_error import BagError
+from seqace_ros.datasets.bag_integrity import verify_bag
 from seqace_ros.datasets.bag_messages import (
     CAMERA_INFO_TYPE,
     IMAGE_TYPES,
@@ -56,20 +56,48 @@ from seqace_ros.datasets.bag_poses import PoseCollector, PoseSourceConfig, PoseS
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.frame_selection import FrameSelectionConfig, select_frames
 
-# What rosbags (and the storage libraries under it) raise on a truncated or corrupt bag.
-_READ_ERRORS = (
-    AnyReaderError,
-    Ros1ReaderError,
-    Ros2ReaderError,
-    sqlite3.DatabaseError,
-    struct.error,
-    EOFError,
-    OSError,
-)
+
+def _reason(error: Exception) -> str:
+    """A third-party error on one short line (rosbags quotes whole message definitions)."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
 
 
-class BagError(ValueError):
-    """A bag cannot be used for mapping: unreadable, missing topics, no poses, bad frames."""
+def _messages(
+    reader: AnyReader, where: str, connections: list[Connection],
+    start: int | None = None, stop: int | None = None,
+) -> Iterator[tuple[int, Connection, int, bytes]]:
+    """``(index, connection, bag_time_ns, raw)`` of the messages on ``connections`` (from bag
+    time ``start`` to ``stop``), in bag order; ``index`` counts the messages read from 0.
+
+    Raises:
+        BagError: the reader fails on the bag's bytes, naming the message index reached.
+    """
+    messages = reader.messages(connections=connections, start=start, stop=stop)
+    index = 0
+    while True:
+        try:
+            connection, bag_time, raw = next(messages)
+        except StopIteration:
+            return
+        except Exception as error:  # rosbags on damaged bytes fails in many ways
+            raise BagError(f"cannot read {where} at message {index} (truncated or corrupt?): "
+                           f"{_reason(error)}") from None
+        yield index, connection, bag_time, raw
+        index += 1
+
+
+def _deserialize(reader: AnyReader, raw: bytes, connection: Connection, what: str) -> Any:
+    """The message of ``raw`` on ``connection``.
+
+    Raises:
+        BagError: the bytes are not a message of its type (``what`` says which message).
+    """
+    try:
+        return reader.deserialize(raw, connection.msgtype)
+    except Exception as error:  # rosbags on damaged bytes fails in many ways
+        raise BagError(f"{what} on {connection.topic} cannot be deserialized as "
+                       f"{connection.msgtype} (corrupt?): {_reason(error)}") from None
 
 
 @dataclass(frozen=True)
@@ -203,6 +231,7 @@ class BagDataset:
         self._reader_pid = -1
         if not self.path.exists():
             raise BagError(f"bag {self.path} does not exist")
+        verify_bag(self.path)
         reader = self._open_reader()
         self._image_connections = self._connections_of(
             reader, config.image_topic, IMAGE_TYPES, "image"
@@ -237,10 +266,9 @@ class BagDataset:
         try:
             reader = AnyReader([self.path])
             reader.open()
-        except _READ_ERRORS as error:
-            raise BagError(
-                f"cannot read bag {self.path} (truncated or corrupt?): {error}".rstrip(": ")
-            ) from None
+        except Exception as error:  # rosbags on damaged bytes fails in many ways
+            raise BagError(f"cannot read bag {self.path} (truncated or corrupt?): "
+                           f"{_reason(error)}") from None
         self._reader, self._reader_pid = reader, os.getpid()
         return reader
 
@@ -324,10 +352,15 @@ class BagDataset:
             unit="msg",
             disable=not config.progress,
         )
+        read: Counter[int] = Counter()
         try:
-            for connection, bag_time, raw in reader.messages(connections=connections):
+            for index, connection, bag_time, raw in _messages(reader, f"bag {self.path}",
+                                                              connections):
+                check_stop()
                 progress.update()
-                message = reader.deserialize(raw, connection.msgtype)
+                read[id(connection)] += 1
+                what = f"message {index} (bag time {bag_time} ns) of bag {self.path}"
+                message = _deserialize(reader, raw, connection, what)
                 if id(connection) in image_ids:
                     ordinal = ordinal + 1 if bag_time == last_bag_time else 0
                     last_bag_time = bag_time
@@ -349,12 +382,13 @@ class BagDataset:
                             f"bad pose message on {connection.topic} at {bag_time} ns in bag "
                             f"{self.path}: {error}"
                         ) from None
-        except _READ_ERRORS as error:
-            raise BagError(
-                f"cannot read bag {self.path} (truncated or corrupt?): {error}".rstrip(": ")
-            ) from None
         finally:
             progress.close()
+        for connection in connections:
+            if read[id(connection)] != connection.msgcount:
+                raise BagError(f"bag {self.path} holds {read[id(connection)]} messages on "
+                               f"{connection.topic}, its index says {connection.msgcount} "
+                               "(truncated or corrupt?)")
         return records, calibration_messages, collector, depth
 
     def _camera_frame(self, records: list[_ImageRecord]) -> str:
@@ -541,20 +575,15 @@ class BagDataset:
     def _read_message(self, connections: list[Connection], record: _ImageRecord) -> Any:
         """The message of ``record`` on ``connections``, read by its bag time."""
         reader = self._open_reader()
-        try:
-            found = [
-                (connection, raw)
-                for connection, _, raw in reader.messages(
-                    connections=connections, start=record.bag_time_ns,
-                    stop=record.bag_time_ns + 1,
-                )
-            ]
-            connection, raw = found[record.ordinal]
-            return connection, reader.deserialize(raw, connection.msgtype)
-        except _READ_ERRORS as error:
-            raise BagError(
-                f"cannot read message at bag time {record.bag_time_ns} ns from {self.path}: "
-                f"{error}") from None
+        where = f"bag {self.path} at bag time {record.bag_time_ns} ns"
+        found = [(connection, raw) for _, connection, _, raw in _messages(
+            reader, where, connections, start=record.bag_time_ns, stop=record.bag_time_ns + 1)]
+        if record.ordinal >= len(found):
+            raise BagError(f"{where}: message {record.ordinal} of {len(found)} is gone; was the "
+                           "bag modified while open?")
+        connection, raw = found[record.ordinal]
+        return connection, _deserialize(reader, raw, connection, f"the message at bag time "
+                                        f"{record.bag_time_ns} ns of bag {self.path}")
 
     def _depth_image(self, index: int) -> DepthImage:
         """The depth image paired with frame ``index``, with the depth calibration."""
@@ -595,23 +624,21 @@ class BagDataset:
         decoded: dict[int, PosedFrame] = {}
         next_index = 0
         last_bag_time, ordinal = -1, 0
-        try:
-            for connection, bag_time, raw in reader.messages(
-                connections=self._image_connections, start=start, stop=stop
-            ):
-                ordinal = ordinal + 1 if bag_time == last_bag_time else 0
-                last_bag_time = bag_time
-                index = wanted.get((bag_time, ordinal))
-                if index is None:
-                    continue
-                message = reader.deserialize(raw, connection.msgtype)
-                decoded[index] = self._frame(index, message, connection.msgtype)
-                # Bag order and stamp order usually agree; buffer the rare out-of-order frame.
-                while next_index in decoded:
-                    yield decoded.pop(next_index)
-                    next_index += 1
-        except _READ_ERRORS as error:
-            raise BagError(f"cannot read images from bag {self.path}: {error}") from None
+        for position, connection, bag_time, raw in _messages(
+            reader, f"images of bag {self.path}", self._image_connections, start, stop
+        ):
+            ordinal = ordinal + 1 if bag_time == last_bag_time else 0
+            last_bag_time = bag_time
+            index = wanted.get((bag_time, ordinal))
+            if index is None:
+                continue
+            message = _deserialize(reader, raw, connection, f"image message {position} (bag "
+                                   f"time {bag_time} ns) of bag {self.path}")
+            decoded[index] = self._frame(index, message, connection.msgtype)
+            # Bag order and stamp order usually agree; buffer the rare out-of-order frame.
+            while next_index in decoded:
+                yield decoded.pop(next_index)
+                next_index += 1
         if next_index != len(self):
             raise BagError(
                 f"bag {self.path} yielded {next_index} of {len(self)} indexed images; "

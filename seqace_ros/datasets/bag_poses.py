@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.transform_tree import TransformTree, TransformTreeError
 from seqace_ros.datasets.bag_messages import (
     ODOMETRY_TYPE,
@@ -41,7 +42,7 @@ PoseSourceName = Literal["tf", "odometry", "pose", "tum"]
 POSE_SOURCES: tuple[str, ...] = ("tf", "odometry", "pose", "tum")
 
 
-class PoseSourceError(ValueError):
+class PoseSourceError(SeqaceError, ValueError):
     """The pose source is misconfigured or its data is inconsistent."""
 
 

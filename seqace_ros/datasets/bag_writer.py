@@ -3,8 +3,10 @@
 Used by the tests, the synthetic-scene generator and the demo to produce the bags a robot
 would record: camera images (raw or compressed), ``CameraInfo``, ``/tf`` and ``/tf_static``,
 ``nav_msgs/Odometry`` and ``PoseStamped`` / ``PoseWithCovarianceStamped`` topics. Messages are
-stamped in their header and recorded at the same time in the bag. A bag whose writing fails
-is removed, so no partial output is left behind.
+stamped in their header and recorded at the same time in the bag. MCAP files get chunk,
+data-section and summary CRCs (``ros2 bag record`` writes chunk and summary CRCs; ``rosbags``
+writes none), so damage to them is found when they are read. A bag whose writing fails is
+removed, so no partial output is left behind.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from rosbags.typesys.store import Typestore
 from tqdm import tqdm
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import invert_transform, translation_quaternion_from_transform
 from seqace_ros.datasets.base import PosedFrame
+from seqace_ros.datasets.mcap_integrity import add_crcs
 
 BagStorage = Literal["mcap", "sqlite3", "ros1"]
 ImageTransport = Literal["raw", "jpeg", "png"]
@@ -40,7 +44,7 @@ _FROM_RGB: dict[str, int | None] = {
 }
 
 
-class BagWriteError(ValueError):
+class BagWriteError(SeqaceError, ValueError):
     """Invalid input to the bag writer (unknown storage or encoding, bad image or transform)."""
 
 
@@ -93,9 +97,14 @@ class BagWriter:
                  traceback: TracebackType | None) -> None:
         try:
             self._writer.close()
-        finally:
-            if exc_type is not None:
-                self._remove_partial_output()
+            if exc_type is None and self.storage == "mcap":
+                for file in self.path.glob("*.mcap"):
+                    add_crcs(file)
+        except BaseException:
+            self._remove_partial_output()
+            raise
+        if exc_type is not None:
+            self._remove_partial_output()
 
     def _remove_partial_output(self) -> None:
         if self.path.is_dir():

@@ -27,6 +27,7 @@ a 7-Scenes folder with its own ``depth-intrinsics.txt`` the Kinect v1 layout
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.depth import DepthCalibration, DepthError, DepthImage, read_depth_m
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import make_transform, orthonormalize
 from seqace_ros.datasets.base import PosedFrame
 
@@ -50,7 +52,7 @@ _SEVEN_SCENES_COLOR = re.compile(r"^(frame-\d+)\.color\.(png|jpg|jpeg)$", re.IGN
 KINECT_V1_T_COLOUR_DEPTH = make_transform(np.eye(3), [-0.025, 0.0, 0.0])
 
 
-class DatasetError(ValueError):
+class DatasetError(SeqaceError, ValueError):
     """A dataset folder that cannot be read: missing, empty, malformed files."""
 
 
@@ -106,6 +108,19 @@ def read_calibration(path: Path, width: int, height: int) -> Intrinsics:
         f"{path}: calibration needs 1 focal or 9 numbers (3x3 K), found {values.size}")
 
 
+def _check_pinhole(pinhole: tuple[float, float, float, float]) -> None:
+    """Reject focal lengths that are not finite and positive, or a principal point that is
+    not finite (the checks of :class:`Intrinsics`), before any frame is read.
+
+    Raises:
+        DatasetError: naming the values.
+    """
+    try:
+        Intrinsics(*pinhole, width=1, height=1)
+    except ValueError as error:
+        raise DatasetError(f"bad pinhole intrinsics: {error}") from None
+
+
 def read_image_rgb(path: Path) -> NDArray[np.uint8]:
     """An (H, W, 3) uint8 RGB image.
 
@@ -143,8 +158,10 @@ class FolderDataset:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"dataset folder {str(self.root)!r} does not exist")
-        if focal is not None and focal <= 0:
-            raise DatasetError(f"focal length must be positive, got {focal}")
+        if pinhole is not None:
+            _check_pinhole(pinhole)
+        if focal is not None and not (math.isfinite(focal) and focal > 0):
+            raise DatasetError(f"focal length must be a finite number > 0, got {focal}")
         self._pinhole = pinhole
         self._focal = focal
         self.depth = depth

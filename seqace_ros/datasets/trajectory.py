@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from seqace_ros.core.atomic_io import atomic_write_text
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import (
     is_rigid_transform,
     transform_from_translation_quaternion,
@@ -21,7 +22,7 @@ from seqace_ros.core.geometry import (
 )
 
 
-class TrajectoryError(ValueError):
+class TrajectoryError(SeqaceError, ValueError):
     """A trajectory file is missing, malformed or not time-ordered."""
 
 
@@ -74,38 +75,44 @@ def read_tum_trajectory(path: str | Path) -> Trajectory:
     """Read a TUM trajectory file.
 
     Raises:
-        TrajectoryError: missing file, a line without 8 numbers (file and line number given),
-            a zero quaternion, no poses, or timestamps not strictly increasing.
+        TrajectoryError: missing, unreadable or not UTF-8 file, a line without 8 numbers
+            (file and line number given), a zero quaternion, no poses, or timestamps not
+            strictly increasing.
     """
     file = Path(path)
     if not file.is_file():
         raise TrajectoryError(f"trajectory file {file} does not exist")
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise TrajectoryError(f"cannot read trajectory file {file}: {error}") from None
     stamps: list[int] = []
     poses: list[NDArray[np.float64]] = []
-    with file.open(encoding="utf-8") as stream:
-        for line_number, line in enumerate(stream, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            fields = text.replace(",", " ").split()
-            if len(fields) != 8:
-                raise TrajectoryError(
-                    f"{file}:{line_number}: expected 8 values 'timestamp tx ty tz qx qy qz qw', "
-                    f"got {len(fields)}: {text[:80]!r}")
-            try:
-                stamp_ns = parse_seconds_to_ns(fields[0])
-                values = np.array([float(v) for v in fields[1:]], dtype=np.float64)
-                if not np.all(np.isfinite(values)):
-                    raise ValueError("non-finite value")
-                T = transform_from_translation_quaternion(values[:3], values[3:])
-            except ValueError as error:
-                raise TrajectoryError(f"{file}:{line_number}: {error}: {text[:80]!r}") from None
-            if stamps and stamp_ns <= stamps[-1]:
-                raise TrajectoryError(
-                    f"{file}:{line_number}: timestamps must increase strictly, got {fields[0]} "
-                    f"after {stamps[-1] / 1e9:.9f}")
-            stamps.append(stamp_ns)
-            poses.append(T)
+    for line_number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        fields = text.replace(",", " ").split()
+        if len(fields) != 8:
+            raise TrajectoryError(
+                f"{file}:{line_number}: expected 8 values 'timestamp tx ty tz qx qy qz qw', "
+                f"got {len(fields)}: {text[:80]!r}"
+            )
+        try:
+            stamp_ns = parse_seconds_to_ns(fields[0])
+            values = np.array([float(v) for v in fields[1:]], dtype=np.float64)
+            if not np.all(np.isfinite(values)):
+                raise ValueError("non-finite value")
+            T = transform_from_translation_quaternion(values[:3], values[3:])
+        except ValueError as error:
+            raise TrajectoryError(f"{file}:{line_number}: {error}: {text[:80]!r}") from None
+        if stamps and stamp_ns <= stamps[-1]:
+            raise TrajectoryError(
+                f"{file}:{line_number}: timestamps must increase strictly, got {fields[0]} "
+                f"after {stamps[-1] / 1e9:.9f}"
+            )
+        stamps.append(stamp_ns)
+        poses.append(T)
     if not stamps:
         raise TrajectoryError(f"trajectory file {file} holds no poses")
     return Trajectory(np.asarray(stamps, dtype=np.int64), np.stack(poses))

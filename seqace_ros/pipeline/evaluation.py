@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from seqace_ros.core.atomic_io import atomic_write_bytes
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import pose_error
 from seqace_ros.core.json_io import write_json
 from seqace_ros.datasets.base import PosedFrameSource
@@ -28,7 +29,7 @@ RECALL_THRESHOLDS = ((0.05, 5.0, "recall_5cm_5deg"), (0.02, 2.0, "recall_2cm_2de
                      (0.01, 1.0, "recall_1cm_1deg"))
 
 
-class EvaluationError(ValueError):
+class EvaluationError(SeqaceError, ValueError):
     """Evaluation input that cannot be scored (no frames, frames without ground truth)."""
 
 

@@ -9,25 +9,36 @@ plus ``progress_period_s``; the node only builds the request, runs it and logs.
 
 Exit status: 0 once the map and its report are written (the last log line says where);
 1 with one ``[ERROR]`` line when mapping fails or a parameter is bad (nothing is written);
-130 when interrupted (nothing is written).
+130 on SIGINT, 143 on SIGTERM: the mapping stops at its next check point (a training step, a
+frame, a bag message; well under 2 s), writes nothing and leaves no temporary file (see
+:mod:`seqace_ros.core.stop`). The node does not spin, so rclpy's own signal handlers are not
+installed. After rclpy is shut down the process ends with ``os._exit`` (output flushed first):
+interpreter finalisation with DDS and torch threads still around is skipped, as it once
+crashed the process after its work was done.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
+from seqace_ros.core.errors import SeqaceError
+from seqace_ros.core.stop import StopRequested, stop_on_signals
 from seqace_ros.pipeline.mapping.report import ReportPaths
 from seqace_ros.pipeline.mapping.request import (
     BAG_FIELDS,
-    MAPPING_ERRORS,
     TRAINING_FIELDS,
     MappingRequest,
+    MappingRequestError,
     run_request,
     values_from_parameters,
 )
@@ -75,11 +86,21 @@ class MappingNode(Node):
     """Declares the mapping parameters; :meth:`run` maps the bag they name."""
 
     def __init__(self) -> None:
+        """Declare the parameters.
+
+        Raises:
+            MappingRequestError: a parameter given with the wrong type or out of its range.
+        """
         super().__init__(NODE_NAME)
-        self._values: dict[str, ParameterValue] = {
-            spec.name: self.declare_parameter(spec.name, spec.default, spec.descriptor()).value
-            for spec in MAPPING_PARAMETER_SPECS
-        }
+        try:
+            self._values: dict[str, ParameterValue] = {
+                spec.name: self.declare_parameter(spec.name, spec.default,
+                                                  spec.descriptor()).value
+                for spec in MAPPING_PARAMETER_SPECS
+            }
+        except (InvalidParameterTypeException, InvalidParameterValueException) as error:
+            self.destroy_node()
+            raise MappingRequestError(str(error)) from None
 
     def request(self) -> MappingRequest:
         """The mapping request of the parameters (unset text is ``""``, unset numbers 0).
@@ -104,41 +125,47 @@ class MappingNode(Node):
         return run_request(request, progress=False, on_progress=progress_log)
 
 
-#: Failures that end the node with one error line (bad input, not a bug).
-_MAPPING_ERRORS = (*MAPPING_ERRORS, InvalidParameterTypeException,
-                   InvalidParameterValueException)
+def main(args: list[str] | None = None) -> NoReturn:
+    """Entry point: map, log the outcome, shut down, exit with the status.
 
-
-def main(args: list[str] | None = None) -> None:
-    """Entry point: map, log the outcome, shut down; exits non-zero on failure.
-
-    Raises:
-        SystemExit: with status 1 when mapping fails (after one error log line), 130 when
-            interrupted.
+    Exits 0 when the map is written, 1 after one error log line when mapping fails (a
+    :class:`~seqace_ros.core.errors.SeqaceError`), 130 / 143 when stopped by SIGINT / SIGTERM.
     """
-    rclpy.init(args=args)
-    node: MappingNode | None = None
     status = 0
-    try:
-        node = MappingNode()
-        path = node.run()
-        report = ReportPaths.for_map(path)
-        node.get_logger().info(f"{MAP_WRITTEN_LOG} {path} (report: {report.json}, "
-                               f"{report.trajectory_png.name}, {report.loss_png.name})")
-    except _MAPPING_ERRORS as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        logger = node.get_logger() if node is not None else rclpy.logging.get_logger(NODE_NAME)
-        logger.error(f"mapping failed: {message}")
-        status = 1
-    except KeyboardInterrupt:
-        print(f"{NODE_NAME}: interrupted; no map written", file=sys.stderr)
-        status = 130
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    if status:
-        sys.exit(status)
+    with stop_on_signals():
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        node: MappingNode | None = None
+        try:
+            node = MappingNode()
+            path = node.run()
+            report = ReportPaths.for_map(path)
+            node.get_logger().info(f"{MAP_WRITTEN_LOG} {path} (report: {report.json}, "
+                                   f"{report.trajectory_png.name}, {report.loss_png.name})")
+        except SeqaceError as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            logger = node.get_logger() if node is not None else rclpy.logging.get_logger(
+                NODE_NAME)
+            logger.error(f"mapping failed: {message}")
+            status = 1
+        except StopRequested as stop:
+            print(f"{NODE_NAME}: {stop}; no map written", file=sys.stderr)
+            status = stop.exit_status
+        except KeyboardInterrupt:  # a SIGINT before the stop handlers were installed
+            print(f"{NODE_NAME}: interrupted; no map written", file=sys.stderr)
+            status = 130
+        finally:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+    _exit(status)
+
+
+def _exit(status: int) -> NoReturn:
+    """Flush Python's and C's output streams, then end the process with ``status`` at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctypes.CDLL(None).fflush(None)
+    os._exit(status)
 
 
 if __name__ == "__main__":

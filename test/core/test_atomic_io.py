@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from disk_faults import fail_fsync_of
 
-from seqace_ros.core.atomic_io import atomic_write_bytes, atomic_write_text
+from seqace_ros.core.atomic_io import FileWriteError, atomic_write_bytes, atomic_write_text
+from seqace_ros.core.errors import SeqaceError
 
 
 @pytest.fixture
@@ -45,3 +48,17 @@ def test_missing_folder_raises_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         atomic_write_bytes(tmp_path / "absent" / "map.safetensors", b"x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_is_a_user_error_naming_the_file_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    fail_fsync_of(monkeypatch, ".report.json.")
+    with pytest.raises(FileWriteError, match=r"cannot write '.*report\.json': No space left") as e:
+        atomic_write_text(target, "new")
+    assert isinstance(e.value, SeqaceError)
+    assert e.value.errno == errno.ENOSPC
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    assert target.read_text() == "old"

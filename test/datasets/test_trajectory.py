@@ -92,3 +92,10 @@ def test_missing_file_and_bad_writer_input(tmp_path: Path) -> None:
     with pytest.raises(TrajectoryError, match="not rigid"):
         write_tum_trajectory(tmp_path / "a.txt", np.array([1]), 2 * random_poses(1))
     assert not (tmp_path / "a.txt").exists()
+
+
+def test_a_binary_file_is_a_trajectory_error(tmp_path: Path) -> None:
+    path = tmp_path / "poses.txt"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe binary")
+    with pytest.raises(TrajectoryError, match=r"cannot read trajectory file .*poses\.txt"):
+        read_tum_trajectory(path)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import make_transform, rotation_from_quaternion_xyzw
 from seqace_ros.datasets.synthetic.config import SyntheticSceneConfig
 from seqace_ros.datasets.synthetic.scene import Scene
@@ -42,7 +43,7 @@ CONTROL_RADIUS_QUANTILES = (0.2, 0.55)
 Signal = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
 
-class CameraPathError(RuntimeError):
+class CameraPathError(SeqaceError, RuntimeError):
     """No camera path with the required clearance fits the room layout."""
 
 

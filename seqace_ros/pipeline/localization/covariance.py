@@ -27,9 +27,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.errors import SeqaceError
 
 
-class CovarianceError(ValueError):
+class CovarianceError(SeqaceError, ValueError):
     """Inputs from which no pose covariance can be computed (shapes, too few points)."""
 
 

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.device import resolve_device
 from seqace_ros.core.encoder import check_image, create_encoder
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
 from seqace_ros.core.map_file import SceneMap
 from seqace_ros.core.sparse_features import SparseFeatures
@@ -36,7 +37,7 @@ from seqace_ros.pipeline.localization.refinement import RefinementConfig, refine
 from seqace_ros.ransac import RansacOptions, solve_pnp
 
 
-class LocalizationError(ValueError):
+class LocalizationError(SeqaceError, ValueError):
     """Input the localizer cannot use (image and intrinsics that disagree, bad config)."""
 
 

@@ -18,8 +18,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from seqace_ros.core.errors import SeqaceError
 
-class TrackingConfigError(ValueError):
+
+class TrackingConfigError(SeqaceError, ValueError):
     """An optical-flow setting outside its valid range."""
 
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from seqace_ros.core.depth import depths_at
 from seqace_ros.core.encoder import Encoder
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import invert_transform
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
 from seqace_ros.datasets.base import PosedFrameSource
@@ -37,7 +38,7 @@ from seqace_ros.pipeline.mapping.tracks import FeatureTracks, link_patches
 BORDER_MARGIN_PX = 4.0
 
 
-class MappingDataError(ValueError):
+class MappingDataError(SeqaceError, ValueError):
     """Mapping frames that cannot be used (no pose, no frames)."""
 
 

@@ -12,7 +12,9 @@ For a map ``DIR/NAME.EXT``, :func:`write_map_and_report` writes:
   frames marked passed or failed);
 - ``DIR/NAME.loss.png``: training loss per step (and the soft clamp and valid fraction).
 
-All four are written atomically, and together: if any of them fails, none is left behind.
+All four are written together: each to a temporary beside it first, checked, then renamed into
+place, the map last; if any of them fails, none is left behind and an existing map and report
+are unchanged.
 The mapping run that trains the map is :func:`seqace_ros.pipeline.mapping.run.map_with_report`.
 """
 
@@ -29,11 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
-from seqace_ros.core.atomic_io import atomic_write_bytes
-from seqace_ros.core.json_io import write_json
-from seqace_ros.core.map_file import SceneMap, save_map
+from seqace_ros.core.atomic_io import FileWriteError
+from seqace_ros.core.errors import SeqaceError
+from seqace_ros.core.json_io import json_text
+from seqace_ros.core.keyframes import same_keyframes
+from seqace_ros.core.map_file import MapFileError, SceneMap, load_map, save_map
+from seqace_ros.core.staged_files import StagedFiles
+from seqace_ros.core.stop import check_stop
 from seqace_ros.pipeline.mapping.config import MappingConfig
 from seqace_ros.pipeline.mapping.mapper import MappingStats
 from seqace_ros.pipeline.mapping.self_check import SelfCheckRun, passes
@@ -42,7 +49,7 @@ from seqace_ros.pipeline.mapping.trainer import soft_clamp_px
 REPORT_VERSION = 1
 
 
-class MappingOutputError(OSError):
+class MappingOutputError(SeqaceError, OSError):
     """The map (or its report) cannot be written where asked."""
 
 
@@ -291,6 +298,12 @@ def write_map_and_report(
 ) -> None:
     """Write the map to ``target`` and its report files beside it, all or nothing.
 
+    Every file is first written to a temporary beside its target and checked (the map loads
+    back with the same weights, the others read back byte for byte); only then are they
+    renamed into place, the map last (see :class:`~seqace_ros.core.staged_files.StagedFiles`).
+    A failure or a stop request (:func:`~seqace_ros.core.stop.check_stop`, just before the
+    renames) leaves no temporary behind and an existing map and report unchanged.
+
     Args:
         scene_map: the trained map (its ``mapping_stats`` are a :class:`MappingStats`).
         config: the mapping settings it was trained with.
@@ -305,7 +318,9 @@ def write_map_and_report(
             marked on the trajectory plot.
 
     Raises:
-        MappingOutputError: a file cannot be written (nothing is left behind).
+        MappingOutputError: a file cannot be written or does not read back (nothing is left
+            behind, nothing is replaced).
+        StopRequested: a stop signal arrived (nothing is left behind, nothing is replaced).
     """
     write_start = time.perf_counter()
     title = target.name
@@ -313,54 +328,71 @@ def write_map_and_report(
     trajectory_png = render_trajectory_png(T_world_cam_N44, title, self_check)
     loss_png = render_loss_png(curve, config, title)
     stats = MappingStats.from_metadata(scene_map.mapping_stats)
-    written: list[Path] = []
     try:
-        written.append(save_map(scene_map, target))
-        written.append(atomic_write_bytes(paths.trajectory_png, trajectory_png))
-        written.append(atomic_write_bytes(paths.loss_png, loss_png))
-        now = time.perf_counter()
-        report = {
-            "report_version": REPORT_VERSION,
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "map": {"path": str(target), "bytes": target.stat().st_size,
-                    "keyframes": stats.stored_keyframes, "keyframe_bytes": stats.keyframe_bytes},
-            "source": dict(source),
-            "frames": {"in_source": accounting.in_source, "used": accounting.used,
-                       "skipped": dict(accounting.skipped),
-                       "withheld_for_self_check": (0 if self_check is None
-                                                   else self_check.summary.n_frames)},
-            "trajectory": _trajectory_summary(T_world_cam_N44),
-            "self_check": None if self_check is None else self_check.summary.to_dict(),
-            "training": {
-                "device": stats.device,
-                "iterations": stats.iterations,
-                "buffer_patches": stats.buffer_patches,
-                "tracked_patches": stats.tracked_patches,
-                "depth_patches": stats.depth_patches,
-                "final_loss": stats.final_loss,
-                "final_valid_fraction": stats.final_valid_fraction,
-                "loss_curve": curve.as_dict(),
-            },
-            "timing_s": {
-                "read": round(read_seconds, 2),
-                "encode": stats.encode_seconds,
-                "tracks": stats.tracks_seconds,
-                "train": stats.train_seconds,
-                "keyframes": stats.keyframe_seconds,
-                "write": round(now - write_start, 2),
-                "total": round(now - started_at, 2),
-            },
-            "mapping_config": asdict(config),
-            "files": {"trajectory_png": paths.trajectory_png.name,
-                      "loss_png": paths.loss_png.name},
-        }
-        written.append(write_json(paths.json, report))
-    except BaseException as error:
-        for path in written:
-            path.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise MappingOutputError(
-                f"cannot write the map or its report next to {str(target)!r}: "
-                f"{error.strerror or error}; nothing was left behind"
-            ) from error
+        with StagedFiles() as staged:
+            staged.write(paths.trajectory_png, trajectory_png)
+            staged.write(paths.loss_png, loss_png)
+            staged_map = staged.reserve(target)
+            save_map(scene_map, staged_map)
+            _check_map_reads_back(staged_map, scene_map)
+            now = time.perf_counter()
+            report = {
+                "report_version": REPORT_VERSION,
+                "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "map": {"path": str(target), "bytes": staged_map.stat().st_size,
+                        "keyframes": stats.stored_keyframes,
+                        "keyframe_bytes": stats.keyframe_bytes},
+                "source": dict(source),
+                "frames": {"in_source": accounting.in_source, "used": accounting.used,
+                           "skipped": dict(accounting.skipped),
+                           "withheld_for_self_check": (0 if self_check is None
+                                                       else self_check.summary.n_frames)},
+                "trajectory": _trajectory_summary(T_world_cam_N44),
+                "self_check": None if self_check is None else self_check.summary.to_dict(),
+                "training": {
+                    "device": stats.device,
+                    "iterations": stats.iterations,
+                    "buffer_patches": stats.buffer_patches,
+                    "tracked_patches": stats.tracked_patches,
+                    "depth_patches": stats.depth_patches,
+                    "final_loss": stats.final_loss,
+                    "final_valid_fraction": stats.final_valid_fraction,
+                    "loss_curve": curve.as_dict(),
+                },
+                "timing_s": {
+                    "read": round(read_seconds, 2),
+                    "encode": stats.encode_seconds,
+                    "tracks": stats.tracks_seconds,
+                    "train": stats.train_seconds,
+                    "keyframes": stats.keyframe_seconds,
+                    "write": round(now - write_start, 2),
+                    "total": round(now - started_at, 2),
+                },
+                "mapping_config": asdict(config),
+                "files": {"trajectory_png": paths.trajectory_png.name,
+                          "loss_png": paths.loss_png.name},
+            }
+            staged.write(paths.json, (json_text(report) + "\n").encode("utf-8"))
+            check_stop()
+            staged.commit(last=target)
+    except MappingOutputError:
         raise
+    except OSError as error:
+        detail = error if isinstance(error, FileWriteError) else FileWriteError(target, error)
+        raise MappingOutputError(
+            f"{detail}; nothing was left behind and no file was replaced") from error
+
+
+def _check_map_reads_back(path: Path, scene_map: SceneMap) -> None:
+    """Raise :class:`MappingOutputError` unless the map file at ``path`` loads with the
+    weights and keyframes of ``scene_map``."""
+    try:
+        written = load_map(path)
+    except MapFileError as error:
+        raise MappingOutputError(f"the map written to {path} does not read back: {error}") from None
+    same = written.state_dict.keys() == scene_map.state_dict.keys() and all(
+        torch.equal(written.state_dict[name], tensor)
+        for name, tensor in scene_map.state_dict.items())
+    same = same and same_keyframes(written.keyframes, scene_map.keyframes)
+    if not same:
+        raise MappingOutputError(f"the map written to {path} reads back with other weights")

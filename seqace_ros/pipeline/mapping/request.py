@@ -5,12 +5,13 @@ Each mapping option is declared once, as a :class:`RequestField` of :data:`FOLDE
 The command line turns the fields into arguments, the node into parameters; both hand
 :meth:`MappingRequest.from_values` a name -> value mapping and run the request with
 :func:`run_request`. Bad options raise :class:`MappingRequestError`, and every failure a user
-can cause is one of :data:`MAPPING_ERRORS`. A new option is one more field plus its use in
-:meth:`MappingRequest.from_values`.
+can cause is a :class:`~seqace_ros.core.errors.SeqaceError`. A new option is one more field
+plus its use in :meth:`MappingRequest.from_values`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,18 +20,14 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from seqace_ros.core.depth import DepthError
-from seqace_ros.core.encoder import EncoderError
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import transform_from_translation_quaternion
-from seqace_ros.core.map_file import MapFileError
-from seqace_ros.datasets.bag import BagConfig, BagError
+from seqace_ros.datasets.bag import BagConfig
 from seqace_ros.datasets.bag_poses import POSE_SOURCES, PoseSourceConfig
 from seqace_ros.datasets.base import parse_frame_range
-from seqace_ros.datasets.folder import DatasetError, FolderDataset
+from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.datasets.frame_selection import FrameSelectionConfig
-from seqace_ros.datasets.trajectory import TrajectoryError
 from seqace_ros.pipeline.mapping.bag_mapping import map_bag
-from seqace_ros.pipeline.mapping.buffer import MappingDataError
 from seqace_ros.pipeline.mapping.config import PRESETS, MappingConfig, preset
 from seqace_ros.pipeline.mapping.report import FrameAccounting, check_output_path
 from seqace_ros.pipeline.mapping.run import ProgressCallback, map_with_report
@@ -38,7 +35,7 @@ from seqace_ros.pipeline.mapping.run import ProgressCallback, map_with_report
 FieldValue = bool | int | float | str | Path
 
 
-class MappingRequestError(ValueError):
+class MappingRequestError(SeqaceError, ValueError):
     """Mapping options that make no request: unknown, missing or inconsistent."""
 
 
@@ -80,6 +77,20 @@ class RequestField:
         if self.default is not None:
             return self.default
         return {int: 0, float: 0.0}.get(self.kind, "")
+
+    def check(self, value: FieldValue) -> None:
+        """Reject a number outside :attr:`bounds` (NaN and infinity included); numbers without
+        bounds are checked where they are used.
+
+        Raises:
+            MappingRequestError: naming the field, its range and the value.
+        """
+        if self.bounds is None or isinstance(value, bool | str | Path):
+            return
+        low, high = self.bounds
+        if not (math.isfinite(value) and low <= value <= high):
+            raise MappingRequestError(
+                f"{self.name} must be >= {self.kind(low)} and <= {self.kind(high)}, got {value}")
 
 
 FOLDER_FIELDS: tuple[RequestField, ...] = (
@@ -169,11 +180,6 @@ TRAINING_FIELDS: tuple[RequestField, ...] = (
 
 FIELDS_BY_NAME: dict[str, RequestField] = {
     f.name: f for f in (*FOLDER_FIELDS, *FOLDER_MAPPING_FIELDS, *BAG_FIELDS, *TRAINING_FIELDS)}
-
-#: Failures a user can cause (bad options, data, files); front ends report them in one line.
-MAPPING_ERRORS: tuple[type[Exception], ...] = (
-    MappingRequestError, BagError, DatasetError, DepthError, TrajectoryError, MappingDataError,
-    EncoderError, MapFileError, OSError)
 
 
 def _numbers(text: str, expected: str) -> list[float]:
@@ -325,6 +331,9 @@ class MappingRequest:
                 f"{sorted(f.name for f in fields)}")
         given = {f.name: f.default if values.get(f.name) is None else values[f.name]
                  for f in fields}
+        for field in fields:
+            if given[field.name] is not None:
+                field.check(given[field.name])  # type: ignore[arg-type]
         required = [f.name for f in fields if f.required]
         if any(given[name] in (None, "") for name in required):
             raise MappingRequestError(
@@ -427,8 +436,9 @@ def run_request(
         The map path.
 
     Raises:
-        MappingOutputError, MappingRequestError, DatasetError, BagError, MappingDataError:
-            see :data:`MAPPING_ERRORS`.
+        SeqaceError: bad options (``MappingRequestError``), data (``DatasetError``,
+            ``BagError``, ``MappingDataError``, ...) or output (``MappingOutputError``).
+        StopRequested: a stop signal arrived (see :mod:`seqace_ros.core.stop`).
     """
     start = time.perf_counter()
     target = check_output_path(request.map_path)

@@ -20,6 +20,7 @@ import torch
 from numpy.typing import NDArray
 
 from seqace_ros.core.map_file import SceneMap
+from seqace_ros.core.stop import check_stop
 from seqace_ros.datasets.base import PosedFrame, PosedFrameSource
 from seqace_ros.pipeline.evaluation import FrameEvaluation, evaluate_frames
 from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
@@ -66,8 +67,9 @@ def training_progress(step: int, total_steps: int, loss: float,
 
 
 class _ObservedFrames:
-    """A ``PosedFrameSource`` wrapper that keeps each read frame's pose and reports encoding
-    progress on each frame's first read (keyframes read some frames again after training)."""
+    """A ``PosedFrameSource`` wrapper that keeps each read frame's pose, reports encoding
+    progress on each frame's first read (keyframes read some frames again after training) and
+    checks for a stop request before each frame (encoding and tracking read through it)."""
 
     def __init__(
         self, frames: PosedFrameSource, total: int, on_progress: ProgressCallback | None
@@ -81,6 +83,7 @@ class _ObservedFrames:
         return len(self._frames)
 
     def __getitem__(self, index: int) -> PosedFrame:
+        check_stop()
         frame = self._frames[index]
         first_read = index not in self.T_world_cam
         if frame.T_world_cam is not None:
@@ -132,8 +135,11 @@ def map_with_report(
         The map path.
 
     Raises:
-        MappingOutputError: the output cannot be written (nothing is left behind).
+        MappingOutputError: the output cannot be written (nothing is left behind, an existing
+            map and report are unchanged).
         MappingDataError: no frames, or a frame without a pose.
+        StopRequested: a stop signal arrived (checked before each frame read, each training
+            step, each self-check frame and the final renames; nothing is written).
     """
     start = time.perf_counter() if started_at is None else started_at
     target = check_output_path(out_path)
@@ -176,6 +182,7 @@ def _self_check(
 
     def on_result(_: FrameEvaluation) -> None:
         nonlocal done
+        check_stop()
         done += 1
         if on_progress is not None and done < len(withheld):
             on_progress(MappingProgress("check", done, len(withheld)))

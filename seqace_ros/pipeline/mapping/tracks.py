@@ -30,11 +30,12 @@ from tqdm import tqdm
 
 from seqace_ros.core.device import resolve_device
 from seqace_ros.core.encoder import check_image, xfeat_weights_path
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import invert_transform, pose_error
 from seqace_ros.datasets.base import PosedFrameSource
 
 
-class TrackError(ValueError):
+class TrackError(SeqaceError, ValueError):
     """Frames or settings that tracks cannot be built from."""
 
 

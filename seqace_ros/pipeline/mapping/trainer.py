@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from seqace_ros.core.head import HeadConfig, SceneHead
+from seqace_ros.core.stop import check_stop
 from seqace_ros.pipeline.mapping.buffer import FeatureBuffer
 from seqace_ros.pipeline.mapping.config import MappingConfig
 
@@ -180,6 +181,7 @@ def train_head(
     Raises:
         ValueError: ``config.sequence`` is set but ``buffer`` has no track links, or
             ``config.depth`` is set but ``buffer`` has no depths.
+        StopRequested: a stop signal arrived (checked before every step).
     """
     if config.depth and buffer.depths_N is None:
         raise ValueError("config.depth needs a buffer with sensor depths (build_buffer)")
@@ -215,6 +217,7 @@ def train_head(
     bar = tqdm(range(config.iterations), desc="training", unit="it", disable=not progress,
                dynamic_ncols=True)
     for step in bar:
+        check_stop()
         if cursor + batch_size > n:
             order = torch.randperm(n, generator=generator)
             cursor = 0

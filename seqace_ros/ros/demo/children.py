@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from seqace_ros.core.atomic_io import atomic_write_text
+from seqace_ros.core.errors import SeqaceError
 
 _PR_SET_PDEATHSIG = 1
 #: Log lines of a child worth echoing to the demo's console (rclpy logger lines).
@@ -36,7 +37,7 @@ def _terminate_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class ChildNodeError(RuntimeError):
+class ChildNodeError(SeqaceError, RuntimeError):
     """A child node exited, failed or did not get ready in time (the message has its log tail)."""
 
 

@@ -18,16 +18,10 @@ from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from seqace_ros.datasets.bag import BagError
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.pipeline.localization.modes import MODE_NAMES
-from seqace_ros.ros.demo.config import (
-    SOURCE_DEFAULTS,
-    DemoConfig,
-    DemoConfigError,
-    DemoError,
-    SceneSpec,
-)
-from seqace_ros.ros.demo.scene import DemoSceneError, check_scene
+from seqace_ros.ros.demo.config import SOURCE_DEFAULTS, DemoConfig, DemoConfigError, SceneSpec
+from seqace_ros.ros.demo.scene import check_scene
 
 PROG = "seqace demo"
 #: Domain IDs 1..101 map to UDP ports that are safe on Linux; 0, everyone's default, is skipped.
@@ -150,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[demo] DDS on loopback, ROS_DOMAIN_ID={domain_id}; outputs in {config.run_dir}",
               flush=True)
         outputs = run_demo(config, log=lambda line: print(f"[demo] {line}", flush=True))
-    except (DemoError, DemoSceneError, DemoConfigError, BagError, OSError) as error:
+    except SeqaceError as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1

@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.pipeline.localization.modes import MODE_NAMES
 
 DemoSource = Literal["synthetic", "real"]
 
 
-class DemoConfigError(ValueError):
+class DemoConfigError(SeqaceError, ValueError):
     """A demo setting is out of range or inconsistent."""
 
 
-class DemoError(RuntimeError):
+class DemoError(SeqaceError, RuntimeError):
     """A step of the demo failed; the message says which and why."""
 
 

@@ -21,6 +21,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.datasets.bag_messages import transform_from_pose_msg
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.ros import conversions
@@ -39,7 +40,7 @@ POSE_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
 CAMERA_INFO_LEAD_S = 0.5
 
 
-class ReplayError(RuntimeError):
+class ReplayError(SeqaceError, RuntimeError):
     """The relocalization node could not be reached, or did not finish the frames in time."""
 
 

@@ -29,6 +29,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.json_io import write_json
 from seqace_ros.datasets.bag import BagConfig, BagDataset, BagError
 from seqace_ros.datasets.bag_poses import PoseSourceConfig
@@ -193,8 +194,19 @@ def run_demo(config: DemoConfig, log: Log = print) -> DemoOutputs:
     """All the steps of the module doc, in order; returns what was written.
 
     Raises:
-        DemoError, DemoSceneError: a step failed (the message says which and why).
+        SeqaceError: a step failed (the message says which and why); an operating-system
+            error on the demo's files or child processes comes out as a ``DemoError``.
     """
+    try:
+        return _run_steps(config, log)
+    except SeqaceError:
+        raise
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise DemoError(f"{where}{error.strerror or error}") from error
+
+
+def _run_steps(config: DemoConfig, log: Log) -> DemoOutputs:
     started = time.monotonic()
     bags = prepare_bags(config.scene, config.scene_dir, log)
     scene_s = time.monotonic() - started

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqace_ros.core.atomic_io import atomic_write_text
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.datasets.bag_writer import FramesBagConfig, write_frames_bag
 from seqace_ros.datasets.base import PosedFrame, PosedFrameSource
 from seqace_ros.datasets.folder import DatasetError, FolderDataset
@@ -40,7 +41,7 @@ SYNTHETIC_BAG = FramesBagConfig()
 REAL_BAG = FramesBagConfig(image_topic="/camera/image_raw/compressed", transport="jpeg")
 
 
-class DemoSceneError(ValueError):
+class DemoSceneError(SeqaceError, ValueError):
     """The demo's frames cannot be read (missing or incomplete data folder, unknown preset)."""
 
 

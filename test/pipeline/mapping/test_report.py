@@ -12,12 +12,12 @@ import cv2
 import numpy as np
 import pytest
 from data_paths import require_redkitchen
+from disk_faults import fail_fsync_of
 
 from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.mapping import preset
-from seqace_ros.pipeline.mapping import report as report_module
 from seqace_ros.pipeline.mapping.config import MappingConfig
 from seqace_ros.pipeline.mapping.mapper import MappingStats
 from seqace_ros.pipeline.mapping.report import (
@@ -155,10 +155,7 @@ def test_map_with_report_writes_map_json_and_plots(
 def test_failed_report_write_leaves_nothing_behind(
     tmp_path: Path, tiny_frames: list[PosedFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def disk_full(path: object, text: str) -> Path:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(report_module, "write_json", disk_full)
+    fail_fsync_of(monkeypatch, ".tiny.report.json.")
     with pytest.raises(MappingOutputError, match="No space left on device; nothing was left"):
         run_tiny(tiny_frames, tmp_path / "tiny.safetensors")
     assert list(tmp_path.iterdir()) == []
