@@ -25,11 +25,12 @@ import numpy as np
 from bench_report import emit_report, platform_info
 from mapping_bench import DEFAULT_DATA
 from peer.lifting import lift_keypoints
-from peer.matching import XFeatSparse, mutual_nearest_neighbours
+from peer.matching import XFeatSparse
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.depth import DepthCalibration, depths_at, read_depth_m, register_depth
 from seqace_ros.core.geometry import invert_transform, make_transform, transform_points
+from seqace_ros.core.sparse_features import mutual_nearest_neighbours
 from seqace_ros.datasets.folder import FolderDataset, read_calibration
 
 

@@ -472,3 +472,27 @@ class NodeProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def wait_diagnostic_status(diagnostics: TopicCollector[Any], since: int,
+                           predicate: Callable[[Any], bool], what: str,
+                           timeout_s: float = 30.0) -> Any:
+    """The first ``diagnostic_msgs/DiagnosticStatus`` in the DiagnosticArray messages that
+    ``diagnostics`` collects, from message ``since`` on, that satisfies ``predicate``; waits
+    up to ``timeout_s``.
+
+    Raises:
+        TimeoutError: none did; the message names ``what`` and the last diagnostics.
+    """
+    def find() -> Any:
+        for message in diagnostics.messages[since:]:
+            for status in message.status:
+                if predicate(status):
+                    return status
+        return None
+
+    try:
+        return wait_for(find, timeout_s, what)
+    except TimeoutError:
+        last = diagnostics.messages[-1:] or [None]
+        raise TimeoutError(f"{what}; last diagnostics: {last[0]}") from None

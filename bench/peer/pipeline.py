@@ -20,10 +20,11 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import invert_transform, make_transform
+from seqace_ros.core.sparse_features import mutual_nearest_neighbours
 from seqace_ros.pipeline.localization.single import LocalizationResult
 
 from .database import PeerDatabase
-from .matching import XFeatSparse, mutual_nearest_neighbours
+from .matching import XFeatSparse
 from .retrieval import nearest_frames, vlad
 
 

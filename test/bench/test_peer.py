@@ -8,7 +8,7 @@ import pytest
 from data_paths import require_redkitchen
 from peer.database import DatabaseConfig, DatabaseError, PeerDatabase, load_or_build_database
 from peer.lifting import lift_keypoints
-from peer.matching import XFeatSparse, mutual_nearest_neighbours
+from peer.matching import XFeatSparse
 from peer.pipeline import PeerConfig, PeerLocalizer
 from peer.retrieval import fit_codebook, nearest_frames, vlad
 from pinhole import project, project_world
@@ -20,6 +20,7 @@ from seqace_ros.core.geometry import (
     rotation_from_quaternion_xyzw,
     transform_points,
 )
+from seqace_ros.core.sparse_features import mutual_nearest_neighbours
 from seqace_ros.datasets.folder import FolderDataset
 
 COLOR = Intrinsics(525.0, 525.0, 320.0, 240.0, 640, 480)
@@ -34,18 +35,6 @@ def test_lift_keypoints_inverts_the_projection() -> None:
     pixels = project(points_cam, COLOR.K)
     lifted = lift_keypoints(pixels, points_cam[:, 2], COLOR, T_world_cam)
     np.testing.assert_allclose(lifted, transform_points(T_world_cam, points_cam), atol=1e-9)
-
-
-def test_mutual_nearest_neighbours_recover_a_permutation() -> None:
-    rng = np.random.default_rng(1)
-    a = rng.normal(size=(200, 64)).astype(np.float32)
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    order = rng.permutation(200)
-    index_a, index_b = mutual_nearest_neighbours(a, a[order], min_similarity=0.9)
-    assert len(index_a) == 200
-    np.testing.assert_array_equal(order[index_b], index_a)
-    none_a, _ = mutual_nearest_neighbours(a, -a, min_similarity=0.5)
-    assert len(none_a) == 0
 
 
 def test_vlad_retrieves_the_image_whose_descriptors_a_query_shares() -> None:

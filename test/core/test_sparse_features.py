@@ -64,6 +64,18 @@ def test_sampling_at_pixels_is_aligned_with_the_cell_centres() -> None:
     np.testing.assert_allclose(sampled.numpy(), pixels.numpy(), atol=1e-4)
 
 
+def test_mutual_nearest_neighbours_recover_a_permutation() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(200, 64)).astype(np.float32)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    order = rng.permutation(200)
+    index_a, index_b = mutual_nearest_neighbours(a, a[order], min_similarity=0.9)
+    assert len(index_a) == 200
+    np.testing.assert_array_equal(order[index_b], index_a)
+    none_a, _ = mutual_nearest_neighbours(a, -a, min_similarity=0.5)
+    assert len(none_a) == 0
+
+
 def test_mutual_nearest_neighbours_keeps_only_mutual_similar_pairs() -> None:
     a = np.eye(4, dtype=np.float32)[:3]  # e0, e1, e2
     b = np.stack([np.eye(4)[1], np.eye(4)[0] * 0.6 + np.eye(4)[3] * 0.8, np.eye(4)[2]]).astype(

@@ -12,21 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from data_paths import REPO_ROOT
+from two_frame_scene import write_two_frame_scene
 
 from seqace_ros.cli import main
-from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.encoder import xfeat_weights_path
 from seqace_ros.core.file_hash import file_sha256
-from seqace_ros.core.geometry import make_transform
 from seqace_ros.core.head import HeadConfig, SceneHead
 from seqace_ros.core.map_file import SceneMap, save_map
-from seqace_ros.datasets.bag_writer import FramesBagConfig, write_frames_bag
-from seqace_ros.datasets.base import PosedFrame
 
 FAST_MAPPING = ("--preset", "test", "--iterations", "5", "--quiet")
 
@@ -35,18 +30,7 @@ FAST_MAPPING = ("--preset", "test", "--iterations", "5", "--quiet")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """An uncalibrated 7-Scenes folder of two frames, a bag of them, and a map."""
     root = tmp_path_factory.mktemp("inputs")
-    folder = root / "scene"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    frames = []
-    for i in range(2):
-        image_rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        T_world_cam = make_transform(np.eye(3), [0.1 * i, 0.0, 0.0])
-        cv2.imwrite(str(folder / f"frame-{i:06d}.color.png"), image_rgb[:, :, ::-1])
-        np.savetxt(folder / f"frame-{i:06d}.pose.txt", T_world_cam)
-        frames.append(PosedFrame(image_rgb, Intrinsics(50.0, 50.0, 32.0, 24.0, 64, 48),
-                                 T_world_cam, 10**9 + i * 10**8, f"f{i}"))
-    bag = write_frames_bag(root / "bag", frames, FramesBagConfig(poses="tf"))
+    folder, bag = write_two_frame_scene(root, focal_file=False)
     head = SceneHead(HeadConfig(in_channels=192, width=32, num_blocks=1), torch.zeros(3))
     scene_map = SceneMap.from_head(head, "xfeat-ms192", file_sha256(xfeat_weights_path()), 480,
                                    {})

@@ -36,6 +36,7 @@ from ros_harness import (
     BackgroundSpinner,
     TopicCollector,
     import_ros_module,
+    wait_diagnostic_status,
     wait_for,
 )
 
@@ -124,19 +125,8 @@ class LiveNode:
     def wait_status(self, predicate: Callable[[DiagnosticStatus], bool], what: str,
                     timeout_s: float = 30.0) -> DiagnosticStatus:
         """The first /diagnostics status from now on that satisfies ``predicate``."""
-        since = len(self.diagnostics.messages)
-
-        def find() -> DiagnosticStatus | None:
-            for message in self.diagnostics.messages[since:]:
-                if predicate(message.status[0]):
-                    return message.status[0]
-            return None
-
-        try:
-            return wait_for(find, timeout_s, what)
-        except TimeoutError:
-            last = self.diagnostics.messages[-1:] or [None]
-            raise TimeoutError(f"{what}; last diagnostics: {last[0]}") from None
+        return wait_diagnostic_status(self.diagnostics, len(self.diagnostics.messages),
+                                      predicate, what, timeout_s)
 
     def wait_warning(self, reason: str) -> DiagnosticStatus:
         return self.wait_status(

@@ -15,16 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 from data_paths import REPO_ROOT
 from ros_harness import import_ros_module, wait_for
-
-from seqace_ros.core.camera import Intrinsics
-from seqace_ros.core.geometry import make_transform
-from seqace_ros.datasets.bag_writer import FramesBagConfig, write_frames_bag
-from seqace_ros.datasets.base import PosedFrame
+from two_frame_scene import write_two_frame_scene
 
 STOP_WITHIN_S = 2.0
 LONG_TRAINING = ("--preset", "test", "--iterations", "1000000", "--device", "cpu")
@@ -35,20 +29,8 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM]
 def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 7-Scenes folder of two frames (with a focal file) and a bag of the same frames."""
     root = tmp_path_factory.mktemp("scene")
-    folder = root / "folder"
-    folder.mkdir()
-    (folder / "color-intrinsics.txt").write_text("50\n")
-    rng = np.random.default_rng(0)
-    frames = []
-    for i in range(2):
-        image_rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        T_world_cam = make_transform(np.eye(3), [0.1 * i, 0.0, 0.0])
-        cv2.imwrite(str(folder / f"frame-{i:06d}.color.png"), image_rgb[:, :, ::-1])
-        np.savetxt(folder / f"frame-{i:06d}.pose.txt", T_world_cam)
-        frames.append(PosedFrame(image_rgb, Intrinsics(50.0, 50.0, 32.0, 24.0, 64, 48),
-                                 T_world_cam, 10**9 + i * 10**8, f"f{i}"))
-    return {"folder": folder, "bag": write_frames_bag(root / "bag", frames,
-                                                       FramesBagConfig(poses="tf"))}
+    folder, bag = write_two_frame_scene(root, focal_file=True)
+    return {"folder": folder, "bag": bag}
 
 
 def stop_during_training(argv: list[str], log: Path, signum: int) -> tuple[int, float, str]:

@@ -38,6 +38,7 @@ from ros_harness import (
     TopicCollector,
     diagnostic_values,
     import_ros_module,
+    wait_diagnostic_status,
     wait_for,
 )
 
@@ -139,18 +140,7 @@ class RosIO:
 
     def wait_diagnostic(self, since: int, predicate: Any, what: str,
                         timeout_s: float = 30.0) -> DiagnosticStatus:
-        def find() -> DiagnosticStatus | None:
-            for msg in self.diagnostics.messages[since:]:
-                for status in msg.status:
-                    if predicate(status):
-                        return status
-            return None
-
-        try:
-            return wait_for(find, timeout_s, what)
-        except TimeoutError:
-            last = self.diagnostics.messages[-1:] or [None]
-            raise TimeoutError(f"{what}; last diagnostics: {last[0]}") from None
+        return wait_diagnostic_status(self.diagnostics, since, predicate, what, timeout_s)
 
 
 @pytest.fixture(scope="module")
