@@ -56,6 +56,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -77,6 +78,7 @@ from seqace_ros.ros import conversions
 from seqace_ros.ros.diagnostics import NodeState, diagnostic_array
 from seqace_ros.ros.params import RelocalizationParams, declare_parameters, validate_parameter
 from seqace_ros.ros.tf_interface import StampedTransform, create_transform_interface
+from seqace_ros.ros.transport_stats import TransportStats, message_origin
 
 NODE_NAME = "relocalization_node"
 #: Logged once a map is in use (tests and scripts wait for it).
@@ -131,6 +133,7 @@ class RelocalizationNode(Node):
         self._path_poses: deque[Any] = deque(maxlen=1)
         self._last_logged_s: dict[str, float] = {}
         self._stats = StreamStats()
+        self._transport = TransportStats()  # frames lost before the image callback
         self._reset_requested = threading.Event()
         self._last_stamp_ns: int | None = None  # worker thread only
         self._time_jumps = 0
@@ -286,7 +289,13 @@ class RelocalizationNode(Node):
 
     # --- callbacks (executor thread: store and return) -------------------------------------
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+        lost = self._transport.record(conversions.header_stamp_ns(msg.header),
+                                      *message_origin(info))
+        if lost:
+            self._warn("transport", f"{lost} frame(s) lost in transport on {self._image_topic} "
+                       f"before the one stamped {conversions.header_stamp_ns(msg.header)} ns: "
+                       f"{self._transport.snapshot().problem()}")
         self._worker.submit(_Frame(msg, time.monotonic()))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -334,6 +343,7 @@ class RelocalizationNode(Node):
             image_topic=self._image_topic,
             mode_status=active.localizer.status.values() if active else {},
             time_jumps=self._time_jumps,
+            transport=self._transport.snapshot(),
         )
         self._diagnostics_pub.publish(
             diagnostic_array(
