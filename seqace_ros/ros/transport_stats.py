@@ -10,6 +10,7 @@ show as gaps in what does arrive:
   the middleware provides them (Fast DDS and Cyclone DDS do);
 - otherwise the image stamps against the camera's rate (median of the recent stamp intervals):
   an interval of ``k`` periods (more than :data:`GAP_FACTOR` periods) counts ``k - 1`` frames.
+  A loss pattern present from the start (every other frame lost) reads as a slower camera.
 
 A publisher's first message sets its baseline (messages published before the subscription
 matched are not losses). Stamps that go back (a bag played in a loop) restart the stamp
@@ -203,3 +204,14 @@ def message_origin(info: Mapping[str, Any]) -> tuple[bytes | None, int | None]:
     publisher = bytes(gid["data"]) if gid and gid.get("data") is not None else None
     sequence = info.get("publication_sequence_number")
     return publisher, (None if sequence is None else int(sequence))
+
+
+def incompatible_qos_problem(topic: str, policy: str, reliability: str) -> str:
+    """What to tell when a publisher on ``topic`` offers QoS this subscription cannot match."""
+    advice = ""
+    if policy == "RELIABILITY" and reliability == "reliable":
+        advice = (": the publisher is best effort; set qos_reliability: best_effort to receive "
+                  "it (large raw images are then lost in transport, and counted), or publish "
+                  "reliable or compressed images")
+    return (f"a publisher on {topic} offers QoS incompatible with this subscription "
+            f"(policy {policy}, qos_reliability {reliability}) and is not received{advice}")

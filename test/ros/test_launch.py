@@ -39,6 +39,10 @@ from ros_harness import import_ros_module
 import_ros_module("rclpy")
 
 from seqace_ros.ros.params import SPECS_BY_NAME, validate_parameter  # noqa: E402
+from seqace_ros.ros.transport_profiles import (  # noqa: E402
+    TRANSPORT_PROFILES,
+    profile_parameters,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "seqace_ros"
@@ -268,6 +272,36 @@ def test_relocalization_params_file_argument_replaces_the_installed_one(
     mine.write_text("{}\n")
     (node,) = launch_relocalization(installed, params_file=str(mine))
     assert node.parameters == [str(mine)]
+
+
+@pytest.mark.parametrize("profile", sorted(TRANSPORT_PROFILES))
+def test_relocalization_transport_profile_sets_transport_and_qos_over_the_params_file(
+    installed: Installed, profile: str
+) -> None:
+    (node,) = launch_relocalization(installed, transport=profile, map="/maps/k.safetensors")
+    expected = TRANSPORT_PROFILES[profile] | {"map_path": "/maps/k.safetensors"}
+    assert node.parameters == [str(installed.share / "config" / "relocalization.yaml"), expected]
+    for name, value in expected.items():
+        assert validate_parameter(name, value) is None, (name, value)
+
+
+def test_relocalization_transport_profiles_and_the_shipped_default() -> None:
+    # the shipped default (params file, node): raw images over reliable QoS, the raw_reliable
+    # profile; compressed frames over best effort (they fit one datagram, and match any
+    # publisher); best effort for raw only by choice
+    assert {name: SPECS_BY_NAME[name].default for name in TRANSPORT_PROFILES["raw_reliable"]} \
+        == TRANSPORT_PROFILES["raw_reliable"]
+    assert TRANSPORT_PROFILES["compressed"] == {"image_transport": "compressed",
+                                                "qos_reliability": "best_effort"}
+    assert profile_parameters("") == {}
+    with pytest.raises(ValueError, match="unknown transport profile 'udp'; choose one of "
+                       "raw_reliable, compressed, raw_best_effort"):
+        profile_parameters("udp")
+
+
+def test_relocalization_unknown_transport_profile_fails_the_launch(installed: Installed) -> None:
+    with pytest.raises(ValueError, match="unknown transport profile 'fast'"):
+        launch_relocalization(installed, transport="fast")
 
 
 @pytest.mark.parametrize("rviz", ["true", "True", "1"])
