@@ -21,7 +21,6 @@ from __future__ import annotations
 import configparser
 import importlib
 import importlib.util
-import runpy
 import shutil
 import sys
 import types
@@ -32,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import setuptools
 import yaml
+from package_metadata import setup_arguments
 from ros_harness import import_ros_module
 
 import_ros_module("rclpy")
@@ -164,14 +163,7 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    recorded: dict[str, Any] = {}
-    patch = pytest.MonkeyPatch()
-    patch.chdir(ROOT)  # setup.py globs relative paths, as pip and colcon run it
-    patch.setattr(setuptools, "setup", lambda **kwargs: recorded.update(kwargs))
-    try:
-        runpy.run_path(str(ROOT / "setup.py"))
-    finally:
-        patch.undo()
+    recorded = setup_arguments()
     prefix = tmp_path_factory.mktemp("install")
     for destination, files in recorded["data_files"]:
         (prefix / destination).mkdir(parents=True, exist_ok=True)
