@@ -7,6 +7,7 @@ The version and description come from package.xml, the single source of truth.
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from glob import glob
@@ -21,10 +22,18 @@ NAME = PACKAGE.findtext("name")
 VERSION = PACKAGE.findtext("version")
 DESCRIPTION = re.sub(r"\s+", " ", PACKAGE.findtext("description") or "").strip()
 
+
+
+def _from_here(pattern: str) -> list[str]:
+    """Files matching ``pattern`` in this folder, relative to the working directory:
+    ``colcon build --symlink-install`` runs this file from its build folder."""
+    return sorted(os.path.relpath(path) for path in glob(str(HERE / pattern)))
+
+
 ransac_extension = Pybind11Extension(
     "seqace_ros.ransac._ransac",
-    sources=sorted(glob("cpp_ransac/src/*.cpp") + glob("cpp_ransac/bindings/*.cpp")),
-    include_dirs=["cpp_ransac/include"],
+    sources=_from_here("cpp_ransac/src/*.cpp") + _from_here("cpp_ransac/bindings/*.cpp"),
+    include_dirs=[os.path.relpath(HERE / "cpp_ransac" / "include")],
     cxx_std=17,
     extra_compile_args=["-O3", "-fno-math-errno", "-fopenmp-simd", "-fvisibility=hidden"],
 )

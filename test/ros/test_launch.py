@@ -21,7 +21,6 @@ from __future__ import annotations
 import configparser
 import importlib
 import importlib.util
-import runpy
 import shutil
 import sys
 import types
@@ -32,13 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import setuptools
 import yaml
+from package_metadata import setup_arguments
 from ros_harness import import_ros_module
 
 import_ros_module("rclpy")
 
 from seqace_ros.ros.params import SPECS_BY_NAME, validate_parameter  # noqa: E402
+from seqace_ros.ros.transport_profiles import (  # noqa: E402
+    TRANSPORT_PROFILES,
+    profile_parameters,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "seqace_ros"
@@ -160,14 +163,7 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    recorded: dict[str, Any] = {}
-    patch = pytest.MonkeyPatch()
-    patch.chdir(ROOT)  # setup.py globs relative paths, as pip and colcon run it
-    patch.setattr(setuptools, "setup", lambda **kwargs: recorded.update(kwargs))
-    try:
-        runpy.run_path(str(ROOT / "setup.py"))
-    finally:
-        patch.undo()
+    recorded = setup_arguments()
     prefix = tmp_path_factory.mktemp("install")
     for destination, files in recorded["data_files"]:
         (prefix / destination).mkdir(parents=True, exist_ok=True)
@@ -268,6 +264,36 @@ def test_relocalization_params_file_argument_replaces_the_installed_one(
     mine.write_text("{}\n")
     (node,) = launch_relocalization(installed, params_file=str(mine))
     assert node.parameters == [str(mine)]
+
+
+@pytest.mark.parametrize("profile", sorted(TRANSPORT_PROFILES))
+def test_relocalization_transport_profile_sets_transport_and_qos_over_the_params_file(
+    installed: Installed, profile: str
+) -> None:
+    (node,) = launch_relocalization(installed, transport=profile, map="/maps/k.safetensors")
+    expected = TRANSPORT_PROFILES[profile] | {"map_path": "/maps/k.safetensors"}
+    assert node.parameters == [str(installed.share / "config" / "relocalization.yaml"), expected]
+    for name, value in expected.items():
+        assert validate_parameter(name, value) is None, (name, value)
+
+
+def test_relocalization_transport_profiles_and_the_shipped_default() -> None:
+    # the shipped default (params file, node): raw images over reliable QoS, the raw_reliable
+    # profile; compressed frames over best effort (they fit one datagram, and match any
+    # publisher); best effort for raw only by choice
+    assert {name: SPECS_BY_NAME[name].default for name in TRANSPORT_PROFILES["raw_reliable"]} \
+        == TRANSPORT_PROFILES["raw_reliable"]
+    assert TRANSPORT_PROFILES["compressed"] == {"image_transport": "compressed",
+                                                "qos_reliability": "best_effort"}
+    assert profile_parameters("") == {}
+    with pytest.raises(ValueError, match="unknown transport profile 'udp'; choose one of "
+                       "raw_reliable, compressed, raw_best_effort"):
+        profile_parameters("udp")
+
+
+def test_relocalization_unknown_transport_profile_fails_the_launch(installed: Installed) -> None:
+    with pytest.raises(ValueError, match="unknown transport profile 'fast'"):
+        launch_relocalization(installed, transport="fast")
 
 
 @pytest.mark.parametrize("rviz", ["true", "True", "1"])
