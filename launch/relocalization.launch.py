@@ -7,12 +7,19 @@ Arguments:
     camera_namespace: namespace of the camera driver's topics; the node subscribes
         ``<camera_namespace>/image_raw`` (or ``.../image_raw/compressed``) and
         ``<camera_namespace>/camera_info``.
+    trigger: ``continuous`` or ``on_demand`` (localize only after ``~/relocalize``); overrides
+        ``trigger`` of the params file (empty keeps the file's value).
     rviz: ``true`` starts RViz with config/seqace.rviz (pose, path, inliers, TF).
 
 Example::
 
     ros2 launch seqace_ros relocalization.launch.py map:=/maps/kitchen.safetensors \
         camera_namespace:=/camera/color rviz:=true
+
+On a robot (see the README, "Using it on a robot")::
+
+    ros2 launch seqace_ros relocalization.launch.py map:=/maps/kitchen.safetensors \
+        camera_namespace:=/camera/color trigger:=on_demand params_file:=/robot/seqace.yaml
 """
 
 from __future__ import annotations
@@ -34,13 +41,17 @@ RVIZ_CONFIG = "seqace.rviz"
 
 
 def _relocalization_node(context: LaunchContext) -> list[Node]:
-    """The node, with the map argument applied only when it is given."""
+    """The node, with the map and trigger arguments applied only when they are given."""
     params_file = LaunchConfiguration("params_file").perform(context)
-    map_path = LaunchConfiguration("map").perform(context)
     camera_namespace = LaunchConfiguration("camera_namespace").perform(context).rstrip("/")
     parameters: list[object] = [params_file]
-    if map_path:
-        parameters.append({"map_path": map_path})
+    overrides = {
+        name: LaunchConfiguration(argument).perform(context)
+        for argument, name in (("map", "map_path"), ("trigger", "trigger"))
+    }
+    given = {name: value for name, value in overrides.items() if value}
+    if given:
+        parameters.append(given)
     return [
         Node(
             package=PACKAGE,
@@ -74,6 +85,11 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "camera_namespace", default_value="/camera",
                 description="Namespace of the camera topics (<ns>/image_raw, <ns>/camera_info)",
+            ),
+            DeclareLaunchArgument(
+                "trigger", default_value="",
+                description="continuous or on_demand (localize after ~/relocalize); empty: the "
+                "params file's trigger",
             ),
             DeclareLaunchArgument(
                 "rviz", default_value="false", description="Start RViz with config/seqace.rviz",

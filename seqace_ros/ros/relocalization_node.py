@@ -30,8 +30,9 @@ Topics (relative names, remap them):
 - service ``~/relocalize`` (``std_srvs/Trigger``): answers once a pose is accepted (success
   and a one-line summary) or after ``relocalize_timeout_s`` (failure and why); with
   ``trigger: on_demand`` it also opens the window in which frames are localized
-  (:class:`~seqace_ros.pipeline.localization.policy.RelocalizationTrigger`). It blocks while
-  it waits: spin the node with a multi-threaded executor (``main`` does).
+  (:class:`~seqace_ros.pipeline.localization.policy.RelocalizationTrigger`). It waits in its
+  own thread (a helper node ``<name>_relocalize`` spun by its own executor), so the node's
+  executor keeps receiving images, single-threaded as it is.
 
 Hostile input is refused with the reason in the log and ``/diagnostics``, and the node keeps
 running: a ``map_path`` whose file is not a usable map for this encoder (the parameter change
@@ -41,14 +42,15 @@ that size or in an encoding that is not colour or mono intensity. When image sta
 back (a bag played in a loop), the TF buffer, the path and the sequence state are cleared,
 and that is logged once per jump.
 
-Threads: the executor threads only store incoming messages (latest-frame-wins slot, never
+Threads: the executor thread only stores incoming messages (latest-frame-wins slot, never
 blocks; with ``trigger: on_demand`` and no request open, images are dropped right there); one
 worker thread decodes, localizes and publishes; one loader thread builds localizers for new
-maps, swapped in atomically. ``~/relocalize`` waits in its own callback group.
+maps, swapped in atomically; one service thread answers ``~/relocalize``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -64,9 +66,8 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Path
 from numpy.typing import NDArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -224,11 +225,7 @@ class RelocalizationNode(Node):
         self._tf = create_transform_interface(self)
         self._tf_started_s = time.monotonic()
         self._reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
-        # Its own group: the call waits for a pose while images keep arriving.
-        self._relocalize_srv = self.create_service(
-            Trigger, "~/relocalize", self._on_relocalize,
-            callback_group=MutuallyExclusiveCallbackGroup(),
-        )
+        self._relocalize_service = _ServiceThread(self, "relocalize", self._on_relocalize)
 
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-loader")
         self._worker: StreamWorker[_Frame] = StreamWorker(
@@ -392,11 +389,15 @@ class RelocalizationNode(Node):
         return response
 
     def _on_relocalize(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
-        """Open a localizing window (on_demand) and answer with the next accepted pose, or
-        after relocalize_timeout_s with why none was accepted. Blocks this callback group."""
+        """Open a localizing window (on_demand; from idle, the mode's state is cleared first)
+        and answer with the next accepted pose, or after relocalize_timeout_s with why none
+        was accepted. Blocks this callback group."""
         params = self._params
         start = self._stats.snapshot()
-        request = self._trigger.request(time.monotonic(), params.relocalize_timeout_s)
+        now = time.monotonic()
+        if params.trigger == "on_demand" and not self._trigger.is_open(now):
+            self._reset_requested.set()  # the sequence state of an earlier window is stale
+        request = self._trigger.request(now, params.relocalize_timeout_s)
         outcome = request.wait(params.relocalize_timeout_s)
         if outcome is None:
             self._trigger.withdraw(request)
@@ -791,10 +792,45 @@ class RelocalizationNode(Node):
                                            T_map_child)])
 
     def destroy_node(self) -> None:
-        """Stop the worker and the loader, then destroy the node."""
+        """Stop the service thread, the worker and the loader, then destroy the node."""
+        self._relocalize_service.stop()
         self._worker.stop()
         self._loader.shutdown(wait=True, cancel_futures=True)
         super().destroy_node()
+
+
+class _ServiceThread:
+    """A ``std_srvs/Trigger`` service ``<node>/<name>`` answered in a thread of its own.
+
+    rclpy has no deferred service response: a callback that waits (for a pose) blocks its
+    executor, and a coroutine awaiting a future makes rclpy's executor spin without sleeping.
+    So the service lives on a helper node ``<node name>_<name>`` (no command-line arguments,
+    no parameter services) spun by its own single-threaded executor in a daemon thread; the
+    node's own executor stays single-threaded and idle between messages.
+    """
+
+    def __init__(self, owner: Node, name: str, callback: Any) -> None:
+        self._node = rclpy.create_node(
+            f"{owner.get_name()}_{name}", namespace=owner.get_namespace(),
+            context=owner.context, use_global_arguments=False, start_parameter_services=False,
+        )
+        self.service = self._node.create_service(
+            Trigger, f"{owner.get_fully_qualified_name()}/{name}", callback
+        )
+        self._executor = SingleThreadedExecutor(context=owner.context)
+        self._executor.add_node(self._node)
+        self._thread = threading.Thread(target=self._spin, name=f"{name}-service", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(ExternalShutdownException):
+            self._executor.spin()
+
+    def stop(self) -> None:
+        """Stop spinning (a call in progress finishes) and destroy the helper node."""
+        self._executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=1.0)
+        self._node.destroy_node()
 
 
 def _same_calibration(a: CameraInfo, b: CameraInfo) -> bool:
@@ -819,10 +855,7 @@ def main(args: list[str] | None = None) -> None:
     node: RelocalizationNode | None = None
     try:
         node = RelocalizationNode()
-        # Two threads: ~/relocalize waits for a pose in one while images arrive in the other.
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
+        rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (InvalidParameterTypeException, InvalidParameterValueException) as error:
