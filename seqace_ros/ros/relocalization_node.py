@@ -391,7 +391,7 @@ class RelocalizationNode(Node):
     def _on_relocalize(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
         """Open a localizing window (on_demand; from idle, the mode's state is cleared first)
         and answer with the next accepted pose, or after relocalize_timeout_s with why none
-        was accepted. Blocks this callback group."""
+        was accepted. Runs in the service thread, which it blocks while it waits."""
         params = self._params
         start = self._stats.snapshot()
         now = time.monotonic()
@@ -686,16 +686,15 @@ class RelocalizationNode(Node):
         confidence: float,
     ) -> bool:
         """Whether the pose is close enough to the prior; a rejection counts as a failure."""
-        if isinstance(base, str):
-            self._fail("prior", f"no pose: cannot compare it with the prior: {base}", confidence)
-            return False
         verdict = params.prior_gate().check(
-            self._prior, base.T_map_base, conversions.header_stamp_ns(header)
+            self._prior, None if isinstance(base, str) else base.T_map_base,
+            conversions.header_stamp_ns(header),
         )
         self._prior_status = verdict.message
         if not verdict.accepted:
             self._prior_rejections += 1
-            self._fail("prior", f"no pose: {verdict.message}", confidence)
+            why = f"{verdict.message} ({base})" if isinstance(base, str) else verdict.message
+            self._fail("prior", f"no pose: {why}", confidence)
         return verdict.accepted
 
     def _publish_initial_pose(
@@ -792,7 +791,9 @@ class RelocalizationNode(Node):
                                            T_map_child)])
 
     def destroy_node(self) -> None:
-        """Stop the service thread, the worker and the loader, then destroy the node."""
+        """Answer waiting ~/relocalize calls, stop the service thread, the worker and the
+        loader, then destroy the node."""
+        self._trigger.close("the node is shutting down")
         self._relocalize_service.stop()
         self._worker.stop()
         self._loader.shutdown(wait=True, cancel_futures=True)

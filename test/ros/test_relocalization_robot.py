@@ -23,7 +23,8 @@ and ``prior_topic: initialpose`` (its own initialposes must not count as priors)
    accuracy, with the covariance carried over the lever arm;
 4. the confidence gate keeps an unconfident pose off initialpose;
 5. a prior 2 m away: the pose is rejected, the call times out with the reason and the
-   diagnostics count it; a prior 0.2 m away: accepted.
+   diagnostics count it; a prior 0.2 m away: accepted; a prior in another frame or with a NaN
+   position: ignored, with the reason in the log and the diagnostics.
 """
 
 from __future__ import annotations
@@ -462,3 +463,23 @@ def test_prior_rejects_far_poses_and_accepts_near_ones(
     assert verdict.endswith("from the prior (gate 0.5 m, 20.0 deg)"), verdict
     distance_m = float(verdict.split(" m and ")[0])
     assert 0.18 - MAX_TRUTH_ERROR_M < distance_m < 0.18 + MAX_TRUTH_ERROR_M
+
+
+def test_a_bad_prior_is_ignored_with_the_reason(
+    io: RobotIO, node_process: NodeProcess, relocalized: Relocalization
+) -> None:
+    in_odom = conversions.pose_with_covariance_stamped_msg(
+        np.eye(4), np.eye(6), ODOM_FRAME, time.time_ns())
+    not_finite = conversions.pose_with_covariance_stamped_msg(
+        np.eye(4), np.eye(6), "map", time.time_ns())
+    not_finite.pose.pose.position.x = math.nan
+    for msg, reason in ((in_odom, "its frame is 'odom', not map_frame 'map'"),
+                        (not_finite, "pose position must be finite")):
+        io.priors_sent.append(msg)
+        io.prior_pub.publish(msg)
+        expected = f"ignored a pose prior on /initialpose: {reason}"
+        wait_for(lambda expected=expected: any(
+            m.status[0].level == DiagnosticStatus.WARN and m.status[0].message.startswith(expected)
+            for m in io.diagnostics.messages[-8:]), 10, f"a diagnostics WARN {expected!r}")
+        node_process.wait_for_log(expected, timeout_s=10)
+    assert node_process.is_running()

@@ -151,6 +151,14 @@ class RelocalizationTrigger:
         for request in waiting:
             request.finish(RelocalizeOutcome(True, summary))
 
+    def close(self, reason: str) -> None:
+        """Answer every waiting request with a failure (``reason``), e.g. at shutdown."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+            self._remaining = 0
+        for request in waiting:
+            request.finish(RelocalizeOutcome(False, reason))
+
     def describe(self, now_s: float) -> str:
         """The state in a few words, for diagnostics."""
         with self._lock:
@@ -258,13 +266,14 @@ class PriorGate:
     max_age_s: float
 
     def check(
-        self, prior: PosePrior | None, T_map_body: NDArray[np.float64], stamp_ns: int
+        self, prior: PosePrior | None, T_map_body: NDArray[np.float64] | None, stamp_ns: int
     ) -> PriorVerdict:
         """Compare the pose of the body at ``stamp_ns`` with ``prior``.
 
         Args:
             prior: the latest prior, ``None`` when none was received.
-            T_map_body: (4, 4) the estimated body-to-map pose.
+            T_map_body: (4, 4) the estimated body-to-map pose; ``None`` when it is unknown (the
+                body's transform from the camera is missing): rejected if a prior applies.
             stamp_ns: the estimate's stamp (the image stamp), nanoseconds.
         """
         if prior is None:
@@ -272,6 +281,8 @@ class PriorGate:
         age_s = (stamp_ns - prior.stamp_ns) * 1e-9
         if age_s > self.max_age_s:
             return PriorVerdict(True, f"prior not applied: {age_s:.1f} s old > {self.max_age_s} s")
+        if T_map_body is None:
+            return PriorVerdict(False, "the body's pose is unknown: cannot compare with the prior")
         estimate = np.asarray(T_map_body, dtype=np.float64)
         distance_m = float(np.linalg.norm(estimate[:3, 3] - prior.T_map_body[:3, 3]))
         rotation_deg = rotation_angle_deg(

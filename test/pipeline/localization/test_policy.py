@@ -95,6 +95,17 @@ def test_a_waiting_request_is_answered_from_another_thread() -> None:
     assert outcome.message == "from the worker"
 
 
+def test_close_answers_waiting_requests_with_a_failure() -> None:
+    trigger = RelocalizationTrigger("on_demand", 3)
+    request = trigger.request(0.0, timeout_s=10.0)
+    trigger.close("the node is shutting down")
+    outcome = request.wait(0.0)
+    assert outcome is not None
+    assert not outcome.success
+    assert outcome.message == "the node is shutting down"
+    assert not trigger.is_open(1.0)
+
+
 def test_reconfiguring_shortens_an_open_window_and_rejects_bad_values() -> None:
     trigger = RelocalizationTrigger("on_demand", 5)
     trigger.request(0.0, timeout_s=10.0)
@@ -173,3 +184,11 @@ def test_prior_gate_without_a_recent_prior_accepts_and_says_why() -> None:
     assert stale.message == "prior not applied: 61.0 s old > 60.0 s"
     assert not GATE.check(PRIOR, far, 159 * SECOND).accepted
     assert not GATE.check(PRIOR, far, 90 * SECOND).accepted  # a prior newer than the image
+
+
+def test_an_unknown_body_pose_is_rejected_only_when_a_prior_applies() -> None:
+    unknown = GATE.check(PRIOR, None, 110 * SECOND)
+    assert not unknown.accepted
+    assert unknown.message == "the body's pose is unknown: cannot compare with the prior"
+    assert GATE.check(None, None, 110 * SECOND).accepted
+    assert GATE.check(PRIOR, None, 200 * SECOND).accepted  # stale
