@@ -10,12 +10,19 @@ Arguments:
     transport: image transport profile (:mod:`seqace_ros.ros.transport_profiles`):
         ``raw_reliable``, ``compressed`` or ``raw_best_effort``; empty keeps the params file's
         ``image_transport`` and ``qos_reliability`` (default: raw, reliable).
+    trigger: ``continuous`` or ``on_demand`` (localize only after ``~/relocalize``); overrides
+        ``trigger`` of the params file (empty keeps the file's value).
     rviz: ``true`` starts RViz with config/seqace.rviz (pose, path, inliers, TF).
 
 Example::
 
     ros2 launch seqace_ros relocalization.launch.py map:=/maps/kitchen.safetensors \
         camera_namespace:=/camera/color rviz:=true
+
+On a robot (see the README, "Using it on a robot")::
+
+    ros2 launch seqace_ros relocalization.launch.py map:=/maps/kitchen.safetensors \
+        camera_namespace:=/camera/color trigger:=on_demand params_file:=/robot/seqace.yaml
 """
 
 from __future__ import annotations
@@ -39,14 +46,15 @@ RVIZ_CONFIG = "seqace.rviz"
 
 
 def _relocalization_node(context: LaunchContext) -> list[Node]:
-    """The node, with the map and transport arguments applied only when they are given."""
+    """The node, with the map, transport and trigger arguments applied only when given."""
     params_file = LaunchConfiguration("params_file").perform(context)
-    map_path = LaunchConfiguration("map").perform(context)
     camera_namespace = LaunchConfiguration("camera_namespace").perform(context).rstrip("/")
     parameters: list[object] = [params_file]
     overrides = profile_parameters(LaunchConfiguration("transport").perform(context))
-    if map_path:
-        overrides["map_path"] = map_path
+    for argument, name in (("map", "map_path"), ("trigger", "trigger")):
+        value = LaunchConfiguration(argument).perform(context)
+        if value:
+            overrides[name] = value
     if overrides:
         parameters.append(overrides)
     return [
@@ -87,6 +95,11 @@ def generate_launch_description() -> LaunchDescription:
                 "transport", default_value="",
                 description="Image transport profile: " + ", ".join(TRANSPORT_PROFILES)
                 + "; empty: the params file's image_transport and qos_reliability",
+            ),
+            DeclareLaunchArgument(
+                "trigger", default_value="",
+                description="continuous or on_demand (localize after ~/relocalize); empty: the "
+                "params file's trigger",
             ),
             DeclareLaunchArgument(
                 "rviz", default_value="false", description="Start RViz with config/seqace.rviz",

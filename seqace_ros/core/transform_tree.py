@@ -17,11 +17,15 @@ Lookup semantics for one dynamic edge at a stamp ``t`` with a maximum gap ``g``:
 
 Stamps are integer nanoseconds; transforms are 4x4 float64 ``T_parent_child`` (maps points
 from the child frame to the parent frame).
+
+:class:`MapEdgeChooser` decides which frame a localizer hangs under the map frame so that it
+never gives a frame a second parent (REP-105): the root of the camera's tree, as AMCL does.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -273,3 +277,104 @@ class TransformTree:
             f"{stamp_ns}; nearest samples at {nearest_stamps} "
             f"(buffer covers {stamps[0]}..{stamps[-1]}, {len(stamps)} samples)"
         )
+
+
+#: Longest parent chain :func:`frame_below` follows (a longer one is taken for a loop).
+MAX_TREE_DEPTH = 256
+
+
+def frame_below(frame: str, stop: str, parent_of: Callable[[str], str | None]) -> str:
+    """The last frame on the way up from ``frame`` before ``stop`` or the root.
+
+    Args:
+        frame: where to start (e.g. the camera's optical frame).
+        stop: the frame to stop under (the map frame: a localizer's own ``map -> X`` edge, when
+            the TF buffer holds it, must not lift the answer to ``map``).
+        parent_of: the parent of a frame, ``None`` for a root or an unknown frame.
+
+    Returns:
+        ``frame`` itself when it has no parent (or its parent is ``stop``), else its highest
+        ancestor below ``stop``: the root of its tree when ``stop`` is not in it.
+
+    Raises:
+        TransformTreeError: the chain is longer than :data:`MAX_TREE_DEPTH` (a loop).
+    """
+    current = frame
+    for _ in range(MAX_TREE_DEPTH):
+        parent = parent_of(current)
+        if parent is None or parent == stop:
+            return current
+        current = parent
+    raise TransformTreeError(
+        f"the parents of {frame!r} form a chain longer than {MAX_TREE_DEPTH} frames (a loop?)"
+    )
+
+
+@dataclass(frozen=True)
+class MapEdge:
+    """The transform a localizer publishes under the map frame.
+
+    Attributes:
+        child: the child frame of ``map -> child`` (the camera, or the root of the camera's
+            tree), or ``None`` when nothing is to be published yet.
+        reason: one line saying why.
+    """
+
+    child: str | None
+    reason: str
+
+
+class MapEdgeChooser:
+    """Which frame a localizer publishes under ``map`` so that no frame gets a second parent.
+
+    - A forced frame (e.g. ``odom``) is used as given.
+    - Otherwise, when the camera frame has a parent in TF (a robot's tree, e.g.
+      ``odom -> base_link -> camera_link -> camera_optical``), the root of that tree, so that
+      ``map -> root -> ... -> camera`` equals the estimate (AMCL's ``map -> odom``).
+    - When it has none, the camera frame itself, but only once TF has been listened to for
+      ``settle_s``: a robot tree that arrives a little late must not find its camera with a
+      second parent. A camera once seen with a parent keeps its root even when the parent
+      disappears from the buffer (a TF buffer cleared after time jumped back).
+
+    The chooser remembers, per camera frame, the root it last saw.
+    """
+
+    def __init__(self) -> None:
+        self._roots: dict[str, str] = {}
+
+    def choose(
+        self,
+        camera_frame: str,
+        map_frame: str,
+        forced_child: str,
+        parent_of: Callable[[str], str | None],
+        listening_s: float,
+        settle_s: float,
+    ) -> MapEdge:
+        """The edge to publish for an image of ``camera_frame``.
+
+        Args:
+            camera_frame: the image's frame (``header.frame_id``).
+            map_frame: the map frame (the published edge's parent).
+            forced_child: a frame to use whatever the tree says ("" for the automatic choice).
+            parent_of: the parent of a frame in TF, ``None`` for a root or an unknown frame.
+            listening_s: how long TF has been received, seconds.
+            settle_s: how long to listen before taking a parentless camera frame for a root.
+
+        Raises:
+            TransformTreeError: a loop in the parent chain.
+        """
+        if forced_child:
+            return MapEdge(forced_child, f"{forced_child!r} set as odom_frame")
+        root = frame_below(camera_frame, map_frame, parent_of)
+        if root != camera_frame:
+            self._roots[camera_frame] = root
+            return MapEdge(root, f"root of the tree of {camera_frame!r}")
+        remembered = self._roots.get(camera_frame)
+        if remembered is not None:
+            return MapEdge(remembered, f"root of the tree of {camera_frame!r} (seen before; "
+                                       "its parent is not in the TF buffer now)")
+        if listening_s < settle_s:
+            return MapEdge(None, f"waiting {settle_s - listening_s:.1f} s more for TF to show "
+                                 f"whether {camera_frame!r} has a parent")
+        return MapEdge(camera_frame, f"{camera_frame!r} has no parent in TF")

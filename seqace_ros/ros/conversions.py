@@ -32,6 +32,7 @@ from seqace_ros.core.geometry import translation_quaternion_from_transform
 from seqace_ros.datasets.bag_messages import (
     calibration_from_camera_info,
     image_from_message,
+    pose_of_pose_message,
     transform_from_transform_msg,
 )
 from seqace_ros.datasets.bag_messages import stamp_ns as header_stamp_ns
@@ -226,6 +227,21 @@ def pose_with_covariance_stamped_msg(
     msg.pose.pose = pose_msg(T_frame_cam)
     msg.pose.covariance = covariance.reshape(36).tolist()
     return msg
+
+
+def pose_from_pose_with_covariance_stamped_msg(
+    msg: PoseWithCovarianceStamped,
+) -> tuple[int, str, NDArray[np.float64]]:
+    """(stamp ns, header frame, ``T_frame_body``) of a ``PoseWithCovarianceStamped``.
+
+    Raises:
+        ValueError: a non-finite position, or a zero or non-finite quaternion.
+    """
+    stamp_ns, frame_id, T_frame_body = pose_of_pose_message(
+        msg, "geometry_msgs/msg/PoseWithCovarianceStamped")
+    if not np.isfinite(T_frame_body).all():
+        raise ValueError(f"pose position must be finite, got {T_frame_body[:3, 3].tolist()}")
+    return stamp_ns, frame_id, T_frame_body
 
 
 def pose_stamped_msg(

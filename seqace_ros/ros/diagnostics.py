@@ -4,10 +4,12 @@ Levels (``diagnostic_msgs/DiagnosticStatus``):
 
 - ERROR: no map is loaded (``map_path`` empty, or the map failed to load);
 - WARN: no image received yet, or the latest event is a failure (bad image, missing or
-  inconsistent camera_info, too few inliers, a rejected map, a TF lookup that failed), i.e.
-  there was an error and no accepted pose since; or image frames were lost in transport in
-  the last seconds (:mod:`seqace_ros.ros.transport_stats`);
-- OK: the latest processed frame gave a published pose.
+  inconsistent camera_info, too few inliers, a pose rejected by the prior, a rejected map, a
+  TF lookup that failed, no TF to the base frame for initialpose), i.e. there was an error
+  and no accepted pose since; or image frames were lost in transport in the last seconds
+  (:mod:`seqace_ros.ros.transport_stats`);
+- OK: the latest processed frame gave a published pose, or (``trigger: on_demand``) the node
+  is idle between ``~/relocalize`` calls and the latest event is not a failure.
 
 The message names the cause; the values carry the counters and the running figures of
 :class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`, and the localization mode's
@@ -45,6 +47,15 @@ class NodeState:
         mode_status: the mode's status of its last frame, as key values (empty: no map).
         time_jumps: times the image stamps jumped back (TF and sequence state cleared).
         transport: frames lost before they reached the image subscription (None: not counted).
+        trigger: the trigger's state (``continuous``, ``idle: ...``, ``localizing: ...``).
+        idle: on_demand and no ~/relocalize window open.
+        frames_ignored: frames dropped on arrival while idle (never decoded).
+        relocalize_requests: ~/relocalize calls so far.
+        tf: the map TF edge of the last pose and why that child frame (or why none).
+        initial_pose: what became of the last pose for initialpose.
+        initial_poses_published: initialpose messages so far.
+        prior: the last pose's comparison with the prior (or the prior's state).
+        prior_rejections: poses rejected for being too far from the prior.
     """
 
     map_path: str
@@ -55,6 +66,15 @@ class NodeState:
     mode_status: Mapping[str, str] = field(default_factory=dict)
     time_jumps: int = 0
     transport: TransportSnapshot | None = None
+    trigger: str = "continuous"
+    idle: bool = False
+    frames_ignored: int = 0
+    relocalize_requests: int = 0
+    tf: str = ""
+    initial_pose: str = ""
+    initial_poses_published: int = 0
+    prior: str = ""
+    prior_rejections: int = 0
 
 
 def _format(value: float) -> str:
@@ -70,6 +90,8 @@ def assess(stats: StatsSnapshot, state: NodeState) -> tuple[bytes, str]:
     )
     if error_is_latest:
         return DiagnosticStatus.WARN, stats.last_error
+    if state.idle:
+        return DiagnosticStatus.OK, "on_demand: idle, waiting for ~/relocalize"
     if stats.received == 0:
         return DiagnosticStatus.WARN, f"no image received yet on {state.image_topic}"
     if stats.succeeded == 0:
@@ -102,6 +124,14 @@ def diagnostic_array(
         "last_pose_age_s": _format(stats.last_success_age_s),
         "time_jumps_back": str(state.time_jumps),
         **(state.transport.values() if state.transport is not None else {}),
+        "trigger": state.trigger,
+        "frames_ignored": str(state.frames_ignored),
+        "relocalize_requests": str(state.relocalize_requests),
+        "tf": state.tf,
+        "initial_pose": state.initial_pose,
+        "initial_poses_published": str(state.initial_poses_published),
+        "prior": state.prior,
+        "prior_rejections": str(state.prior_rejections),
         **state.mode_status,
     }
     status = DiagnosticStatus(

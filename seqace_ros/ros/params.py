@@ -19,6 +19,11 @@ from rclpy.node import Node
 
 from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS
 from seqace_ros.pipeline.localization.modes import MODE_NAMES, ModeConfig, mode_config
+from seqace_ros.pipeline.localization.policy import (
+    TRIGGER_MODES,
+    ConfidenceGate,
+    PriorGate,
+)
 from seqace_ros.pipeline.localization.sequence import SequenceConfig
 from seqace_ros.pipeline.localization.single import LocalizerConfig
 
@@ -98,10 +103,56 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "keyframes."),
     ParameterSpec("map_frame", "map", "Frame of the map: the pose's header frame and the TF "
                   "parent."),
-    ParameterSpec("odom_frame", "", "Empty: TF map_frame -> camera (image header.frame_id). "
-                  "Set (e.g. odom): TF map_frame -> odom_frame computed at the image stamp from "
-                  "the estimated camera pose and odom_frame -> camera looked up in TF (REP-105)."),
+    ParameterSpec("odom_frame", "", "Frame the TF estimate hangs under map_frame (REP-105). "
+                  "Empty (automatic): when the camera frame (image header.frame_id) has a parent "
+                  "in TF, the root of its tree (e.g. odom), else the camera frame itself. Set "
+                  "(e.g. odom): always that frame. Either way TF map_frame -> frame is computed "
+                  "at the image stamp from the estimate and frame -> camera looked up in TF, so "
+                  "the chain equals the estimate; in sequence mode frame -> camera is also the "
+                  "odometry."),
+    ParameterSpec("tf_settle_s", 2.0, "odom_frame empty: a camera frame without a parent in "
+                  "TF is taken for a root (TF map_frame -> camera) only once TF has been "
+                  "received this long (seconds since start); until then no TF is published, so "
+                  "that a robot tree arriving late never finds its camera with a second parent.",
+                  bounds=(0.0, 60.0)),
     ParameterSpec("publish_tf", True, "Broadcast the estimate on /tf."),
+    ParameterSpec("trigger", "continuous", "continuous: localize every frame. on_demand: "
+                  "localize only after a ~/relocalize call, until relocalize_frames poses are "
+                  "accepted or relocalize_timeout_s passes; frames in between are dropped on "
+                  "arrival, before decoding.", choices=TRIGGER_MODES),
+    ParameterSpec("relocalize_frames", 1, "on_demand: poses accepted per ~/relocalize call "
+                  "before the node goes idle again.", bounds=(1, 100000)),
+    ParameterSpec("relocalize_timeout_s", 10.0, "~/relocalize answers once a pose is accepted "
+                  "or after this many seconds (success false); on_demand: the localizing "
+                  "window also closes then.", bounds=(0.1, 3600.0)),
+    ParameterSpec("base_frame", "base_link", "The robot's base frame: /initialpose carries its "
+                  "pose (camera pose composed with camera -> base_frame from TF), and a pose "
+                  "prior is its pose. Empty: the camera frame itself."),
+    ParameterSpec("publish_initial_pose", False, "Publish confident poses of base_frame in "
+                  "map_frame on 'initialpose' (geometry_msgs/PoseWithCovarianceStamped, what "
+                  "nav2's AMCL listens to), at most once per initial_pose_min_period_s."),
+    ParameterSpec("initial_pose_min_inliers", 100, "Fewest RANSAC inliers for a pose to go "
+                  "to initialpose.", bounds=(4, 100000)),
+    ParameterSpec("initial_pose_max_position_std_m", 0.1, "Largest position standard "
+                  "deviation (worst direction, metres) of the base pose for initialpose.",
+                  bounds=(0.0001, 100.0)),
+    ParameterSpec("initial_pose_max_rotation_std_deg", 2.0, "Largest rotation standard "
+                  "deviation (worst axis, degrees) of the base pose for initialpose.",
+                  bounds=(0.001, 180.0)),
+    ParameterSpec("initial_pose_min_period_s", 5.0, "Least time between two initialpose "
+                  "messages, seconds (each one resets AMCL's particle filter).",
+                  bounds=(0.0, 86400.0)),
+    ParameterSpec("prior_topic", "", "Pose prior (geometry_msgs/PoseWithCovarianceStamped of "
+                  "base_frame in map_frame), e.g. initialpose (RViz's 2D Pose Estimate); this "
+                  "node's own initialpose messages are ignored. Poses farther from the latest "
+                  "prior than prior_max_distance_m or prior_max_rotation_deg are rejected. "
+                  "Empty: no prior.", read_only=True),
+    ParameterSpec("prior_max_distance_m", 1.0, "Largest distance from the prior, metres.",
+                  bounds=(0.001, 100000.0)),
+    ParameterSpec("prior_max_rotation_deg", 45.0, "Largest rotation from the prior, degrees "
+                  "(180: position only).", bounds=(0.1, 180.0)),
+    ParameterSpec("prior_max_age_s", 60.0, "A prior stamped more than this before the image "
+                  "no longer applies, seconds.", bounds=(0.1, 1e9)),
     ParameterSpec("publish_inliers", True, "Publish the inlier map points as a PointCloud2 on "
                   "'inliers' (for RViz)."),
     ParameterSpec("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); "
@@ -128,12 +179,15 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("camera_info_timeout_s", 5.0, "A camera_info older than this (seconds, "
                   "arrival time) counts as missing: frames are skipped, diagnostics warn.",
                   bounds=(0.1, 3600.0)),
-    ParameterSpec("tf_timeout_s", 0.1, "How long to wait for odom_frame -> camera at the image "
-                  "stamp, seconds.", bounds=(0.0, 5.0)),
+    ParameterSpec("tf_timeout_s", 0.1, "How long to wait for TF at the image stamp (the frame "
+                  "under map_frame -> camera, camera -> base_frame), seconds.",
+                  bounds=(0.0, 5.0)),
     ParameterSpec("diagnostics_period_s", 1.0, "Period of /diagnostics messages, seconds.",
                   bounds=(0.1, 60.0), read_only=True),
 )
 SPECS_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETER_SPECS}
+#: Parameters naming a TF frame.
+FRAME_PARAMETERS = ("map_frame", "odom_frame", "base_frame")
 
 
 @dataclass(frozen=True)
@@ -152,7 +206,21 @@ class RelocalizationParams:
     refine: bool
     map_frame: str
     odom_frame: str
+    tf_settle_s: float
     publish_tf: bool
+    trigger: str
+    relocalize_frames: int
+    relocalize_timeout_s: float
+    base_frame: str
+    publish_initial_pose: bool
+    initial_pose_min_inliers: int
+    initial_pose_max_position_std_m: float
+    initial_pose_max_rotation_std_deg: float
+    initial_pose_min_period_s: float
+    prior_topic: str
+    prior_max_distance_m: float
+    prior_max_rotation_deg: float
+    prior_max_age_s: float
     publish_inliers: bool
     image_transport: str
     image_is_rectified: bool
@@ -185,6 +253,16 @@ class RelocalizationParams:
             config = replace(config, buffer_length=self.sequence_length)
         return config
 
+    def confidence_gate(self) -> ConfidenceGate:
+        """The gate a pose passes before it goes to initialpose."""
+        return ConfidenceGate(self.initial_pose_min_inliers, self.initial_pose_max_position_std_m,
+                              self.initial_pose_max_rotation_std_deg)
+
+    def prior_gate(self) -> PriorGate:
+        """The gate a pose passes against the prior (with prior_topic set)."""
+        return PriorGate(self.prior_max_distance_m, self.prior_max_rotation_deg,
+                         self.prior_max_age_s)
+
     def updated(self, values: Mapping[str, ParameterValue]) -> RelocalizationParams:
         """A copy with ``values`` applied."""
         return replace(self, **values)  # type: ignore[arg-type]
@@ -214,7 +292,7 @@ def validate_parameter(name: str, value: object) -> str | None:
         return f"{name} must be one of {', '.join(spec.choices)}; got {value!r}"
     if name == "map_frame" and not value:
         return "map_frame must not be empty"
-    if name in ("map_frame", "odom_frame") and isinstance(value, str) and value.startswith("/"):
+    if name in FRAME_PARAMETERS and isinstance(value, str) and value.startswith("/"):
         return f"{name} must not start with '/' (tf2 frame ids have no leading slash): {value!r}"
     return None
 

@@ -17,11 +17,24 @@ Topics (relative names, remap them):
 - out ``inliers`` (``sensor_msgs/PointCloud2``, with ``publish_inliers``): inlier map points.
 - out ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``), see
   :mod:`seqace_ros.ros.diagnostics`.
-- out ``/tf`` (with ``publish_tf``): ``map_frame -> <image frame_id>``, or with ``odom_frame``
-  set, ``map_frame -> odom_frame`` such that ``map -> odom -> camera`` is the estimate
-  (``odom -> camera`` looked up in TF at the image stamp, REP-105).
+- out ``/tf`` (with ``publish_tf``), never giving a frame a second parent (REP-105):
+  ``map_frame -> <root of the camera's tree>`` when the image frame has a parent in TF (a
+  robot: usually ``odom``), ``map_frame -> <image frame_id>`` when it is a root, or
+  ``map_frame -> odom_frame`` when that is set; in each case ``root -> camera`` is looked up in
+  TF at the image stamp so that the chain equals the estimate (as AMCL's ``map -> odom``).
+  The choice is :class:`~seqace_ros.core.transform_tree.MapEdgeChooser`'s.
+- out ``initialpose`` (with ``publish_initial_pose``): confident poses of ``base_frame`` in
+  ``map_frame`` (``PoseWithCovarianceStamped``, for nav2's AMCL), rate-limited.
+- in ``prior_topic`` (when set): a pose prior of ``base_frame``; poses too far from it are
+  rejected (:class:`~seqace_ros.pipeline.localization.policy.PriorGate`).
 - service ``~/reset`` (``std_srvs/Trigger``): clears the pending frame, the path and the
   sequence state.
+- service ``~/relocalize`` (``std_srvs/Trigger``): answers once a pose is accepted (success
+  and a one-line summary) or after ``relocalize_timeout_s`` (failure and why); with
+  ``trigger: on_demand`` it also opens the window in which frames are localized
+  (:class:`~seqace_ros.pipeline.localization.policy.RelocalizationTrigger`). It waits in its
+  own thread (a helper node ``<name>_relocalize`` spun by its own executor), so the node's
+  executor keeps receiving images, single-threaded as it is.
 
 Hostile input is refused with the reason in the log and ``/diagnostics``, and the node keeps
 running: a ``map_path`` whose file is not a usable map for this encoder (the parameter change
@@ -32,12 +45,14 @@ back (a bag played in a loop), the TF buffer, the path and the sequence state ar
 and that is logged once per jump.
 
 Threads: the executor thread only stores incoming messages (latest-frame-wins slot, never
-blocks); one worker thread decodes, localizes and publishes; one loader thread builds
-localizers for new maps, swapped in atomically.
+blocks; with ``trigger: on_demand`` and no request open, images are dropped right there); one
+worker thread decodes, localizes and publishes; one loader thread builds localizers for new
+maps, swapped in atomically; one service thread answers ``~/relocalize``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -55,7 +70,7 @@ from numpy.typing import NDArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -77,10 +92,25 @@ from seqace_ros.core.encoder import EncoderError, encoder_signature
 from seqace_ros.core.geometry import invert_transform
 from seqace_ros.core.image_decoding import ImageDecodingError
 from seqace_ros.core.map_file import MapFileError, SceneMap, load_map
-from seqace_ros.core.transform_tree import TransformError
+from seqace_ros.core.transform_tree import (
+    MapEdge,
+    MapEdgeChooser,
+    TransformError,
+    TransformTreeError,
+)
 from seqace_ros.core.undistortion import Undistorter
-from seqace_ros.pipeline.localization.covariance import CovarianceError, pose_covariance
+from seqace_ros.pipeline.localization.covariance import (
+    CovarianceError,
+    attached_pose_covariance,
+    pose_covariance,
+)
 from seqace_ros.pipeline.localization.modes import LocalizationMode, create_localizer
+from seqace_ros.pipeline.localization.policy import (
+    PosePrior,
+    RateLimiter,
+    RelocalizationTrigger,
+    RelocalizeOutcome,
+)
 from seqace_ros.pipeline.localization.single import LocalizationError, LocalizationResult
 from seqace_ros.pipeline.localization.stream import StreamStats, StreamWorker
 from seqace_ros.ros import conversions
@@ -98,6 +128,8 @@ NODE_NAME = "relocalization_node"
 MAP_READY_LOG = "map ready:"
 #: Logged once each time the image stamps jump back.
 TIME_JUMP_LOG = "time jumped back"
+#: Logged when the frame under map_frame on TF changes (tests and users look for it).
+TF_EDGE_LOG = "TF: publishing"
 #: The same failure (numbers aside) is logged at most once per this many seconds.
 _LOG_PERIOD_S = 5.0
 _NUMBERS = re.compile(r"\d+(\.\d+)?")
@@ -119,6 +151,14 @@ class _ActiveMap:
     path: str
     localizer: LocalizationMode
     has_keyframes: bool
+
+
+@dataclass(frozen=True)
+class _BasePose:
+    """The base frame's pose (and covariance) in the map, from the camera's."""
+
+    T_map_base: NDArray[np.float64]
+    covariance_66: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -150,12 +190,22 @@ class RelocalizationNode(Node):
         self._reset_requested = threading.Event()
         self._last_stamp_ns: int | None = None  # worker thread only
         self._time_jumps = 0
+        self._map_edges = MapEdgeChooser()  # worker thread only
+        self._tf_status = "no pose yet"
+        self._initial_pose_limiter = RateLimiter()  # worker thread only
+        self._initial_pose_status = "no confident pose yet"
+        self._initial_poses_published = 0
+        self._own_initial_poses: deque[PoseWithCovarianceStamped] = deque(maxlen=8)
+        self._prior: PosePrior | None = None
+        self._prior_status = "no prior_topic"
+        self._prior_rejections = 0
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._params: RelocalizationParams = declare_parameters(self)
         params = self._params
         self._path_poses = deque(maxlen=params.path_max_length)
+        self._trigger = RelocalizationTrigger(params.trigger, params.relocalize_frames)
 
         qos = QoSProfile(
             depth=params.qos_depth,
@@ -185,8 +235,19 @@ class RelocalizationNode(Node):
         self._path_pub = self.create_publisher(Path, "path", 10)
         self._inliers_pub = self.create_publisher(PointCloud2, "inliers", 5)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._initial_pose_pub = self.create_publisher(
+            PoseWithCovarianceStamped, "initialpose", 10
+        )
+        self._prior_sub = None
+        if params.prior_topic:
+            self._prior_sub = self.create_subscription(
+                PoseWithCovarianceStamped, params.prior_topic, self._on_prior, 10
+            )
+            self._prior_status = f"no prior received on {self._prior_sub.topic_name}"
         self._tf = create_transform_interface(self)
+        self._tf_started_s = time.monotonic()
         self._reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        self._relocalize_service = _ServiceThread(self, "relocalize", self._on_relocalize)
 
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-loader")
         self._worker: StreamWorker[_Frame] = StreamWorker(
@@ -264,6 +325,7 @@ class RelocalizationNode(Node):
                 self._path_poses.clear()
             if self._params.path_max_length != old.path_max_length:
                 self._path_poses = deque(self._path_poses, maxlen=self._params.path_max_length)
+        self._trigger.configure(self._params.trigger, self._params.relocalize_frames)
         active = self._active
         path = self._params.map_path
         if "map_path" in values and path != (active.path if active else None):
@@ -315,7 +377,9 @@ class RelocalizationNode(Node):
             self._warn("transport", f"{lost} frame(s) lost in transport on {self._image_topic} "
                        f"before the one stamped {conversions.header_stamp_ns(msg.header)} ns: "
                        f"{self._transport.snapshot().problem()}")
-        self._worker.submit(_Frame(msg, time.monotonic()))
+        now = time.monotonic()
+        if self._trigger.admit(now):  # on_demand and idle: dropped here, never decoded
+            self._worker.submit(_Frame(msg, now))
 
     def _on_incompatible_qos(self, topic: str, event: QoSRequestedIncompatibleQoSInfo) -> None:
         message = incompatible_qos_problem(topic, qos_policy_name_from_kind(
@@ -358,6 +422,58 @@ class RelocalizationNode(Node):
         self.get_logger().info(f"reset: {response.message}")
         return response
 
+    def _on_relocalize(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
+        """Open a localizing window (on_demand; from idle, the mode's state is cleared first)
+        and answer with the next accepted pose, or after relocalize_timeout_s with why none
+        was accepted. Runs in the service thread, which it blocks while it waits."""
+        params = self._params
+        start = self._stats.snapshot()
+        now = time.monotonic()
+        if params.trigger == "on_demand" and not self._trigger.is_open(now):
+            self._reset_requested.set()  # the sequence state of an earlier window is stale
+        request = self._trigger.request(now, params.relocalize_timeout_s)
+        outcome = request.wait(params.relocalize_timeout_s)
+        if outcome is None:
+            self._trigger.withdraw(request)
+            end = self._stats.snapshot()
+            received = end.received - start.received
+            processed = end.processed - start.processed
+            last = (end.last_error if end.last_error_age_s <= params.relocalize_timeout_s
+                    else "")
+            outcome = RelocalizeOutcome(
+                False,
+                f"no pose accepted within {params.relocalize_timeout_s} s: {received} frames "
+                f"received, {processed} processed"
+                + (f"; last problem: {last}" if last else ""),
+            )
+        response.success = outcome.success
+        response.message = outcome.message
+        self.get_logger().info(f"relocalize: {outcome.message}")
+        return response
+
+    def _on_prior(self, msg: PoseWithCovarianceStamped) -> None:
+        """Keep a pose prior of base_frame in map_frame (this node's initialposes ignored)."""
+        with self._lock:
+            own = list(self._own_initial_poses)
+        if any(msg == published for published in own):
+            return
+        params = self._params
+        try:
+            stamp_ns, frame_id, T_map_base = (
+                conversions.pose_from_pose_with_covariance_stamped_msg(msg)
+            )
+            if frame_id != params.map_frame:
+                raise ValueError(f"its frame is {frame_id!r}, not map_frame {params.map_frame!r}")
+        except ValueError as error:
+            message = f"ignored a pose prior on {self._prior_sub.topic_name}: {error}"
+            self._stats.record_error(message)
+            self._warn("prior", message)
+            return
+        self._prior = PosePrior(T_map_base, stamp_ns)
+        x, y, z = T_map_base[:3, 3]
+        self._prior_status = f"prior received: ({x:.2f}, {y:.2f}, {z:.2f}) m, stamp {stamp_ns}"
+        self.get_logger().info(self._prior_status)
+
     def _publish_diagnostics(self) -> None:
         active = self._active
         state = NodeState(
@@ -369,6 +485,16 @@ class RelocalizationNode(Node):
             mode_status=active.localizer.status.values() if active else {},
             time_jumps=self._time_jumps,
             transport=self._transport.snapshot(),
+            trigger=self._trigger.describe(time.monotonic()),
+            idle=not self._trigger.is_open(time.monotonic()),
+            frames_ignored=self._trigger.ignored,
+            relocalize_requests=self._trigger.requests,
+            tf=self._tf_status,
+            initial_pose=self._initial_pose_status if self._params.publish_initial_pose
+            else "off (publish_initial_pose false)",
+            initial_poses_published=self._initial_poses_published,
+            prior=self._prior_status,
+            prior_rejections=self._prior_rejections,
         )
         self._diagnostics_pub.publish(
             diagnostic_array(
@@ -428,21 +554,45 @@ class RelocalizationNode(Node):
             return None
         return intrinsics, camera.undistorter(image_rgb)
 
-    def _lookup_odom(
-        self, header: Header, params: RelocalizationParams
+    def _lookup(
+        self, target_frame: str, source_frame: str, header: Header,
+        params: RelocalizationParams,
     ) -> tuple[NDArray[np.float64] | None, str]:
-        """``T_odom_cam`` at the image stamp, or ``None`` and why not."""
+        """``T_target_source`` at the image stamp, or ``None`` and why not."""
         try:
             return self._tf.lookup(
-                params.odom_frame, header.frame_id, conversions.header_stamp_ns(header),
+                target_frame, source_frame, conversions.header_stamp_ns(header),
                 params.tf_timeout_s,
             ), ""
         except TransformError as error:
             return None, str(error)
 
+    def _map_edge(self, header: Header, params: RelocalizationParams) -> MapEdge:
+        """The frame to hang under map_frame for this image (see MapEdgeChooser)."""
+        if not header.frame_id:
+            return MapEdge(None, "image header.frame_id is empty")
+        try:
+            edge = self._map_edges.choose(
+                header.frame_id, params.map_frame, params.odom_frame, self._tf.parent_of,
+                time.monotonic() - self._tf_started_s, params.tf_settle_s,
+            )
+        except TransformTreeError as error:
+            return MapEdge(None, str(error))
+        if not params.publish_tf:
+            status = "off (publish_tf false)"
+        elif edge.child is not None:
+            status = f"{params.map_frame} -> {edge.child}: {edge.reason}"
+            if status != self._tf_status:
+                self.get_logger().info(f"{TF_EDGE_LOG} {status}")
+        else:
+            status = f"none yet: {edge.reason}"
+        self._tf_status = status
+        return edge
+
     def _localize(
         self, localizer: LocalizationMode, frame: _Frame, params: RelocalizationParams,
         image_rgb: NDArray[np.uint8], intrinsics: Intrinsics,
+        T_odom_cam: NDArray[np.float64] | None,
     ) -> LocalizationResult:
         """Run the mode's localizer with the current settings (worker thread only)."""
         if self._reset_requested.is_set():
@@ -452,9 +602,6 @@ class RelocalizationNode(Node):
         if localizer.settings != config:
             localizer.settings = config
         header = frame.msg.header
-        T_odom_cam = None
-        if config.uses_odometry and params.odom_frame and header.frame_id:
-            T_odom_cam, _ = self._lookup_odom(header, params)  # None: the mode's fallback
         return localizer.localize(
             image_rgb, intrinsics, stamp_ns=conversions.header_stamp_ns(header),
             T_odom_cam=T_odom_cam,
@@ -483,6 +630,8 @@ class RelocalizationNode(Node):
         )
 
     def _process(self, frame: _Frame) -> None:
+        if not self._trigger.admit(time.monotonic()):  # the window closed while it waited
+            return
         active = self._active
         params = self._params
         self._check_time(frame.msg.header)
@@ -498,8 +647,16 @@ class RelocalizationNode(Node):
         if prepared is None:
             return
         intrinsics, image_rgb = prepared
+        header = frame.msg.header
+        edge = self._map_edge(header, params)
+        T_child_cam = None  # also the odometry of the sequence mode (None: its fallback)
+        if (active.localizer.settings.uses_odometry and edge.child is not None
+                and edge.child != header.frame_id):
+            T_child_cam, _ = self._lookup(edge.child, header.frame_id, header, params)
         try:
-            result = self._localize(active.localizer, frame, params, image_rgb, intrinsics)
+            result = self._localize(
+                active.localizer, frame, params, image_rgb, intrinsics, T_child_cam
+            )
         except (EncoderError, LocalizationError) as error:
             self._fail("localize", f"cannot localize the image: {error}")
             return
@@ -520,13 +677,91 @@ class RelocalizationNode(Node):
         except CovarianceError as error:
             self._fail("covariance", f"no pose: {error}", result.confidence)
             return
-        self._publish_pose(frame, params, result.T_world_cam, covariance,
+        T_map_cam = result.T_world_cam
+        base: _BasePose | str = "not needed"
+        if params.publish_initial_pose or self._prior_sub is not None:
+            base = self._base_pose(header, params, T_map_cam, covariance)
+        if self._prior_sub is not None and not self._passes_prior(
+            header, params, base, result.confidence
+        ):
+            return
+        self._publish_pose(frame, params, T_map_cam, covariance,
                            result.scene_points_N3[inliers])
         self._stats.record_success(
             1000.0 * (time.monotonic() - frame.received_s), result.confidence
         )
         if params.publish_tf:
-            self._publish_tf(frame.msg.header, params, result.T_world_cam)
+            self._publish_tf(header, params, T_map_cam, edge, T_child_cam)
+        x, y, z = T_map_cam[:3, 3]
+        self._trigger.accepted(
+            f"pose accepted for the image stamped {conversions.header_stamp_ns(header)} ns: "
+            f"camera at ({x:.3f}, {y:.3f}, {z:.3f}) m in {params.map_frame}, "
+            f"{result.num_inliers} inliers"
+        )
+        if params.publish_initial_pose:
+            self._publish_initial_pose(header, params, base, result.num_inliers)
+
+    def _base_pose(
+        self, header: Header, params: RelocalizationParams, T_map_cam: NDArray[np.float64],
+        covariance_66: NDArray[np.float64],
+    ) -> _BasePose | str:
+        """base_frame's pose and covariance in the map (camera -> base_frame from TF at the
+        image stamp; empty base_frame: the camera's), or why it is not available."""
+        if not params.base_frame or params.base_frame == header.frame_id:
+            return _BasePose(T_map_cam, covariance_66)
+        T_cam_base, problem = self._lookup(header.frame_id, params.base_frame, header, params)
+        if T_cam_base is None:
+            return f"no TF {header.frame_id!r} -> {params.base_frame!r}: {problem}"
+        return _BasePose(
+            T_map_cam @ T_cam_base, attached_pose_covariance(covariance_66, T_map_cam, T_cam_base)
+        )
+
+    def _passes_prior(
+        self, header: Header, params: RelocalizationParams, base: _BasePose | str,
+        confidence: float,
+    ) -> bool:
+        """Whether the pose is close enough to the prior; a rejection counts as a failure."""
+        verdict = params.prior_gate().check(
+            self._prior, None if isinstance(base, str) else base.T_map_base,
+            conversions.header_stamp_ns(header),
+        )
+        self._prior_status = verdict.message
+        if not verdict.accepted:
+            self._prior_rejections += 1
+            why = f"{verdict.message} ({base})" if isinstance(base, str) else verdict.message
+            self._fail("prior", f"no pose: {why}", confidence)
+        return verdict.accepted
+
+    def _publish_initial_pose(
+        self, header: Header, params: RelocalizationParams, base: _BasePose | str,
+        num_inliers: int,
+    ) -> None:
+        """Publish base_frame's pose on initialpose when confident and not rate-limited."""
+        if isinstance(base, str):
+            self._initial_pose_status = f"not published: {base}"
+            self._stats.record_error(f"initialpose not published: {base}")
+            self._warn("initial_pose", f"initialpose not published: {base}")
+            return
+        problem = params.confidence_gate().problem(num_inliers, base.covariance_66)
+        if problem is not None:
+            self._initial_pose_status = f"not confident: {problem}"
+            return
+        if not self._initial_pose_limiter.try_acquire(
+            time.monotonic(), params.initial_pose_min_period_s
+        ):
+            self._initial_pose_status = (
+                f"rate-limited (initial_pose_min_period_s {params.initial_pose_min_period_s})"
+            )
+            return
+        stamp_ns = conversions.header_stamp_ns(header)
+        msg = conversions.pose_with_covariance_stamped_msg(
+            base.T_map_base, base.covariance_66, params.map_frame, stamp_ns
+        )
+        with self._lock:
+            self._own_initial_poses.append(msg)
+        self._initial_pose_pub.publish(msg)
+        self._initial_poses_published += 1
+        self._initial_pose_status = f"published for the image stamped {stamp_ns} ns"
 
     def _publish_pose(
         self,
@@ -557,35 +792,81 @@ class RelocalizationNode(Node):
             )
 
     def _publish_tf(
-        self, header: Header, params: RelocalizationParams, T_map_cam: NDArray[np.float64]
+        self, header: Header, params: RelocalizationParams, T_map_cam: NDArray[np.float64],
+        edge: MapEdge, T_child_cam: NDArray[np.float64] | None,
     ) -> None:
+        """Publish map_frame -> edge.child such that the chain to the camera is the estimate.
+
+        Args:
+            T_child_cam: ``edge.child -> camera`` at the image stamp when already looked up
+                (``None``: looked up here).
+        """
         camera_frame = header.frame_id
         stamp_ns = conversions.header_stamp_ns(header)
         if not camera_frame:
             self._stats.record_error("image header.frame_id is empty: no TF published")
             self._warn("tf", "image header.frame_id is empty: no TF published")
             return
-        if not params.odom_frame:
+        if edge.child is None:  # waiting to learn whether the camera has a parent
+            return
+        if edge.child == camera_frame:
             self._tf.publish([StampedTransform(params.map_frame, camera_frame, stamp_ns,
                                                T_map_cam)])
             return
-        T_odom_cam, problem = self._lookup_odom(header, params)
-        if T_odom_cam is None:
-            message = (
-                f"pose published but no {params.map_frame} -> {params.odom_frame} TF: {problem}"
-            )
+        problem = ""
+        if T_child_cam is None:
+            T_child_cam, problem = self._lookup(edge.child, camera_frame, header, params)
+        if T_child_cam is None:
+            message = f"pose published but no {params.map_frame} -> {edge.child} TF: {problem}"
             self._stats.record_error(message)
             self._warn("tf", message)
             return
-        T_map_odom = T_map_cam @ invert_transform(T_odom_cam)
-        self._tf.publish([StampedTransform(params.map_frame, params.odom_frame, stamp_ns,
-                                           T_map_odom)])
+        T_map_child = T_map_cam @ invert_transform(T_child_cam)
+        self._tf.publish([StampedTransform(params.map_frame, edge.child, stamp_ns,
+                                           T_map_child)])
 
     def destroy_node(self) -> None:
-        """Stop the worker and the loader, then destroy the node."""
+        """Answer waiting ~/relocalize calls, stop the service thread, the worker and the
+        loader, then destroy the node."""
+        self._trigger.close("the node is shutting down")
+        self._relocalize_service.stop()
         self._worker.stop()
         self._loader.shutdown(wait=True, cancel_futures=True)
         super().destroy_node()
+
+
+class _ServiceThread:
+    """A ``std_srvs/Trigger`` service ``<node>/<name>`` answered in a thread of its own.
+
+    rclpy has no deferred service response: a callback that waits (for a pose) blocks its
+    executor, and a coroutine awaiting a future makes rclpy's executor spin without sleeping.
+    So the service lives on a helper node ``<node name>_<name>`` (no command-line arguments,
+    no parameter services) spun by its own single-threaded executor in a daemon thread; the
+    node's own executor stays single-threaded and idle between messages.
+    """
+
+    def __init__(self, owner: Node, name: str, callback: Any) -> None:
+        self._node = rclpy.create_node(
+            f"{owner.get_name()}_{name}", namespace=owner.get_namespace(),
+            context=owner.context, use_global_arguments=False, start_parameter_services=False,
+        )
+        self.service = self._node.create_service(
+            Trigger, f"{owner.get_fully_qualified_name()}/{name}", callback
+        )
+        self._executor = SingleThreadedExecutor(context=owner.context)
+        self._executor.add_node(self._node)
+        self._thread = threading.Thread(target=self._spin, name=f"{name}-service", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(ExternalShutdownException):
+            self._executor.spin()
+
+    def stop(self) -> None:
+        """Stop spinning (a call in progress finishes) and destroy the helper node."""
+        self._executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=1.0)
+        self._node.destroy_node()
 
 
 def _same_calibration(a: CameraInfo, b: CameraInfo) -> bool:

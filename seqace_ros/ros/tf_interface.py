@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import yaml
 from numpy.typing import NDArray
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -77,6 +78,10 @@ class TransformInterface(Protocol):
         """
         ...
 
+    def parent_of(self, frame: str) -> str | None:
+        """The parent of ``frame`` in the buffer, ``None`` for a root or an unknown frame."""
+        ...
+
     def clear(self) -> None:
         """Forget the buffered dynamic transforms (static ones stay), after time jumped back."""
         ...
@@ -121,6 +126,14 @@ class Tf2RosTransforms:
                 f"no transform {target_frame!r} <- {source_frame!r} at {stamp_ns} ns: {error}"
             ) from error
         return transform_from_stamped_msg(msg)[3]
+
+    def parent_of(self, frame: str) -> str | None:
+        """The parent of ``frame`` (its latest one) in the tf2 buffer; ``None`` for a root or
+        an unknown frame. tf2 lists each frame that has a parent in ``all_frames_as_yaml``."""
+        frames = yaml.safe_load(self._buffer.all_frames_as_yaml())
+        entry = frames.get(frame) if isinstance(frames, dict) else None
+        parent = entry.get("parent") if isinstance(entry, dict) else None
+        return str(parent) if parent else None
 
     def clear(self) -> None:
         """Clear the tf2 buffer (tf2 keeps static transforms)."""
@@ -199,6 +212,12 @@ class TopicTransforms:
         """Forget the buffered ``/tf`` samples; ``/tf_static`` transforms stay."""
         with self._condition:
             self._tree.clear_dynamic()
+
+    def parent_of(self, frame: str) -> str | None:
+        """The parent of ``frame`` received on ``/tf`` or ``/tf_static`` (this object's own
+        transforms excluded); ``None`` for a root or an unknown frame."""
+        with self._condition:
+            return self._tree.parent_of(frame)
 
     def _chain_to_root(self, frame: str) -> list[str]:
         chain = [frame]

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from seqace_ros.core.geometry import invert_transform, make_transform, pose_error
-from seqace_ros.core.transform_tree import TransformError, TransformTree, TransformTreeError
+from seqace_ros.core.transform_tree import (
+    MapEdgeChooser,
+    TransformError,
+    TransformTree,
+    TransformTreeError,
+    frame_below,
+)
 
 SECOND = 1_000_000_000
 
@@ -169,3 +175,49 @@ def test_clear_dynamic_recovers_from_time_going_back() -> None:
     np.testing.assert_allclose(tree.lookup("odom", "camera", 10 * SECOND, 0),
                                screw(0.0) @ T_BASE_CAM)
     assert tree.parent_of("camera") == "base"  # the static edge stayed
+
+
+# --- which frame goes under map ------------------------------------------------------------
+
+ROBOT = {"camera_optical": "camera_link", "camera_link": "base_link", "base_link": "odom"}
+
+
+def test_frame_below_walks_to_the_root_or_stops_under_map() -> None:
+    assert frame_below("camera_optical", "map", ROBOT.get) == "odom"
+    # A localizer's own map -> odom in the buffer (tf2_ros) does not lift the answer to map.
+    assert frame_below("camera_optical", "map", {**ROBOT, "odom": "map"}.get) == "odom"
+    assert frame_below("camera_optical", "map", {}.get) == "camera_optical"
+    assert frame_below("camera_optical", "map", {"camera_optical": "map"}.get) == "camera_optical"
+    # The chooser works with the library's own tree as the parent source, too.
+    tree = chain_tree()  # map -> odom -> base_link -> camera_optical
+    assert frame_below("camera_optical", "map", tree.parent_of) == "odom"
+    assert frame_below("camera_optical", "world", tree.parent_of) == "map"
+    with pytest.raises(TransformTreeError, match="a loop"):
+        frame_below("a", "map", {"a": "b", "b": "a"}.get)
+
+
+def test_chooser_publishes_under_the_robot_root_and_never_reparents_the_camera() -> None:
+    chooser = MapEdgeChooser()
+    edge = chooser.choose("camera_optical", "map", "", ROBOT.get, listening_s=0.0, settle_s=2.0)
+    assert edge.child == "odom"  # a parent is known at once: no need to wait
+    assert edge.reason == "root of the tree of 'camera_optical'"
+    # The tree disappears from the buffer (cleared after a time jump): keep the root.
+    edge = chooser.choose("camera_optical", "map", "", {}.get, listening_s=60.0, settle_s=2.0)
+    assert edge.child == "odom"
+    # Another camera without parents is its own root, once TF had time to show a parent.
+    edge = chooser.choose("handheld", "map", "", {}.get, listening_s=1.0, settle_s=2.0)
+    assert edge.child is None
+    assert edge.reason == "waiting 1.0 s more for TF to show whether 'handheld' has a parent"
+    edge = chooser.choose("handheld", "map", "", {}.get, listening_s=2.0, settle_s=2.0)
+    assert (edge.child, edge.reason) == ("handheld", "'handheld' has no parent in TF")
+    # A robot tree that shows up later wins over the root camera.
+    edge = chooser.choose("handheld", "map", "", {"handheld": "odom"}.get, 3.0, 2.0)
+    assert edge.child == "odom"
+
+
+def test_a_forced_frame_is_used_as_given() -> None:
+    chooser = MapEdgeChooser()
+    edge = chooser.choose("camera_optical", "map", "odom_ekf", ROBOT.get, 0.0, 2.0)
+    assert (edge.child, edge.reason) == ("odom_ekf", "'odom_ekf' set as odom_frame")
+    edge = chooser.choose("camera_optical", "map", "odom_ekf", {}.get, 0.0, 2.0)
+    assert edge.child == "odom_ekf"

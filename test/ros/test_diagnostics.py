@@ -123,3 +123,42 @@ def test_frames_lost_in_transport_warn_apart_from_busy_drops() -> None:
     assert status.level == DiagnosticStatus.OK
     assert values["frames_lost_in_transport"] == "3"
     assert values["frames_lost_in_transport_recent"] == "0"
+
+
+def test_on_demand_idle_is_ok_unless_the_last_request_failed() -> None:
+    clock = Clock()
+    stats = StreamStats(clock=clock)
+    idle = replace(STATE, trigger="idle: waiting for ~/relocalize", idle=True,
+                   frames_ignored=40, relocalize_requests=0)
+    assert assess(stats.snapshot(), idle) == (DiagnosticStatus.OK,
+                                              "on_demand: idle, waiting for ~/relocalize")
+    clock.now = 1.0
+    stats.record_failure("no pose: 0.00 m ... 3.20 m and 2.0 deg from the prior")
+    level, message = assess(stats.snapshot(), idle)
+    assert level == DiagnosticStatus.WARN
+    assert "from the prior" in message
+    clock.now = 2.0
+    stats.record_success(latency_ms=90.0, inlier_ratio=0.5)
+    assert assess(stats.snapshot(), idle)[0] == DiagnosticStatus.OK
+    # Not idle (a window is open): the usual levels.
+    localizing = replace(idle, idle=False, trigger="localizing: 0 of 3 poses accepted")
+    assert assess(StreamStats().snapshot(), localizing)[0] == DiagnosticStatus.WARN
+
+
+def test_array_carries_trigger_tf_initial_pose_and_prior_state() -> None:
+    state = replace(STATE, trigger="localizing: 1 of 3 poses accepted, 4.0 s left",
+                    frames_ignored=12, relocalize_requests=2,
+                    tf="map -> odom: root of the tree of 'camera_optical'",
+                    initial_pose="not confident: 80 inliers < 100", initial_poses_published=1,
+                    prior="0.20 m and 3.0 deg from the prior (gate 1.0 m, 45.0 deg)",
+                    prior_rejections=4)
+    (status,) = diagnostic_array(StreamStats().snapshot(), state, "/node", 0).status
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["trigger"] == "localizing: 1 of 3 poses accepted, 4.0 s left"
+    assert values["frames_ignored"] == "12"
+    assert values["relocalize_requests"] == "2"
+    assert values["tf"] == "map -> odom: root of the tree of 'camera_optical'"
+    assert values["initial_pose"] == "not confident: 80 inliers < 100"
+    assert values["initial_poses_published"] == "1"
+    assert values["prior"].startswith("0.20 m and 3.0 deg from the prior")
+    assert values["prior_rejections"] == "4"

@@ -257,6 +257,15 @@ def test_relocalization_map_and_camera_namespace_arguments(installed: Installed)
     }
 
 
+def test_relocalization_trigger_argument_overrides_only_the_trigger(installed: Installed) -> None:
+    (node,) = launch_relocalization(installed, trigger="on_demand")
+    assert node.parameters == [str(installed.share / "config" / "relocalization.yaml"),
+                               {"trigger": "on_demand"}]
+    (node,) = launch_relocalization(installed, map="/maps/k.map", trigger="on_demand")
+    assert node.parameters[1] == {"map_path": "/maps/k.map", "trigger": "on_demand"}
+    assert validate_parameter("trigger", "on_demand") is None
+
+
 def test_relocalization_params_file_argument_replaces_the_installed_one(
     installed: Installed, tmp_path: Path
 ) -> None:
@@ -373,6 +382,10 @@ def test_validation_rejects_bad_values_with_reasons() -> None:
     assert "must be finite" in validate_parameter("ransac_threshold_px", float("nan"))
     assert "must not be empty" in validate_parameter("map_frame", "")
     assert "leading slash" in validate_parameter("odom_frame", "/odom")
+    assert "leading slash" in validate_parameter("base_frame", "/base_link")
+    assert validate_parameter("base_frame", "") is None  # the camera frame itself
+    assert "must be one of continuous, on_demand" in validate_parameter("trigger", "hourly")
+    assert "must be in [1, 100000]" in validate_parameter("relocalize_frames", 0)
     assert "unknown parameter" in validate_parameter("nope", 1)
 
 

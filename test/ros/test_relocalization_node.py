@@ -9,8 +9,9 @@ serves the whole module, in this order:
    with; that is the overload test's subject): poses arrive for >= 95 % of the frames the
    offline Localizer localizes, equal to the offline poses within 1 mm / 0.1 deg (same RANSAC
    seed); TF map -> camera on /tf;
-2. with ``odom_frame: odom`` and this test broadcasting odom -> camera, map -> odom on /tf
-   composes with odom -> camera to the published camera pose;
+2. with ``odom_frame: odom`` and this test broadcasting odom -> camera (another camera frame:
+   once a frame has a parent in TF, the node never publishes map -> that frame again), map ->
+   odom on /tf composes with odom -> camera to the published camera pose;
 3. bad input (unknown encoding, step/width mismatch, zero-size image, camera_info missing for
    5 s, camera_info of another size, NaN in K, a corrupt map): a warning and a diagnostics
    WARN/ERROR each, the process stays up, and poses resume with good input.
@@ -73,6 +74,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.real_data, pytest.mark.slow]
 QUERY_FRAMES = range(500, 600)
 RATE_HZ = 5.0
 CAMERA_FRAME = "camera_rgb_optical_frame"
+#: The camera of the odom_frame test, a child of odom on TF.
+ODOM_CAMERA_FRAME = "odom_camera_rgb_optical_frame"
 IMAGE_TOPIC = "/camera/image_raw"
 CAMERA_INFO_TOPIC = "/camera/camera_info"
 NODE_PARAMETERS: dict[str, Any] = {
@@ -367,10 +370,11 @@ def test_odom_frame_publishes_map_to_odom(ros_io: RosIO, dataset: FolderDataset,
             )
             T_odom_cam[stamp_ns] = T
             ros_io.tf_pub.publish(TFMessage(transforms=[
-                conversions.transform_stamped_msg(T, "odom", CAMERA_FRAME, stamp_ns)
+                conversions.transform_stamped_msg(T, "odom", ODOM_CAMERA_FRAME, stamp_ns)
             ]))
             frame = dataset[index]
-            msg = conversions.image_msg_from_rgb(frame.image_rgb, "bgr8", stamp_ns, CAMERA_FRAME)
+            msg = conversions.image_msg_from_rgb(frame.image_rgb, "bgr8", stamp_ns,
+                                                 ODOM_CAMERA_FRAME)
             ros_io.publish_frame(msg, frame.intrinsics, stamp_ns)
             stamps.append(stamp_ns)
             ros_io.wait_pose(stamp_ns)  # one at a time: every frame gets processed

@@ -61,6 +61,9 @@ def test_lookup_interpolates_composes_and_waits_for_data(ros_spinner: Background
     T = transforms.lookup("odom", "camera", 1_050_000_000, timeout_s=5.0)
     np.testing.assert_allclose(T[:3, 3], [1.5, 0.0, 1.0], atol=1e-9)
     T_inverse = transforms.lookup("camera", "odom", 1_100_000_000, timeout_s=1.0)
+    # Parents as received (static and dynamic alike); roots and unknown frames have none.
+    assert [transforms.parent_of(f) for f in ("camera", "base", "odom", "nowhere")] == [
+        "base", "odom", None, None]
     np.testing.assert_allclose(T_inverse[:3, 3], [-2.0, 0.0, -1.0], atol=1e-9)
 
     # A stamp after the newest sample: the lookup waits for the next sample, then interpolates.
@@ -100,6 +103,7 @@ def test_publish_goes_to_dynamic_tf_and_own_edges_are_not_buffered(
     np.testing.assert_allclose(T_back, T, atol=1e-12)
     time.sleep(0.3)
     assert static_collector.messages == []
+    assert transforms.parent_of("camera") is None  # its own map -> camera is no parent
     # Its own map -> camera came back on /tf but was not buffered: camera may get an odom parent.
     other = ros_spinner.create_node("tf_other")
     publisher = other.create_publisher(TFMessage, "/tf", TF_QOS)
@@ -107,3 +111,4 @@ def test_publish_goes_to_dynamic_tf_and_own_edges_are_not_buffered(
     publisher.publish(tf_message("odom", "camera", 7_000_000_000, translation(0.5)))
     T_odom_cam = transforms.lookup("odom", "camera", 7_000_000_000, timeout_s=5.0)
     np.testing.assert_allclose(T_odom_cam[:3, 3], [0.5, 0.0, 0.0])
+    assert transforms.parent_of("camera") == "odom"

@@ -107,3 +107,40 @@ def pose_covariance(
             f"degenerate inlier configuration: information matrix eigenvalues {eigenvalues}")
     covariance = sigma2 * np.linalg.inv(information)
     return 0.5 * (covariance + covariance.T)
+
+
+def attached_pose_covariance(
+    covariance_66: NDArray[np.float64],
+    T_world_cam: NDArray[np.float64],
+    T_cam_body: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Covariance of the pose of a body rigidly attached to the camera (e.g. a robot base).
+
+    Same perturbation model as :func:`pose_covariance`: the body's origin
+    ``b = c + R_wc t_cb`` moves by ``delta_c + delta_theta x (R_wc t_cb)``, and its orientation
+    turns by the same ``delta_theta`` about the world axes. So ``Sigma_body = J Sigma J^T`` with
+    ``J = [[I, -[R_wc t_cb]x], [0, I]]``.
+
+    Args:
+        covariance_66: (6, 6) camera pose covariance, ROS order, world frame.
+        T_world_cam: (4, 4) camera-to-world pose.
+        T_cam_body: (4, 4) body-to-camera transform (the body's pose in the camera frame).
+
+    Returns:
+        (6, 6) symmetric covariance of the body's pose, ROS order, world frame.
+
+    Raises:
+        CovarianceError: arrays of other shapes.
+    """
+    covariance = np.asarray(covariance_66, dtype=np.float64)
+    T_wc = np.asarray(T_world_cam, dtype=np.float64)
+    T_cb = np.asarray(T_cam_body, dtype=np.float64)
+    if covariance.shape != (6, 6) or T_wc.shape != (4, 4) or T_cb.shape != (4, 4):
+        raise CovarianceError(
+            f"need a (6, 6) covariance and two (4, 4) transforms, got {covariance.shape}, "
+            f"{T_wc.shape} and {T_cb.shape}")
+    lever_world = T_wc[:3, :3] @ T_cb[:3, 3]
+    J = np.eye(6)
+    J[:3, 3:] = -_skew(lever_world[None])[0]
+    body = J @ covariance @ J.T
+    return 0.5 * (body + body.T)

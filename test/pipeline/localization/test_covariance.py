@@ -8,7 +8,11 @@ import pytest
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import invert_transform, make_transform, transform_points
-from seqace_ros.pipeline.localization.covariance import CovarianceError, pose_covariance
+from seqace_ros.pipeline.localization.covariance import (
+    CovarianceError,
+    attached_pose_covariance,
+    pose_covariance,
+)
 
 INTRINSICS = Intrinsics(fx=525.0, fy=520.0, cx=320.0, cy=240.0, width=640, height=480)
 
@@ -132,3 +136,32 @@ def test_points_behind_the_camera_and_degenerate_sets_raise() -> None:
     same_point = np.tile([[0.0, 0.0, 2.0]], (6, 1))
     with pytest.raises(CovarianceError, match="degenerate"):
         pose_covariance(np.eye(4), np.tile([[320.0, 240.0]], (6, 1)), same_point, INTRINSICS)
+
+
+def test_attached_body_covariance_matches_sampled_camera_poses() -> None:
+    """A base 0.3 m behind and below the camera: sample camera poses from the covariance,
+    carry each to the base through the extrinsic, compare the spread with the prediction."""
+    rng = np.random.default_rng(5)
+    T_world_cam, pixels, scene = make_scene(rng, 60)
+    noisy = pixels + rng.normal(0.0, 2.0, size=pixels.shape)
+    camera_cov = pose_covariance(T_world_cam, noisy, scene, INTRINSICS)
+    T_cam_base = make_transform(rotation_exp([0.1, -1.4, 0.2]), [0.05, 0.25, -0.3])
+    T_world_base = T_world_cam @ T_cam_base
+    deltas = []
+    for delta in rng.multivariate_normal(np.zeros(6), camera_cov, size=4000):
+        T_base = perturb(T_world_cam, delta) @ T_cam_base
+        deltas.append(np.concatenate([
+            T_base[:3, 3] - T_world_base[:3, 3],
+            rotation_log(T_base[:3, :3] @ T_world_base[:3, :3].T)]))
+    empirical = np.cov(np.asarray(deltas).T)
+    predicted = attached_pose_covariance(camera_cov, T_world_cam, T_cam_base)
+    scale = np.sqrt(np.outer(np.diag(predicted), np.diag(predicted)))
+    np.testing.assert_allclose(predicted / scale, empirical / scale, atol=0.06)
+    np.testing.assert_allclose(np.diag(empirical) / np.diag(predicted), 1.0, atol=0.1)
+    # The lever arm matters: the base's position spread is not the camera's.
+    assert not np.allclose(predicted[:3, :3], camera_cov[:3, :3], rtol=0.1)
+    np.testing.assert_allclose(predicted[3:, 3:], camera_cov[3:, 3:])
+    np.testing.assert_allclose(attached_pose_covariance(camera_cov, T_world_cam, np.eye(4)),
+                               camera_cov)
+    with pytest.raises(CovarianceError, match=r"\(6, 6\) covariance"):
+        attached_pose_covariance(camera_cov[:3, :3], T_world_cam, T_cam_base)
