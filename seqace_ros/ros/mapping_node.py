@@ -51,8 +51,8 @@ MAP_WRITTEN_LOG = "map written:"
 
 #: The request's fields (all read at start-up only), then the node's own.
 MAPPING_PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
-    *(ParameterSpec(f.name, f.parameter_default, f.help, choices=f.choices, bounds=f.bounds,
-                    read_only=True)
+    *(ParameterSpec(f.name, f.parameter_default, f.help, choices=f.choices,
+                    bounds=f.parameter_bounds, read_only=True)
       for f in (*BAG_FIELDS, *TRAINING_FIELDS)),
     ParameterSpec("progress_period_s", 5.0, "Seconds between progress log lines while encoding "
                   "and training (stage changes are always logged).", bounds=(0.0, 3600.0),

@@ -53,6 +53,8 @@ class RequestField:
         choices: allowed values (empty: any).
         bounds: inclusive (min, max) of a number (the node parameter's range).
         required: a request without a value for it is an error.
+        parameter_unset: the node parameter value that means unset, for a number whose 0 is
+            a value (default: 0 and ``""`` mean unset, see :attr:`parameter_default`).
     """
 
     name: str
@@ -63,6 +65,7 @@ class RequestField:
     choices: tuple[str, ...] = ()
     bounds: tuple[float, float] | None = None
     required: bool = False
+    parameter_unset: int | None = None
 
     @property
     def cli_flag(self) -> str:
@@ -76,7 +79,16 @@ class RequestField:
         reads back as unset."""
         if self.default is not None:
             return self.default
+        if self.parameter_unset is not None:
+            return self.parameter_unset
         return {int: 0, float: 0.0}.get(self.kind, "")
+
+    @property
+    def parameter_bounds(self) -> tuple[float, float] | None:
+        """The node parameter's range: :attr:`bounds`, widened to take ``parameter_unset``."""
+        if self.bounds is None or self.parameter_unset is None:
+            return self.bounds
+        return min(self.bounds[0], self.parameter_unset), self.bounds[1]
 
     def check(self, value: FieldValue) -> None:
         """Reject a number outside :attr:`bounds` (NaN and infinity included); numbers without
@@ -170,8 +182,9 @@ TRAINING_FIELDS: tuple[RequestField, ...] = (
                  "frames (in temporal order) and the reprojection of tracked patches into their "
                  "keyframe."),
     RequestField("keyframes", int, None, "Keyframes stored in the map for pose refinement "
-                 "(seqace eval/localize --refine), spread over the mapping poses; unset: the "
-                 "preset's; 0: none.", bounds=(0, 100_000)),
+                 "(seqace eval/localize --refine), spread over the mapping poses; unset (node "
+                 "parameter: -1): the preset's (96; test: 8); 0: none.", bounds=(0, 100_000),
+                 parameter_unset=-1),
     RequestField("seed", int, 0, "Random seed of augmentation and training.",
                  bounds=(0, 2**31 - 1)),
     RequestField("device", str, "auto", "Torch device: auto (CUDA when available), cpu or cuda.",

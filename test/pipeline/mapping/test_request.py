@@ -62,6 +62,11 @@ def test_node_parameters_unset_text_and_zero_mean_default() -> None:
     assert isinstance(request.source, BagSource)
     assert request.source.config.selection.max_frames is None
     assert request.source.config.camera_info_topic is None
+    assert values["keyframes"] is None  # -1: the preset's (its 0 means none)
+    assert request.config.keyframes == preset("cpu").keyframes
+    none = MappingRequest.from_values(values_from_parameters({**parameters, "keyframes": 0}))
+    assert none.config.keyframes.count == 0
+    assert none.config.keyframes.keypoints == preset("cpu").keyframes.keypoints
 
 
 @pytest.mark.parametrize(("values", "match"), [
