@@ -8,10 +8,11 @@ Levels (``diagnostic_msgs/DiagnosticStatus``):
   there was an error and no accepted pose since;
 - OK: the latest processed frame gave a published pose.
 
-The message names the cause; the values carry the counters and the running figures of
-:class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`, and the localization mode's
-status of its last frame (``FrameStatus.values()``: ``source`` of the pose, and in sequence
-mode ``tracked_points``, ``local_points``, ``reset_reason``, ...).
+The message names the cause; the values carry the counters (failures also by kind,
+``frames_failed_image``, ``frames_failed_inliers``, ... for each kind seen) and the running
+figures of :class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`, and the
+localization mode's status of its last frame (``FrameStatus.values()``: ``source`` of the
+pose, and in sequence mode ``tracked_points``, ``local_points``, ``reset_reason``, ...).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def diagnostic_array(
         "frames_processed": str(stats.processed),
         "poses_published": str(stats.succeeded),
         "frames_failed": str(stats.failed),
+        **{f"frames_failed_{kind}": str(count) for kind, count in stats.failed_by_kind.items()},
         "rate_hz": _format(stats.rate_hz),
         "latency_p50_ms": _format(stats.latency_p50_ms),
         "latency_p95_ms": _format(stats.latency_p95_ms),
