@@ -1,0 +1,409 @@
+"""Soak: the relocalization node under a 30 Hz camera for minutes, with map hot-swaps and
+hostile input mixed in (issue 16, "Load").
+
+Starts ``python -m seqace_ros.ros.relocalization_node`` as a separate process on the first
+map (CPU, reliable QoS so that DDS loses nothing that could hide a miscount), then from this
+process, for ``--duration-s`` seconds:
+
+- publishes a frame every ``1/--rate`` seconds: ``CameraInfo`` then ``sensor_msgs/Image``
+  (bgr8) of the real query frames, stamps increasing;
+- turns a random share ``--bad-share`` of the frames into bad ones, in equal parts: a
+  malformed image (data shorter than ``height * step``, or ``step`` shorter than a row), a
+  wrong encoding (a real 16UC1 depth image, or ``yuv422``), a wrong size (160x120 under the
+  camera_info's size), or a NaN in the CameraInfo's K (sent with a good image);
+- changes the camera every ``--camera-change-s`` seconds between the full 640x480 camera and
+  a 320x240 one (images and CameraInfo both change);
+- every ``--swap-every-s`` seconds sets ``map_path`` through the parameter service,
+  alternating between the ``--maps``; swap number ``--corrupt-swap`` instead sets a corrupt
+  map (the first map cut in half), which must be rejected with the old map kept;
+- samples the node's resident memory (``VmRSS`` of its PID in ``/proc``) every second.
+
+Then it waits until the node has finished with every frame and reports: whether the node
+stayed up, memory (start, end, max, and the growth after ``--warmup-s``: median of the last
+30 s minus median of the 30 s after the warm-up, plus a least-squares slope), every swap
+(accepted or rejected and why, when the new map was in use, poses published on each map),
+and the accounting of frames against the node's ``/diagnostics`` counters: every frame it
+received was either answered with a pose, counted as failed (by kind) or counted as dropped
+(latest-frame-wins: the node skips frames while it is busy). Exits 1 when an acceptance check
+fails.
+
+DDS stays on loopback in a random ``ROS_DOMAIN_ID`` unless one is set.
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/soak.py --maps A.map B.map \
+        --json bench/results/soak.json [--duration-s 600] [--rate 30] [--frames 100:200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from bench_report import emit_report, platform_info
+from node_latency import (
+    DEFAULT_DATA,
+    NODE_REMAPS,
+    BenchClient,
+    percentiles,
+    proc_status_mb,
+    use_loopback_dds,
+)
+
+from seqace_ros.ros.demo.children import ChildNode
+
+#: Kinds of bad frames, in equal parts; what the node should count each as when it
+#: processes it (its ``frames_failed_<kind>``).
+BAD_KINDS = {"malformed": "image", "encoding": "image", "size": "size",
+             "nan_camera_info": "camera_info"}
+#: Failure kinds that bad frames cause; every other kind is a good frame's failure.
+BAD_FAILURE_KINDS = frozenset(BAD_KINDS.values())
+RSS_WINDOW_S = 30.0
+#: The report's memory series: the largest sample of each this many seconds.
+RSS_SERIES_STEP_S = 10.0
+MAX_RSS_GROWTH_MB = 10.0
+CAMERA_FRAME = "camera"
+
+
+@dataclass
+class Swap:
+    """One ``map_path`` change: what was asked, what the node answered, when it took effect."""
+
+    at_s: float
+    path: str
+    corrupt: bool
+    future: Any = field(default=None, repr=False)
+    accepted: bool | None = None
+    reason: str = ""
+    in_use_after_s: float | None = None
+    map_in_use_before_next: str = ""
+
+    def report(self) -> dict[str, Any]:
+        return {"at_s": round(self.at_s, 1), "path": self.path, "corrupt": self.corrupt,
+                "accepted": self.accepted, "reason": self.reason,
+                "in_use_after_s": None if self.in_use_after_s is None
+                else round(self.in_use_after_s, 2),
+                "map_in_use_before_next": self.map_in_use_before_next}
+
+
+def _bad_frames(good: Any, depth_u16: np.ndarray, rgb_small: np.ndarray, conversions: Any,
+                Image: type) -> dict[str, list[Any]]:
+    """Bad image messages of each kind (stamps set when sent), built from a good one."""
+    row = good.width * 3
+    short_data = Image(header=good.header, height=good.height, width=good.width,
+                       encoding="bgr8", step=row, data=bytes(good.data[: len(good.data) // 2]))
+    short_step = Image(header=good.header, height=good.height, width=good.width,
+                       encoding="bgr8", step=row - 3, data=bytes(good.data))
+    depth = Image(header=good.header, height=depth_u16.shape[0], width=depth_u16.shape[1],
+                  encoding="16UC1", step=2 * depth_u16.shape[1], data=depth_u16.tobytes())
+    yuv = Image(header=good.header, height=good.height, width=good.width, encoding="yuv422",
+                step=2 * good.width, data=bytes(2 * good.width * good.height))
+    small = conversions.image_msg_from_rgb(rgb_small, "bgr8", 0, CAMERA_FRAME)
+    return {"malformed": [short_data, short_step], "encoding": [depth, yuv], "size": [small]}
+
+
+def _nan_camera_info(info: Any) -> Any:
+    k = list(info.k)
+    k[0] = math.nan
+    info.k = k
+    return info
+
+
+def _rss_summary(samples: list[tuple[float, float]], warmup_s: float) -> dict[str, Any]:
+    """Start, end, max and the growth after warm-up of (seconds, MiB) samples."""
+    times = np.array([t for t, _ in samples])
+    rss = np.array([r for _, r in samples])
+    after = times >= warmup_s
+    summary: dict[str, Any] = {
+        "samples": len(samples), "start_mb": float(rss[0]), "end_mb": float(rss[-1]),
+        "max_mb": float(rss.max()), "max_at_s": round(float(times[rss.argmax()]), 1),
+        "warmup_s": warmup_s, "growth_after_warmup_mb": None, "slope_after_warmup_mb_per_min":
+        None}
+    if after.sum() >= 2:
+        t_after, rss_after = times[after], rss[after]
+        first = rss_after[t_after < t_after[0] + RSS_WINDOW_S]
+        last = rss_after[t_after > t_after[-1] - RSS_WINDOW_S]
+        summary["growth_after_warmup_mb"] = round(float(np.median(last) - np.median(first)), 1)
+        summary["slope_after_warmup_mb_per_min"] = round(
+            float(np.polyfit(t_after, rss_after, 1)[0]) * 60.0, 2)
+    bins = (times // RSS_SERIES_STEP_S).astype(int)
+    summary["series_max_mb_per_10_s"] = [
+        [round(float(times[bins == b][0]), 1), float(rss[bins == b].max())]
+        for b in np.unique(bins)]
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--maps", type=Path, nargs="+", required=True,
+                        help="two or more map files (seqace map) of the scene, swapped in turn")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="7-Scenes layout folder with the query frames")
+    parser.add_argument("--frames", default="100:200", help="query frames START:END (cycled)")
+    parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
+    parser.add_argument("--duration-s", type=float, default=600.0)
+    parser.add_argument("--swap-every-s", type=float, default=60.0)
+    parser.add_argument("--corrupt-swap", type=int, default=4,
+                        help="which swap (1 = the first) sets the corrupt map; 0: none")
+    parser.add_argument("--camera-change-s", type=float, default=20.0)
+    parser.add_argument("--bad-share", type=float, default=0.05,
+                        help="share of frames made bad")
+    parser.add_argument("--warmup-s", type=float, default=150.0,
+                        help="memory growth is measured after this")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, default=None, help="report file to write")
+    args = parser.parse_args()
+    if len(args.maps) < 2 or not all(m.is_file() for m in args.maps):
+        parser.error("--maps needs two or more existing map files")
+    if min(args.rate, args.duration_s, args.swap_every_s, args.camera_change_s) <= 0:
+        parser.error("--rate, --duration-s, --swap-every-s, --camera-change-s must be positive")
+    if not 0.0 <= args.bad_share < 1.0:
+        parser.error("--bad-share must be in [0, 1)")
+
+    use_loopback_dds()
+
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    from sensor_msgs.msg import Image
+
+    from seqace_ros.datasets.base import parse_frame_range
+    from seqace_ros.datasets.folder import FolderDataset
+    from seqace_ros.ros import conversions
+    from seqace_ros.ros.relocalization_node import MAP_READY_LOG, NODE_NAME
+
+    RCLError = rclpy_implementation.RCLError  # the RMW refused a write (reliable, full)
+    rng = np.random.default_rng(args.seed)
+    dataset = FolderDataset(args.data)
+    indices = parse_frame_range(args.frames, len(dataset))
+    frames = [dataset[i] for i in indices]
+    full = frames[0].intrinsics
+    half = full.resized(full.width // 2, full.height // 2)
+    cameras = [full, half]
+    images = [[conversions.image_msg_from_rgb(cv2.resize(f.image_rgb, (c.width, c.height),
+                                                         interpolation=cv2.INTER_AREA),
+                                              "bgr8", 0, CAMERA_FRAME) for f in frames]
+              for c in cameras]
+    depth_u16 = cv2.imread(str(args.data / f"frame-{indices[0]:06d}.depth.png"),
+                           cv2.IMREAD_UNCHANGED)
+    rgb_small = cv2.resize(frames[0].image_rgb, (160, 120), interpolation=cv2.INTER_AREA)
+    bad = _bad_frames(images[0][0], depth_u16, rgb_small, conversions, Image)
+    n_frames = len(frames)
+    del frames
+
+    maps = [str(m.resolve()) for m in args.maps]
+    parameters = {"map_path": maps[0], "device": args.device, "qos_reliability": "reliable",
+                  "publish_inliers": False}
+    count = round(args.rate * args.duration_s)
+    report: dict[str, Any]
+    with tempfile.TemporaryDirectory(prefix="soak_") as work:
+        corrupt = Path(work) / "corrupt.map"
+        data = Path(maps[0]).read_bytes()
+        corrupt.write_bytes(data[: len(data) // 2])
+        with ChildNode("seqace_ros.ros.relocalization_node", "node", parameters, Path(work),
+                       ros_args=NODE_REMAPS) as node_process:
+            node_process.wait_for_log(MAP_READY_LOG, timeout_s=300)
+            client = BenchClient("soak_bench")
+            client.wait_for_subscriber()
+            param_client = AsyncParameterClient(client.node, NODE_NAME)
+            if not param_client.wait_for_services(timeout_sec=30):
+                raise RuntimeError("the node's parameter services did not appear")
+            pid = node_process.pid
+            assert pid is not None
+            rss: list[tuple[float, float]] = []
+            kinds: dict[int, str] = {}  # stamp -> "good" or a bad kind
+            published_s: dict[int, float] = {}
+            refused = Counter[str]()
+            swaps: list[Swap] = []
+            good_map = 0
+            start = time.monotonic()
+            next_time = start
+            next_rss_s = 0.0
+            for k in range(count):
+                elapsed = time.monotonic() - start
+                if elapsed >= next_rss_s:
+                    sample = proc_status_mb(pid, "VmRSS")
+                    if sample is not None:
+                        rss.append((elapsed, sample))
+                    next_rss_s += 1.0
+                swap_number = int(elapsed // args.swap_every_s)
+                if swap_number > len(swaps):
+                    if swaps:
+                        swaps[-1].map_in_use_before_next = client.diagnostics().get(
+                            "map_path", "")
+                    is_corrupt = swap_number == args.corrupt_swap
+                    if not is_corrupt:
+                        good_map = (good_map + 1) % len(maps)
+                    path = str(corrupt) if is_corrupt else maps[good_map]
+                    swaps.append(Swap(elapsed, path, is_corrupt, param_client.set_parameters(
+                        [Parameter("map_path", value=path)])))
+                for swap in swaps[-1:]:
+                    if swap.accepted is None and swap.future.done():
+                        result = swap.future.result().results[0]
+                        swap.accepted, swap.reason = result.successful, result.reason
+                    if (swap.accepted and swap.in_use_after_s is None
+                            and client.diagnostics().get("map_path") == swap.path):
+                        swap.in_use_after_s = elapsed - swap.at_s
+
+                stamp_ns = 10**12 + round(k * 1e9 / args.rate)
+                camera_index = int(elapsed // args.camera_change_s) % len(cameras)
+                info = conversions.camera_info_msg(cameras[camera_index], stamp_ns, CAMERA_FRAME)
+                image = images[camera_index][k % n_frames]
+                kind = "good"
+                if rng.random() < args.bad_share:
+                    kind = str(rng.choice(list(BAD_KINDS)))
+                    if kind == "nan_camera_info":
+                        info = _nan_camera_info(info)
+                    else:
+                        variants = bad[kind]
+                        image = variants[int(rng.integers(len(variants)))]
+                image.header.stamp = conversions.time_msg(stamp_ns)
+                try:
+                    client.info_pub.publish(info)
+                except RCLError:
+                    refused["camera_info"] += 1
+                try:
+                    published_s[stamp_ns] = time.monotonic()
+                    client.image_pub.publish(image)
+                    kinds[stamp_ns] = kind
+                except RCLError:
+                    refused["image"] += 1
+                    del published_s[stamp_ns]
+                next_time += 1.0 / args.rate
+                time.sleep(max(0.0, next_time - time.monotonic()))
+            publish_s = time.monotonic() - start
+            if swaps:
+                swaps[-1].map_in_use_before_next = client.diagnostics().get("map_path", "")
+
+            # Drain: until the node has received every frame and has none left in work.
+            sent = len(kinds)
+            deadline = time.monotonic() + 60.0
+            while time.monotonic() < deadline:
+                values = client.diagnostics()
+                received = int(values.get("frames_received", -1))
+                done = int(values.get("frames_dropped", 0)) + int(
+                    values.get("frames_processed", 0))
+                if received == sent and done == received:
+                    break
+                time.sleep(0.5)
+            time.sleep(2.0)  # one more diagnostics period and the last poses in flight
+            values = client.diagnostics()
+            alive = node_process.returncode is None
+            final_rss = proc_status_mb(pid, "VmRSS")
+            if final_rss is not None:
+                rss.append((time.monotonic() - start, final_rss))
+            peak_mb = proc_status_mb(pid, "VmHWM")
+            poses_s = client.poses_received_s()
+            client.close()
+        exit_status = node_process.returncode
+        map_ready_lines = [line.split(MAP_READY_LOG, 1)[1].strip()
+                           for line in node_process.log_text().splitlines()
+                           if MAP_READY_LOG in line]
+
+    report = _report(args, values, kinds, published_s, poses_s, refused, swaps, rss, peak_mb,
+                     alive, exit_status, map_ready_lines, publish_s, maps)
+    emit_report(report, args.json)
+    return 0 if all(report["acceptance"].values()) else 1
+
+
+def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, str],
+            published_s: dict[int, float], poses_s: dict[int, float], refused: Counter[str],
+            swaps: list[Swap], rss: list[tuple[float, float]], peak_mb: float | None,
+            alive: bool, exit_status: int | None, map_ready_lines: list[str],
+            publish_s: float, maps: list[str]) -> dict[str, Any]:
+    """The soak's JSON report and its acceptance checks."""
+    sent = Counter(kinds.values())
+    good_sent = sent["good"]
+    bad_sent = sum(n for kind, n in sent.items() if kind != "good")
+    poses_by_kind = Counter(kinds.get(stamp, "unknown stamp") for stamp in poses_s)
+    failed_by_kind = {key.removeprefix("frames_failed_"): int(value)
+                      for key, value in values.items() if key.startswith("frames_failed_")}
+    node = {key: int(values.get(key, -1)) for key in (
+        "frames_received", "frames_dropped", "frames_processed", "poses_published",
+        "frames_failed")}
+    node["frames_failed_by_kind"] = failed_by_kind
+    node["time_jumps_back"] = int(values.get("time_jumps_back", -1))
+    # Attribution: a processed bad frame fails with a bad-input kind, so the bad frames that
+    # neither gave a pose nor failed were dropped; the other failures and drops are the good
+    # frames'. (A good frame caught by a camera change or a NaN camera_info fails with a
+    # bad-input kind and is attributed to the bad frames; the totals are exact either way.)
+    good_poses = poses_by_kind["good"]
+    bad_poses = sum(n for kind, n in poses_by_kind.items() if kind in BAD_KINDS)
+    bad_failed = sum(n for kind, n in failed_by_kind.items() if kind in BAD_FAILURE_KINDS)
+    good_failed = node["frames_failed"] - bad_failed
+    bad_dropped = bad_sent - bad_poses - bad_failed
+    good_dropped = node["frames_dropped"] - bad_dropped
+    latencies_ms = [1000.0 * (poses_s[s] - t) for s, t in published_s.items() if s in poses_s]
+    rss_report = _rss_summary(rss, args.warmup_s)
+    accounting = {
+        "frames_sent": len(kinds),
+        "node_received_all": node["frames_received"] == len(kinds),
+        "node_finished_all": node["frames_dropped"] + node["frames_processed"]
+        == node["frames_received"],
+        "poses_received_equal_published": len(poses_s) == node["poses_published"],
+        "all_frames": {"sent": len(kinds), "poses": len(poses_s),
+                       "failed": node["frames_failed"], "dropped": node["frames_dropped"]},
+        "good_frames": {"sent": good_sent, "poses": good_poses, "failed": good_failed,
+                        "dropped": good_dropped,
+                        "balanced": good_poses + good_failed + good_dropped == good_sent},
+        "bad_frames": {"sent": bad_sent, "poses": bad_poses, "failed": bad_failed,
+                       "dropped": bad_dropped},
+    }
+    accepted_good = [s for s in swaps if not s.corrupt]
+    corrupt = [s for s in swaps if s.corrupt]
+    acceptance = {
+        "node_stayed_up": alive,
+        "rss_growth_under_10_mb": rss_report["growth_after_warmup_mb"] is not None
+        and rss_report["growth_after_warmup_mb"] < MAX_RSS_GROWTH_MB,
+        "good_swaps_applied": all(s.accepted and s.in_use_after_s is not None
+                                  for s in accepted_good),
+        "corrupt_map_rejected_old_kept": all(
+            s.accepted is False and "keeping" in s.reason
+            and s.map_in_use_before_next != s.path and s.map_in_use_before_next in maps
+            for s in corrupt),
+        "every_frame_accounted": accounting["node_received_all"]
+        and accounting["node_finished_all"] and accounting["poses_received_equal_published"],
+        "good_frames_balanced": accounting["good_frames"]["balanced"]
+        and min(good_dropped, bad_dropped) >= 0,
+        "poses_only_for_frames_sent": poses_by_kind["unknown stamp"] == 0,
+        "no_pose_from_a_bad_image": all(poses_by_kind[kind] == 0
+                                        for kind in ("malformed", "encoding", "size")),
+    }
+    return {
+        "benchmark": "soak",
+        "duration_s": round(publish_s, 1),
+        "publish_rate_hz": round(len(kinds) / publish_s, 2),
+        "frames_sent_by_kind": dict(sent),
+        "frames_refused_by_writer": dict(refused),
+        "poses_by_frame_kind": dict(poses_by_kind),
+        "pose_latency_ms": percentiles(latencies_ms),
+        "node": node,
+        "node_rate_hz_at_end": float(values.get("rate_hz", "nan")),
+        "accounting": accounting,
+        "rss": {**rss_report, "peak_vmhwm_mb": peak_mb},
+        "swaps": [s.report() for s in swaps],
+        "map_ready_log": map_ready_lines,
+        "node_exit_status_after_sigint": exit_status,
+        "acceptance": acceptance,
+        "config": {"maps": maps, "data": str(args.data), "frames": args.frames,
+                   "rate_hz": args.rate, "duration_s": args.duration_s,
+                   "swap_every_s": args.swap_every_s, "corrupt_swap": args.corrupt_swap,
+                   "camera_change_s": args.camera_change_s, "bad_share": args.bad_share,
+                   "seed": args.seed, "device": args.device,
+                   "transport": "rmw_fastrtps_cpp, loopback, reliable"},
+        "platform": platform_info(),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
