@@ -118,8 +118,10 @@ def _nan_camera_info(info: Any) -> Any:
     return info
 
 
-def _rss_summary(samples: list[tuple[float, float]], warmup_s: float) -> dict[str, Any]:
-    """Start, end, max and the growth after warm-up of (seconds, MiB) samples."""
+def rss_summary(samples: list[tuple[float, float]], warmup_s: float) -> dict[str, Any]:
+    """Start, end and max of (seconds, MiB) memory samples; after ``warmup_s``, the growth
+    (median of the last :data:`RSS_WINDOW_S` seconds minus median of the first) and the
+    least-squares slope; the largest sample of every :data:`RSS_SERIES_STEP_S` seconds."""
     times = np.array([t for t, _ in samples])
     rss = np.array([r for _, r in samples])
     after = times >= warmup_s
@@ -316,36 +318,43 @@ def main() -> int:
     return 0 if all(report["acceptance"].values()) else 1
 
 
-def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, str],
-            published_s: dict[int, float], poses_s: dict[int, float], refused: Counter[str],
-            swaps: list[Swap], rss: list[tuple[float, float]], peak_mb: float | None,
-            alive: bool, exit_status: int | None, map_ready_lines: list[str],
-            publish_s: float, maps: list[str]) -> dict[str, Any]:
-    """The soak's JSON report and its acceptance checks."""
+def frame_accounting(values: dict[str, str], kinds: dict[int, str],
+                     poses_s: dict[int, float]) -> dict[str, Any]:
+    """Frames sent against the node's ``/diagnostics`` counters.
+
+    Args:
+        values: the node's last ``/diagnostics`` key/values, once it finished every frame.
+        kinds: image stamp (ns) -> ``"good"`` or a key of :data:`BAD_KINDS`, every frame sent.
+        poses_s: image stamp (ns) -> receipt time of its pose, every pose received.
+
+    Returns:
+        ``node`` (its counters), ``poses_by_frame_kind``, the totals' checks, and the split
+        into good and bad frames (each: sent = poses + failed + dropped). The split is an
+        attribution: a processed bad frame fails with a bad-input kind
+        (:data:`BAD_FAILURE_KINDS`), so the bad frames that neither gave a pose nor failed
+        were dropped, and the other failures and drops are the good frames'. A good frame
+        that the node paired with the neighbouring frame's camera_info (a camera change, a
+        NaN camera_info) fails with a bad-input kind and is attributed to the bad frames;
+        the totals are exact either way.
+    """
     sent = Counter(kinds.values())
-    good_sent = sent["good"]
-    bad_sent = sum(n for kind, n in sent.items() if kind != "good")
+    bad_sent = len(kinds) - sent["good"]
     poses_by_kind = Counter(kinds.get(stamp, "unknown stamp") for stamp in poses_s)
     failed_by_kind = {key.removeprefix("frames_failed_"): int(value)
                       for key, value in values.items() if key.startswith("frames_failed_")}
-    node = {key: int(values.get(key, -1)) for key in (
+    node: dict[str, Any] = {key: int(values.get(key, -1)) for key in (
         "frames_received", "frames_dropped", "frames_processed", "poses_published",
-        "frames_failed")}
+        "frames_failed", "time_jumps_back")}
     node["frames_failed_by_kind"] = failed_by_kind
-    node["time_jumps_back"] = int(values.get("time_jumps_back", -1))
-    # Attribution: a processed bad frame fails with a bad-input kind, so the bad frames that
-    # neither gave a pose nor failed were dropped; the other failures and drops are the good
-    # frames'. (A good frame caught by a camera change or a NaN camera_info fails with a
-    # bad-input kind and is attributed to the bad frames; the totals are exact either way.)
-    good_poses = poses_by_kind["good"]
     bad_poses = sum(n for kind, n in poses_by_kind.items() if kind in BAD_KINDS)
     bad_failed = sum(n for kind, n in failed_by_kind.items() if kind in BAD_FAILURE_KINDS)
-    good_failed = node["frames_failed"] - bad_failed
     bad_dropped = bad_sent - bad_poses - bad_failed
-    good_dropped = node["frames_dropped"] - bad_dropped
-    latencies_ms = [1000.0 * (poses_s[s] - t) for s, t in published_s.items() if s in poses_s]
-    rss_report = _rss_summary(rss, args.warmup_s)
-    accounting = {
+    good = {"sent": sent["good"], "poses": poses_by_kind["good"],
+            "failed": node["frames_failed"] - bad_failed,
+            "dropped": node["frames_dropped"] - bad_dropped}
+    return {
+        "node": node,
+        "poses_by_frame_kind": dict(poses_by_kind),
         "frames_sent": len(kinds),
         "node_received_all": node["frames_received"] == len(kinds),
         "node_finished_all": node["frames_dropped"] + node["frames_processed"]
@@ -353,39 +362,48 @@ def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, s
         "poses_received_equal_published": len(poses_s) == node["poses_published"],
         "all_frames": {"sent": len(kinds), "poses": len(poses_s),
                        "failed": node["frames_failed"], "dropped": node["frames_dropped"]},
-        "good_frames": {"sent": good_sent, "poses": good_poses, "failed": good_failed,
-                        "dropped": good_dropped,
-                        "balanced": good_poses + good_failed + good_dropped == good_sent},
+        "good_frames": {**good, "balanced": good["poses"] + good["failed"] + good["dropped"]
+                        == good["sent"] and min(good["dropped"], bad_dropped) >= 0},
         "bad_frames": {"sent": bad_sent, "poses": bad_poses, "failed": bad_failed,
                        "dropped": bad_dropped},
     }
-    accepted_good = [s for s in swaps if not s.corrupt]
-    corrupt = [s for s in swaps if s.corrupt]
+
+
+def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, str],
+            published_s: dict[int, float], poses_s: dict[int, float], refused: Counter[str],
+            swaps: list[Swap], rss: list[tuple[float, float]], peak_mb: float | None,
+            alive: bool, exit_status: int | None, map_ready_lines: list[str],
+            publish_s: float, maps: list[str]) -> dict[str, Any]:
+    """The soak's JSON report and its acceptance checks."""
+    accounting = frame_accounting(values, kinds, poses_s)
+    node = accounting.pop("node")
+    poses_by_kind = accounting.pop("poses_by_frame_kind")
+    latencies_ms = [1000.0 * (poses_s[s] - t) for s, t in published_s.items() if s in poses_s]
+    rss_report = rss_summary(rss, args.warmup_s)
+    growth_mb = rss_report["growth_after_warmup_mb"]
     acceptance = {
         "node_stayed_up": alive,
-        "rss_growth_under_10_mb": rss_report["growth_after_warmup_mb"] is not None
-        and rss_report["growth_after_warmup_mb"] < MAX_RSS_GROWTH_MB,
+        "rss_growth_under_10_mb": growth_mb is not None and growth_mb < MAX_RSS_GROWTH_MB,
         "good_swaps_applied": all(s.accepted and s.in_use_after_s is not None
-                                  for s in accepted_good),
+                                  for s in swaps if not s.corrupt),
         "corrupt_map_rejected_old_kept": all(
-            s.accepted is False and "keeping" in s.reason
-            and s.map_in_use_before_next != s.path and s.map_in_use_before_next in maps
-            for s in corrupt),
+            swap.accepted is False and "keeping" in swap.reason
+            and swap.map_in_use_before_next == (swaps[i - 1].map_in_use_before_next if i
+                                                 else maps[0])
+            for i, swap in enumerate(swaps) if swap.corrupt),
         "every_frame_accounted": accounting["node_received_all"]
         and accounting["node_finished_all"] and accounting["poses_received_equal_published"],
-        "good_frames_balanced": accounting["good_frames"]["balanced"]
-        and min(good_dropped, bad_dropped) >= 0,
-        "poses_only_for_frames_sent": poses_by_kind["unknown stamp"] == 0,
-        "no_pose_from_a_bad_image": all(poses_by_kind[kind] == 0
-                                        for kind in ("malformed", "encoding", "size")),
+        "good_frames_balanced": accounting["good_frames"]["balanced"],
+        "poses_only_for_frames_sent": "unknown stamp" not in poses_by_kind,
+        "no_pose_from_a_bad_image": not {"malformed", "encoding", "size"} & set(poses_by_kind),
     }
     return {
         "benchmark": "soak",
         "duration_s": round(publish_s, 1),
         "publish_rate_hz": round(len(kinds) / publish_s, 2),
-        "frames_sent_by_kind": dict(sent),
+        "frames_sent_by_kind": dict(Counter(kinds.values())),
         "frames_refused_by_writer": dict(refused),
-        "poses_by_frame_kind": dict(poses_by_kind),
+        "poses_by_frame_kind": poses_by_kind,
         "pose_latency_ms": percentiles(latencies_ms),
         "node": node,
         "node_rate_hz_at_end": float(values.get("rate_hz", "nan")),
