@@ -13,8 +13,9 @@ stamp; clocks: this process's monotonic clock at publish and at receipt):
 After both phases it reads the node's peak resident memory (``VmHWM`` in ``/proc``).
 
 DDS stays on loopback (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``) in a random
-``ROS_DOMAIN_ID`` unless one is set. :class:`BenchClient`, :func:`proc_status_mb` and
-:data:`NODE_REMAPS` are shared with ``bench/soak.py``.
+``ROS_DOMAIN_ID`` unless one is set, and the node runs in a namespace of its own, so that
+another benchmark that happens to draw the same domain cannot mix its messages in.
+:class:`BenchClient` and :func:`proc_status_mb` are shared with ``bench/soak.py``.
 
 Usage::
 
@@ -28,11 +29,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -42,10 +45,6 @@ from seqace_ros.ros.demo.children import ChildNode
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "redkitchen_dev"
-IMAGE_TOPIC = "/bench/image"
-CAMERA_INFO_TOPIC = "/bench/camera_info"
-#: ``--ros-args`` remappings that put the node's inputs on the benchmark's topics.
-NODE_REMAPS = ["-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={CAMERA_INFO_TOPIC}"]
 
 
 def use_loopback_dds() -> None:
@@ -83,10 +82,12 @@ def proc_status_mb(pid: int, field: str) -> float | None:
 class BenchClient:
     """This process's side of a relocalization node under benchmark, over DDS.
 
-    Publishers of ``sensor_msgs/Image`` and ``CameraInfo`` on :data:`IMAGE_TOPIC` and
-    :data:`CAMERA_INFO_TOPIC` (reliable, depth 5); the receipt time (monotonic seconds) of
-    every pose on ``/pose``, by image stamp; the latest ``/diagnostics`` values. An executor
-    spins in a daemon thread. Initialises rclpy's default context; :meth:`close` shuts it down.
+    Draws a namespace for the node (start it with :attr:`node_ros_args`); publishes
+    ``sensor_msgs/Image`` and ``CameraInfo`` on its ``image`` and ``camera_info`` (reliable,
+    depth 5); records the receipt time (monotonic seconds) of every pose on its ``pose``, by
+    image stamp, and keeps the latest values of its ``/diagnostics`` status. An executor spins
+    in a daemon thread. Initialises rclpy's default context; :meth:`close` (or leaving the
+    ``with`` block) shuts it down.
     """
 
     def __init__(self, name: str) -> None:
@@ -97,7 +98,13 @@ class BenchClient:
         from sensor_msgs.msg import CameraInfo, Image
 
         from seqace_ros.ros import conversions
+        from seqace_ros.ros.relocalization_node import NODE_NAME
 
+        namespace = f"/bench_{secrets.token_hex(4)}"
+        #: ``--ros-args`` for the node: run it in this client's namespace.
+        self.node_ros_args = ["-r", f"__ns:={namespace}"]
+        #: The node's fully qualified name (its parameter services, its diagnostics' id).
+        self.node_name = f"{namespace}/{NODE_NAME}"
         rclpy.init()
         self.node = rclpy.create_node(name)
         self._lock = threading.Lock()
@@ -109,16 +116,26 @@ class BenchClient:
                 self._received_s[conversions.header_stamp_ns(msg.header)] = time.monotonic()
 
         def on_diagnostics(msg: DiagnosticArray) -> None:
-            with self._lock:
-                self._diagnostics = {kv.key: kv.value for kv in msg.status[0].values}
+            for status in msg.status:
+                if status.hardware_id == self.node_name:
+                    with self._lock:
+                        self._diagnostics = {kv.key: kv.value for kv in status.values}
 
-        self.node.create_subscription(PoseWithCovarianceStamped, "/pose", on_pose, 100)
+        self.node.create_subscription(PoseWithCovarianceStamped, f"{namespace}/pose", on_pose,
+                                      100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-        self.image_pub = self.node.create_publisher(Image, IMAGE_TOPIC, 5)
-        self.info_pub = self.node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, 5)
+        self.image_pub = self.node.create_publisher(Image, f"{namespace}/image", 5)
+        self.info_pub = self.node.create_publisher(CameraInfo, f"{namespace}/camera_info", 5)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         threading.Thread(target=self._executor.spin, daemon=True).start()
+
+    def __enter__(self) -> BenchClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
 
     def wait_for_subscriber(self, timeout_s: float = 30.0) -> None:
         """Wait until the node subscribes to the images (returns anyway after ``timeout_s``)."""
@@ -176,10 +193,10 @@ def main() -> int:
                   "qos_reliability": "reliable"}
 
     with (tempfile.TemporaryDirectory(prefix="node_latency_") as work,
+          BenchClient("node_latency_bench") as client,
           ChildNode("seqace_ros.ros.relocalization_node", "node", parameters, Path(work),
-                    ros_args=NODE_REMAPS) as node_process):
+                    ros_args=client.node_ros_args) as node_process):
         node_process.wait_for_log(MAP_READY_LOG, timeout_s=300)
-        client = BenchClient("node_latency_bench")
         client.wait_for_subscriber()
 
         def run(rate_hz: float, count: int, base_ns: int) -> dict[int, float]:
@@ -237,7 +254,6 @@ def main() -> int:
                        "transport": "rmw_fastrtps_cpp, loopback, reliable"},
             "platform": platform_info(),
         }
-        client.close()
     emit_report(report, args.json)
     return 0
 

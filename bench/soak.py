@@ -21,13 +21,15 @@ process, for ``--duration-s`` seconds:
 Then it waits until the node has finished with every frame and reports: whether the node
 stayed up, memory (start, end, max, and the growth after ``--warmup-s``: median of the last
 30 s minus median of the 30 s after the warm-up, plus a least-squares slope), every swap
-(accepted or rejected and why, when the new map was in use, poses published on each map),
+(accepted or rejected and why, when the new map was in use, frames sent and poses received
+until the next swap),
 and the accounting of frames against the node's ``/diagnostics`` counters: every frame it
 received was either answered with a pose, counted as failed (by kind) or counted as dropped
 (latest-frame-wins: the node skips frames while it is busy). Exits 1 when an acceptance check
 fails.
 
-DDS stays on loopback in a random ``ROS_DOMAIN_ID`` unless one is set.
+DDS stays on loopback in a random ``ROS_DOMAIN_ID`` unless one is set, the node in a
+namespace of its own (:class:`node_latency.BenchClient`).
 
 Usage::
 
@@ -43,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,6 @@ import numpy as np
 from bench_report import emit_report, platform_info
 from node_latency import (
     DEFAULT_DATA,
-    NODE_REMAPS,
     BenchClient,
     percentiles,
     proc_status_mb,
@@ -81,41 +82,157 @@ class Swap:
     at_s: float
     path: str
     corrupt: bool
-    future: Any = field(default=None, repr=False)
+    future: Any
     accepted: bool | None = None
     reason: str = ""
     in_use_after_s: float | None = None
     map_in_use_before_next: str = ""
 
-    def report(self) -> dict[str, Any]:
+    def report(self, frames_sent: int, poses: int) -> dict[str, Any]:
         return {"at_s": round(self.at_s, 1), "path": self.path, "corrupt": self.corrupt,
                 "accepted": self.accepted, "reason": self.reason,
                 "in_use_after_s": None if self.in_use_after_s is None
                 else round(self.in_use_after_s, 2),
-                "map_in_use_before_next": self.map_in_use_before_next}
+                "map_in_use_before_next": self.map_in_use_before_next,
+                "frames_sent_until_next": frames_sent, "poses_until_next": poses}
 
 
-def _bad_frames(good: Any, depth_u16: np.ndarray, rgb_small: np.ndarray, conversions: Any,
-                Image: type) -> dict[str, list[Any]]:
-    """Bad image messages of each kind (stamps set when sent), built from a good one."""
-    row = good.width * 3
-    short_data = Image(header=good.header, height=good.height, width=good.width,
-                       encoding="bgr8", step=row, data=bytes(good.data[: len(good.data) // 2]))
-    short_step = Image(header=good.header, height=good.height, width=good.width,
-                       encoding="bgr8", step=row - 3, data=bytes(good.data))
-    depth = Image(header=good.header, height=depth_u16.shape[0], width=depth_u16.shape[1],
-                  encoding="16UC1", step=2 * depth_u16.shape[1], data=depth_u16.tobytes())
-    yuv = Image(header=good.header, height=good.height, width=good.width, encoding="yuv422",
-                step=2 * good.width, data=bytes(2 * good.width * good.height))
-    small = conversions.image_msg_from_rgb(rgb_small, "bgr8", 0, CAMERA_FRAME)
-    return {"malformed": [short_data, short_step], "encoding": [depth, yuv], "size": [small]}
+class MapSwapper:
+    """Sets ``map_path`` through the node's parameter service on schedule, and follows up.
+
+    Args:
+        client: the benchmark's side of the node.
+        maps: good maps; the node starts on the first, each swap sets the next in turn.
+        corrupt: the corrupt map file.
+        every_s: seconds between swaps.
+        corrupt_swap: which swap (1 = the first) sets ``corrupt``; 0: none.
+    """
+
+    def __init__(self, client: BenchClient, maps: list[str], corrupt: str, every_s: float,
+                 corrupt_swap: int) -> None:
+        from rclpy.parameter_client import AsyncParameterClient
+
+        self._client = client
+        self._parameters = AsyncParameterClient(client.node, client.node_name)
+        if not self._parameters.wait_for_services(timeout_sec=30):
+            raise RuntimeError(f"no parameter services of {client.node_name}")
+        self._maps = maps
+        self._corrupt = corrupt
+        self._every_s = every_s
+        self._corrupt_swap = corrupt_swap
+        self._good = 0
+        self.swaps: list[Swap] = []
+
+    def step(self, elapsed_s: float) -> None:
+        """Swap when one is due; note the node's answer and when the new map is in use."""
+        from rclpy.parameter import Parameter
+
+        number = int(elapsed_s // self._every_s)
+        if number > len(self.swaps):
+            self._note_map_in_use()
+            corrupt = number == self._corrupt_swap
+            if not corrupt:
+                self._good = (self._good + 1) % len(self._maps)
+            path = self._corrupt if corrupt else self._maps[self._good]
+            future = self._parameters.set_parameters([Parameter("map_path", value=path)])
+            self.swaps.append(Swap(elapsed_s, path, corrupt, future))
+        if not self.swaps:
+            return
+        swap = self.swaps[-1]
+        if swap.accepted is None and swap.future.done():
+            result = swap.future.result().results[0]
+            swap.accepted, swap.reason = result.successful, result.reason
+        if (swap.accepted and swap.in_use_after_s is None
+                and self._client.diagnostics().get("map_path") == swap.path):
+            swap.in_use_after_s = elapsed_s - swap.at_s
+
+    def finish(self) -> None:
+        """Note the map in use at the end."""
+        self._note_map_in_use()
+
+    def _note_map_in_use(self) -> None:
+        if self.swaps:
+            self.swaps[-1].map_in_use_before_next = self._client.diagnostics().get(
+                "map_path", "")
+
+    def corrupt_rejected_old_kept(self) -> bool:
+        """Every corrupt swap was refused with the reason and the map in use stayed."""
+        return all(
+            swap.accepted is False and "keeping" in swap.reason
+            and swap.map_in_use_before_next == (self.swaps[i - 1].map_in_use_before_next
+                                                if i else self._maps[0])
+            for i, swap in enumerate(self.swaps) if swap.corrupt)
 
 
-def _nan_camera_info(info: Any) -> Any:
-    k = list(info.k)
-    k[0] = math.nan
-    info.k = k
-    return info
+class CameraFeed:
+    """What the soak publishes: real frames from two camera modes, and bad frames.
+
+    Args:
+        data: 7-Scenes layout folder.
+        frames: frame range ``START:END``.
+        bad_share: share of frames made bad (kinds of :data:`BAD_KINDS` in equal parts).
+        seed: random seed of which frames are bad and how.
+    """
+
+    def __init__(self, data: Path, frames: str, bad_share: float, seed: int) -> None:
+        from sensor_msgs.msg import Image
+
+        from seqace_ros.datasets.base import parse_frame_range
+        from seqace_ros.datasets.folder import FolderDataset
+        from seqace_ros.ros import conversions
+
+        self._conversions = conversions
+        self._bad_share = bad_share
+        self._rng = np.random.default_rng(seed)
+        dataset = FolderDataset(data)
+        indices = parse_frame_range(frames, len(dataset))
+        images_rgb = [dataset[i].image_rgb for i in indices]
+        full = dataset[indices[0]].intrinsics
+        #: The camera modes: the dataset's 640x480 camera and the same at 320x240.
+        self.cameras = [full, full.resized(full.width // 2, full.height // 2)]
+        self._images = [[conversions.image_msg_from_rgb(
+            cv2.resize(rgb, (c.width, c.height), interpolation=cv2.INTER_AREA), "bgr8", 0,
+            CAMERA_FRAME) for rgb in images_rgb] for c in self.cameras]
+        good = self._images[0][0]
+        row = good.width * 3
+        depth_u16 = cv2.imread(str(data / f"frame-{indices[0]:06d}.depth.png"),
+                               cv2.IMREAD_UNCHANGED)
+        small = cv2.resize(images_rgb[0], (160, 120), interpolation=cv2.INTER_AREA)
+        self._bad_images = {
+            "malformed": [
+                Image(height=good.height, width=good.width, encoding="bgr8", step=row,
+                      data=bytes(good.data[: len(good.data) // 2])),
+                Image(height=good.height, width=good.width, encoding="bgr8", step=row - 3,
+                      data=bytes(good.data))],
+            "encoding": [
+                Image(height=depth_u16.shape[0], width=depth_u16.shape[1], encoding="16UC1",
+                      step=2 * depth_u16.shape[1], data=depth_u16.tobytes()),
+                Image(height=good.height, width=good.width, encoding="yuv422",
+                      step=2 * good.width, data=bytes(2 * good.width * good.height))],
+            "size": [conversions.image_msg_from_rgb(small, "bgr8", 0, CAMERA_FRAME)],
+        }
+        for variants in self._bad_images.values():
+            for image in variants:
+                image.header.frame_id = CAMERA_FRAME
+
+    def frame(self, k: int, camera_mode: int, stamp_ns: int) -> tuple[str, Any, Any]:
+        """The ``k``-th frame: its kind (``"good"`` or a bad kind), CameraInfo and Image."""
+        info = self._conversions.camera_info_msg(self.cameras[camera_mode], stamp_ns,
+                                                 CAMERA_FRAME)
+        images = self._images[camera_mode]
+        image = images[k % len(images)]
+        kind = "good"
+        if self._rng.random() < self._bad_share:
+            kind = str(self._rng.choice(list(BAD_KINDS)))
+            if kind == "nan_camera_info":
+                k_9 = list(info.k)
+                k_9[0] = math.nan
+                info.k = k_9
+            else:
+                variants = self._bad_images[kind]
+                image = variants[int(self._rng.integers(len(variants)))]
+        image.header.stamp = self._conversions.time_msg(stamp_ns)
+        return kind, info, image
 
 
 def rss_summary(samples: list[tuple[float, float]], warmup_s: float) -> dict[str, Any]:
@@ -175,147 +292,96 @@ def main() -> int:
     use_loopback_dds()
 
     from rclpy.impl.implementation_singleton import rclpy_implementation
-    from rclpy.parameter import Parameter
-    from rclpy.parameter_client import AsyncParameterClient
-    from sensor_msgs.msg import Image
 
-    from seqace_ros.datasets.base import parse_frame_range
-    from seqace_ros.datasets.folder import FolderDataset
-    from seqace_ros.ros import conversions
-    from seqace_ros.ros.relocalization_node import MAP_READY_LOG, NODE_NAME
+    from seqace_ros.ros.relocalization_node import MAP_READY_LOG
 
     RCLError = rclpy_implementation.RCLError  # the RMW refused a write (reliable, full)
-    rng = np.random.default_rng(args.seed)
-    dataset = FolderDataset(args.data)
-    indices = parse_frame_range(args.frames, len(dataset))
-    frames = [dataset[i] for i in indices]
-    full = frames[0].intrinsics
-    half = full.resized(full.width // 2, full.height // 2)
-    cameras = [full, half]
-    images = [[conversions.image_msg_from_rgb(cv2.resize(f.image_rgb, (c.width, c.height),
-                                                         interpolation=cv2.INTER_AREA),
-                                              "bgr8", 0, CAMERA_FRAME) for f in frames]
-              for c in cameras]
-    depth_u16 = cv2.imread(str(args.data / f"frame-{indices[0]:06d}.depth.png"),
-                           cv2.IMREAD_UNCHANGED)
-    rgb_small = cv2.resize(frames[0].image_rgb, (160, 120), interpolation=cv2.INTER_AREA)
-    bad = _bad_frames(images[0][0], depth_u16, rgb_small, conversions, Image)
-    n_frames = len(frames)
-    del frames
-
+    feed = CameraFeed(args.data, args.frames, args.bad_share, args.seed)
     maps = [str(m.resolve()) for m in args.maps]
     parameters = {"map_path": maps[0], "device": args.device, "qos_reliability": "reliable",
                   "publish_inliers": False}
-    count = round(args.rate * args.duration_s)
-    report: dict[str, Any]
-    with tempfile.TemporaryDirectory(prefix="soak_") as work:
+    kinds: dict[int, str] = {}  # image stamp (ns) -> "good" or a bad kind, every image sent
+    published_s: dict[int, float] = {}  # image stamp (ns) -> when it was published
+    refused = Counter[str]()
+    rss: list[tuple[float, float]] = []
+    with (tempfile.TemporaryDirectory(prefix="soak_") as work,
+          BenchClient("soak_bench") as client,
+          ChildNode("seqace_ros.ros.relocalization_node", "node", parameters, Path(work),
+                    ros_args=client.node_ros_args) as node_process):
         corrupt = Path(work) / "corrupt.map"
         data = Path(maps[0]).read_bytes()
         corrupt.write_bytes(data[: len(data) // 2])
-        with ChildNode("seqace_ros.ros.relocalization_node", "node", parameters, Path(work),
-                       ros_args=NODE_REMAPS) as node_process:
-            node_process.wait_for_log(MAP_READY_LOG, timeout_s=300)
-            client = BenchClient("soak_bench")
-            client.wait_for_subscriber()
-            param_client = AsyncParameterClient(client.node, NODE_NAME)
-            if not param_client.wait_for_services(timeout_sec=30):
-                raise RuntimeError("the node's parameter services did not appear")
-            pid = node_process.pid
-            assert pid is not None
-            rss: list[tuple[float, float]] = []
-            kinds: dict[int, str] = {}  # stamp -> "good" or a bad kind
-            published_s: dict[int, float] = {}
-            refused = Counter[str]()
-            swaps: list[Swap] = []
-            good_map = 0
-            start = time.monotonic()
-            next_time = start
-            next_rss_s = 0.0
-            for k in range(count):
-                elapsed = time.monotonic() - start
-                if elapsed >= next_rss_s:
-                    sample = proc_status_mb(pid, "VmRSS")
-                    if sample is not None:
-                        rss.append((elapsed, sample))
-                    next_rss_s += 1.0
-                swap_number = int(elapsed // args.swap_every_s)
-                if swap_number > len(swaps):
-                    if swaps:
-                        swaps[-1].map_in_use_before_next = client.diagnostics().get(
-                            "map_path", "")
-                    is_corrupt = swap_number == args.corrupt_swap
-                    if not is_corrupt:
-                        good_map = (good_map + 1) % len(maps)
-                    path = str(corrupt) if is_corrupt else maps[good_map]
-                    swaps.append(Swap(elapsed, path, is_corrupt, param_client.set_parameters(
-                        [Parameter("map_path", value=path)])))
-                for swap in swaps[-1:]:
-                    if swap.accepted is None and swap.future.done():
-                        result = swap.future.result().results[0]
-                        swap.accepted, swap.reason = result.successful, result.reason
-                    if (swap.accepted and swap.in_use_after_s is None
-                            and client.diagnostics().get("map_path") == swap.path):
-                        swap.in_use_after_s = elapsed - swap.at_s
-
-                stamp_ns = 10**12 + round(k * 1e9 / args.rate)
-                camera_index = int(elapsed // args.camera_change_s) % len(cameras)
-                info = conversions.camera_info_msg(cameras[camera_index], stamp_ns, CAMERA_FRAME)
-                image = images[camera_index][k % n_frames]
-                kind = "good"
-                if rng.random() < args.bad_share:
-                    kind = str(rng.choice(list(BAD_KINDS)))
-                    if kind == "nan_camera_info":
-                        info = _nan_camera_info(info)
-                    else:
-                        variants = bad[kind]
-                        image = variants[int(rng.integers(len(variants)))]
-                image.header.stamp = conversions.time_msg(stamp_ns)
-                try:
-                    client.info_pub.publish(info)
-                except RCLError:
-                    refused["camera_info"] += 1
-                try:
-                    published_s[stamp_ns] = time.monotonic()
-                    client.image_pub.publish(image)
-                    kinds[stamp_ns] = kind
-                except RCLError:
-                    refused["image"] += 1
-                    del published_s[stamp_ns]
-                next_time += 1.0 / args.rate
-                time.sleep(max(0.0, next_time - time.monotonic()))
-            publish_s = time.monotonic() - start
-            if swaps:
-                swaps[-1].map_in_use_before_next = client.diagnostics().get("map_path", "")
-
-            # Drain: until the node has received every frame and has none left in work.
-            sent = len(kinds)
-            deadline = time.monotonic() + 60.0
-            while time.monotonic() < deadline:
-                values = client.diagnostics()
-                received = int(values.get("frames_received", -1))
-                done = int(values.get("frames_dropped", 0)) + int(
-                    values.get("frames_processed", 0))
-                if received == sent and done == received:
-                    break
-                time.sleep(0.5)
-            time.sleep(2.0)  # one more diagnostics period and the last poses in flight
-            values = client.diagnostics()
-            alive = node_process.returncode is None
-            final_rss = proc_status_mb(pid, "VmRSS")
-            if final_rss is not None:
-                rss.append((time.monotonic() - start, final_rss))
-            peak_mb = proc_status_mb(pid, "VmHWM")
-            poses_s = client.poses_received_s()
-            client.close()
+        node_process.wait_for_log(MAP_READY_LOG, timeout_s=300)
+        client.wait_for_subscriber()
+        swapper = MapSwapper(client, maps, str(corrupt), args.swap_every_s, args.corrupt_swap)
+        pid = int(node_process.pid or 0)
+        start = time.monotonic()
+        for k in range(round(args.rate * args.duration_s)):
+            elapsed_s = time.monotonic() - start
+            if elapsed_s >= len(rss) and (sample := proc_status_mb(pid, "VmRSS")) is not None:
+                rss.append((elapsed_s, sample))
+            swapper.step(elapsed_s)
+            stamp_ns = 10**12 + round(k * 1e9 / args.rate)
+            camera_mode = int(elapsed_s // args.camera_change_s) % len(feed.cameras)
+            kind, info, image = feed.frame(k, camera_mode, stamp_ns)
+            try:
+                client.info_pub.publish(info)
+            except RCLError:
+                refused["camera_info"] += 1
+            try:
+                published_s[stamp_ns] = time.monotonic()
+                client.image_pub.publish(image)
+                kinds[stamp_ns] = kind
+            except RCLError:
+                refused["image"] += 1
+                del published_s[stamp_ns]
+            time.sleep(max(0.0, start + (k + 1) / args.rate - time.monotonic()))
+        publish_s = time.monotonic() - start
+        swapper.finish()
+        values = _drain(client, len(kinds))
+        alive = node_process.returncode is None
+        if (sample := proc_status_mb(pid, "VmRSS")) is not None:
+            rss.append((time.monotonic() - start, sample))
+        peak_mb = proc_status_mb(pid, "VmHWM")
+        poses_s = client.poses_received_s()
+        node_process.stop()
         exit_status = node_process.returncode
         map_ready_lines = [line.split(MAP_READY_LOG, 1)[1].strip()
                            for line in node_process.log_text().splitlines()
                            if MAP_READY_LOG in line]
 
-    report = _report(args, values, kinds, published_s, poses_s, refused, swaps, rss, peak_mb,
-                     alive, exit_status, map_ready_lines, publish_s, maps)
+    swap_intervals = _per_swap(swapper.swaps, published_s, poses_s, start)
+    report = _report(args, values, kinds, published_s, poses_s, refused, swapper,
+                     swap_intervals, rss, peak_mb, alive, exit_status, map_ready_lines,
+                     publish_s, maps)
     emit_report(report, args.json)
     return 0 if all(report["acceptance"].values()) else 1
+
+
+def _drain(client: BenchClient, sent: int, timeout_s: float = 60.0) -> dict[str, str]:
+    """Wait until the node has received ``sent`` frames and finished with each; its last
+    ``/diagnostics`` values (a period later, so the last poses are in too)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        values = client.diagnostics()
+        received = int(values.get("frames_received", -1))
+        finished = int(values.get("frames_dropped", 0)) + int(values.get("frames_processed", 0))
+        if received == sent and finished == received:
+            break
+        time.sleep(0.5)
+    time.sleep(2.0)
+    return client.diagnostics()
+
+
+def _per_swap(swaps: list[Swap], published_s: dict[int, float], poses_s: dict[int, float],
+              start: float) -> list[tuple[int, int]]:
+    """(frames sent, poses received for them) from each swap to the next (or the end)."""
+    ends = [swap.at_s for swap in swaps[1:]] + [math.inf]
+    intervals = []
+    for swap, end_s in zip(swaps, ends, strict=True):
+        stamps = [s for s, t in published_s.items() if swap.at_s <= t - start < end_s]
+        intervals.append((len(stamps), sum(s in poses_s for s in stamps)))
+    return intervals
 
 
 def frame_accounting(values: dict[str, str], kinds: dict[int, str],
@@ -371,9 +437,10 @@ def frame_accounting(values: dict[str, str], kinds: dict[int, str],
 
 def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, str],
             published_s: dict[int, float], poses_s: dict[int, float], refused: Counter[str],
-            swaps: list[Swap], rss: list[tuple[float, float]], peak_mb: float | None,
-            alive: bool, exit_status: int | None, map_ready_lines: list[str],
-            publish_s: float, maps: list[str]) -> dict[str, Any]:
+            swapper: MapSwapper, swap_intervals: list[tuple[int, int]],
+            rss: list[tuple[float, float]], peak_mb: float | None, alive: bool,
+            exit_status: int | None, map_ready_lines: list[str], publish_s: float,
+            maps: list[str]) -> dict[str, Any]:
     """The soak's JSON report and its acceptance checks."""
     accounting = frame_accounting(values, kinds, poses_s)
     node = accounting.pop("node")
@@ -384,13 +451,9 @@ def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, s
     acceptance = {
         "node_stayed_up": alive,
         "rss_growth_under_10_mb": growth_mb is not None and growth_mb < MAX_RSS_GROWTH_MB,
-        "good_swaps_applied": all(s.accepted and s.in_use_after_s is not None
-                                  for s in swaps if not s.corrupt),
-        "corrupt_map_rejected_old_kept": all(
-            swap.accepted is False and "keeping" in swap.reason
-            and swap.map_in_use_before_next == (swaps[i - 1].map_in_use_before_next if i
-                                                 else maps[0])
-            for i, swap in enumerate(swaps) if swap.corrupt),
+        "good_swaps_applied": all(swap.accepted and swap.in_use_after_s is not None
+                                  for swap in swapper.swaps if not swap.corrupt),
+        "corrupt_map_rejected_old_kept": swapper.corrupt_rejected_old_kept(),
         "every_frame_accounted": accounting["node_received_all"]
         and accounting["node_finished_all"] and accounting["poses_received_equal_published"],
         "good_frames_balanced": accounting["good_frames"]["balanced"],
@@ -399,6 +462,7 @@ def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, s
     }
     return {
         "benchmark": "soak",
+        "acceptance": acceptance,
         "duration_s": round(publish_s, 1),
         "publish_rate_hz": round(len(kinds) / publish_s, 2),
         "frames_sent_by_kind": dict(Counter(kinds.values())),
@@ -409,10 +473,10 @@ def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, s
         "node_rate_hz_at_end": float(values.get("rate_hz", "nan")),
         "accounting": accounting,
         "rss": {**rss_report, "peak_vmhwm_mb": peak_mb},
-        "swaps": [s.report() for s in swaps],
+        "swaps": [swap.report(*interval)
+                  for swap, interval in zip(swapper.swaps, swap_intervals, strict=True)],
         "map_ready_log": map_ready_lines,
         "node_exit_status_after_sigint": exit_status,
-        "acceptance": acceptance,
         "config": {"maps": maps, "data": str(args.data), "frames": args.frames,
                    "rate_hz": args.rate, "duration_s": args.duration_s,
                    "swap_every_s": args.swap_every_s, "corrupt_swap": args.corrupt_swap,
