@@ -11,11 +11,13 @@ Levels (``diagnostic_msgs/DiagnosticStatus``):
 - OK: the latest processed frame gave a published pose, or (``trigger: on_demand``) the node
   is idle between ``~/relocalize`` calls and the latest event is not a failure.
 
-The message names the cause; the values carry the counters and the running figures of
-:class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`, and the localization mode's
-status of its last frame (``FrameStatus.values()``: ``source`` of the pose, and in sequence
-mode ``tracked_points``, ``local_points``, ``reset_reason``, ...). Frames lost in transport
-(never received) are counted apart from ``frames_dropped`` (received while the node was busy).
+The message names the cause; the values carry the counters (failures also by kind,
+``frames_failed_image``, ``frames_failed_inliers``, ... for each kind seen) and the running
+figures of :class:`~seqace_ros.pipeline.localization.stream.StatsSnapshot`, and the
+localization mode's status of its last frame (``FrameStatus.values()``: ``source`` of the
+pose, and in sequence mode ``tracked_points``, ``local_points``, ``reset_reason``, ...).
+Frames lost in transport (never received) are counted apart from ``frames_dropped`` (received
+while the node was busy).
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def diagnostic_array(
         "frames_processed": str(stats.processed),
         "poses_published": str(stats.succeeded),
         "frames_failed": str(stats.failed),
+        **{f"frames_failed_{kind}": str(count) for kind, count in stats.failed_by_kind.items()},
         "rate_hz": _format(stats.rate_hz),
         "latency_p50_ms": _format(stats.latency_p50_ms),
         "latency_p95_ms": _format(stats.latency_p95_ms),

@@ -507,7 +507,7 @@ class RelocalizationNode(Node):
 
     def _fail(self, kind: str, message: str, inlier_ratio: float | None = None) -> None:
         """Count a frame without a pose, and log why (each kind at most every few seconds)."""
-        self._stats.record_failure(message, inlier_ratio)
+        self._stats.record_failure(message, inlier_ratio, kind)
         self._warn(kind, message)
 
     def _warn(self, kind: str, message: str) -> None:
@@ -520,7 +520,7 @@ class RelocalizationNode(Node):
 
     def _on_worker_error(self, error: Exception) -> None:
         message = f"unexpected error processing a frame: {type(error).__name__}: {error}"
-        self._stats.record_failure(message)
+        self._stats.record_failure(message, kind="error")
         self.get_logger().error(message)
 
     def _intrinsics_for(

@@ -71,14 +71,17 @@ def test_array_carries_counters_and_figures() -> None:
     stats.record_success(latency_ms=100.0, inlier_ratio=0.5)
     clock.now = 0.5
     stats.record_success(latency_ms=120.0, inlier_ratio=0.3)
+    clock.now = 1.0
+    stats.record_failure("bad image on /image: unsupported image encoding 'yuv'", kind="image")
     array = diagnostic_array(stats.snapshot(), STATE, "/relocalization_node", 1_500_000_000)
     (status,) = array.status
     values = {kv.key: kv.value for kv in status.values}
-    assert status.level == DiagnosticStatus.OK
-    assert status.message == "localizing at 2.0 Hz"
+    assert status.level == DiagnosticStatus.WARN
+    assert status.message == "bad image on /image: unsupported image encoding 'yuv'"
     assert values["frames_received"] == "3"
     assert values["frames_dropped"] == "2"
     assert values["poses_published"] == "2"
+    assert (values["frames_failed"], values["frames_failed_image"]) == ("1", "1")
     assert values["latency_p50_ms"] == "110.000"
     assert values["inlier_ratio"] == "0.400"
     assert values["map_path"] == "/maps/k.safetensors"

@@ -5,8 +5,8 @@ When inference is slower than the camera, queueing frames only adds latency and 
 which counts as dropped. A :class:`StreamWorker` thread takes items from the slot and
 processes them, so the producer (a ROS subscription callback) never blocks. A
 :class:`StreamStats` keeps bounded running statistics (rate, latency percentiles, inlier
-ratio, drop count, last error) for diagnostics. No ROS import: the ROS node and the
-benchmarks share it.
+ratio, drop count, failures by kind, last error) for diagnostics. No ROS import: the ROS node
+and the benchmarks share it.
 """
 
 from __future__ import annotations
@@ -72,10 +72,13 @@ class StatsSnapshot:
 
     Attributes:
         received: items offered to the worker.
-        dropped: items replaced in the slot before the worker took them.
+        dropped: items never processed: replaced in the slot by a newer one before the worker
+            took them, or discarded from it (:meth:`StreamWorker.clear`).
         processed: items the worker finished (whatever the outcome).
         succeeded: processed items that produced an accepted result (a published pose).
         failed: processed items that did not (bad input, too few inliers, errors).
+        failed_by_kind: ``failed`` split by the kind the caller named for each failure
+            (``"image"``, ``"inliers"``, ...), kinds in first-seen order.
         rate_hz: processed items per second over the recent window (0 with < 2 items).
         latency_p50_ms: median receive-to-result latency over the recent window (NaN if none).
         latency_p95_ms: 95th percentile of the same.
@@ -90,6 +93,7 @@ class StatsSnapshot:
     processed: int
     succeeded: int
     failed: int
+    failed_by_kind: dict[str, int]
     rate_hz: float
     latency_p50_ms: float
     latency_p95_ms: float
@@ -116,6 +120,7 @@ class StreamStats:
         self._dropped = 0
         self._processed = 0
         self._succeeded = 0
+        self._failed_by_kind: dict[str, int] = {}
         self._done_times_s: deque[float] = deque(maxlen=window)
         self._latencies_ms: deque[float] = deque(maxlen=window)
         self._inlier_ratios: deque[float] = deque(maxlen=window)
@@ -129,6 +134,11 @@ class StreamStats:
             self._received += 1
             self._dropped += int(dropped)
 
+    def record_discarded(self) -> None:
+        """One pending item thrown away unprocessed (counted as dropped)."""
+        with self._lock:
+            self._dropped += 1
+
     def record_success(self, latency_ms: float, inlier_ratio: float) -> None:
         """One item processed into an accepted result."""
         with self._lock:
@@ -140,11 +150,15 @@ class StreamStats:
             self._inlier_ratios.append(inlier_ratio)
             self._last_success_time_s = now
 
-    def record_failure(self, reason: str, inlier_ratio: float | None = None) -> None:
-        """One item processed without an accepted result, and why."""
+    def record_failure(
+        self, reason: str, inlier_ratio: float | None = None, kind: str = "other"
+    ) -> None:
+        """One item processed without an accepted result, why, and the kind of failure
+        (a short label counted in :attr:`StatsSnapshot.failed_by_kind`)."""
         with self._lock:
             now = self._clock()
             self._processed += 1
+            self._failed_by_kind[kind] = self._failed_by_kind.get(kind, 0) + 1
             self._done_times_s.append(now)
             if inlier_ratio is not None:
                 self._inlier_ratios.append(inlier_ratio)
@@ -173,6 +187,7 @@ class StreamStats:
                 processed=self._processed,
                 succeeded=self._succeeded,
                 failed=self._processed - self._succeeded,
+                failed_by_kind=dict(self._failed_by_kind),
                 rate_hz=(len(times) - 1) / span if span > 0 else 0.0,
                 latency_p50_ms=float(np.percentile(latencies, 50)) if latencies.size else
                 float("nan"),
@@ -223,8 +238,11 @@ class StreamWorker(Generic[Item]):
         return dropped
 
     def clear(self) -> bool:
-        """Discard the pending item, if any (it is not counted as dropped)."""
-        return self._slot.clear()
+        """Discard the pending item, if any (counted as dropped); True when there was one."""
+        discarded = self._slot.clear()
+        if discarded:
+            self._stats.record_discarded()
+        return discarded
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Close the slot and join the thread; True when it finished within ``timeout_s``.

@@ -72,11 +72,12 @@ def test_stats_rate_latency_percentiles_and_drops() -> None:
     for i in range(10):  # 10 results at 5 Hz with latencies 10..100 ms
         stats.record_success(latency_ms=10.0 * (i + 1), inlier_ratio=0.5)
         clock.now += 0.2
-    stats.record_failure("too few inliers: 12 < 50", inlier_ratio=0.1)
+    stats.record_failure("too few inliers: 12 < 50", inlier_ratio=0.1, kind="inliers")
     clock.now += 1.0
     snap = stats.snapshot()
     assert (snap.received, snap.dropped, snap.processed) == (20, 10, 11)
     assert (snap.succeeded, snap.failed) == (10, 1)
+    assert snap.failed_by_kind == {"inliers": 1}
     # window of 10 completion times: 9 successes 0.2 s apart then the failure 0.2 s later
     assert snap.rate_hz == pytest.approx(5.0)
     # the latency window holds the last 10 successes: 10..100 ms
@@ -138,6 +139,39 @@ def test_worker_processes_latest_items_drops_the_rest_and_survives_errors() -> N
     snap = stats.snapshot()
     assert snap.received == 13
     assert snap.dropped == 13 - len(processed) - len(errors)
+
+
+def test_worker_clear_counts_the_discarded_item_as_dropped() -> None:
+    stats = StreamStats()
+    release = threading.Event()
+    started = threading.Event()
+
+    def process(item: int) -> None:
+        started.set()
+        release.wait(5)
+
+    worker: StreamWorker[int] = StreamWorker(process, lambda _: None, stats)
+    worker.start()
+    worker.submit(0)
+    assert started.wait(5)
+    worker.submit(1)  # pending while 0 is processed
+    assert worker.clear() is True
+    assert worker.clear() is False  # nothing pending: nothing counted
+    release.set()
+    assert worker.stop(timeout_s=5)
+    snap = stats.snapshot()
+    # Every item offered is processed or dropped, whatever discarded it.
+    assert (snap.received, snap.dropped) == (2, 1)
+
+
+def test_stats_count_failures_by_kind() -> None:
+    stats = StreamStats()
+    for kind in ("image", "inliers", "image", "size"):
+        stats.record_failure(f"a {kind} failure", kind=kind)
+    stats.record_failure("unlabelled")
+    snap = stats.snapshot()
+    assert snap.failed == 5
+    assert snap.failed_by_kind == {"image": 2, "inliers": 1, "size": 1, "other": 1}
 
 
 def test_worker_keeps_running_after_an_error() -> None:
