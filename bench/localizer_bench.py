@@ -1,11 +1,15 @@
-"""Single-frame relocalization speed: encoder + head + RANSAC per frame, printed as JSON.
+"""Single-frame relocalization speed: encoder + head + RANSAC (+ refinement) per frame, as JSON.
 
 Usage::
 
-    .venv/bin/python bench/localizer_bench.py MAP DATASET [--frames 500:700] [--threads 2]
+    .venv/bin/python bench/localizer_bench.py MAP DATASET [--frames 500:700] [--threads 2] \
+        [--refine]
 
 Reports per-stage mean and median milliseconds over the frames (after warm-up frames that are
-not counted) and the rate in Hz of the mean total. Image decoding is not timed.
+not counted) and the rate in Hz of the mean total. Image decoding is not timed. ``--refine``
+also runs the same frames with refinement against the map's keyframes, interleaved frame by
+frame with the plain localizer so that machine load hits both alike, and reports the ratio of
+their rates.
 """
 
 from __future__ import annotations
@@ -35,26 +39,38 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--top-k", type=int, default=1000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--refine", action="store_true",
+                        help="also time refinement against the map's keyframes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = FolderDataset(args.dataset)
     indices = list(parse_frame_range(args.frames, len(dataset)))
-    timer = StageTimer(create_localizer(load_map(args.map), LocalizerConfig(top_k=args.top_k),
-                                        args.device))
+    scene_map = load_map(args.map)
+    configs = {"single": LocalizerConfig(top_k=args.top_k)}
+    if args.refine:
+        configs["single+refine"] = LocalizerConfig(top_k=args.top_k, refine=True)
+    timers = {name: StageTimer(create_localizer(scene_map, config, args.device))
+              for name, config in configs.items()}
     frames = [dataset[i] for i in indices]
-    for frame in frames[: args.warmup]:
-        timer.localizer.localize(frame.image_rgb, frame.intrinsics)
+    for timer in timers.values():
+        for frame in frames[: args.warmup]:
+            timer.localizer.localize(frame.image_rgb, frame.intrinsics)
     for frame in frames:
-        timer.localize(frame.image_rgb, frame.intrinsics)
-    timings = timer.timings_ms
+        for timer in timers.values():
+            timer.localize(frame.image_rgb, frame.intrinsics)
+    methods = {name: {"mean_ms": {k: float(np.mean(v)) for k, v in timer.timings_ms.items()},
+                      "median_ms": {k: float(np.median(v)) for k, v in timer.timings_ms.items()},
+                      "hz": 1000.0 / float(np.mean(timer.timings_ms["total"]))}
+               for name, timer in timers.items()}
     report = {
         "benchmark": "localizer_single_frame", "frames": len(frames), "threads": args.threads,
         "device": args.device, "top_k": args.top_k,
         "cpu": platform.processor() or platform.machine(),
-        "mean_ms": {k: float(np.mean(v)) for k, v in timings.items()},
-        "median_ms": {k: float(np.median(v)) for k, v in timings.items()},
-        "hz": 1000.0 / float(np.mean(timings["total"])),
+        **methods["single"],
+        "methods": methods,
     }
+    if args.refine:
+        report["refine_rate_ratio"] = methods["single+refine"]["hz"] / methods["single"]["hz"]
     print(json_text(report))
 
 
