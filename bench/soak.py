@@ -398,7 +398,11 @@ def frame_accounting(values: dict[str, str], kinds: dict[int, str],
         into good and bad frames (each: sent = poses + failed + dropped). The split is an
         attribution: a processed bad frame fails with a bad-input kind
         (:data:`BAD_FAILURE_KINDS`), so the bad frames that neither gave a pose nor failed
-        were dropped, and the other failures and drops are the good frames'. A good frame
+        were dropped, and the other failures and drops are the good frames'. Frames that
+        never reached the node are counted by it as lost in transport (sequence-number gaps,
+        :mod:`seqace_ros.ros.transport_stats`) without their kind: a lost bad frame shows among
+        the bad frames' drops and is taken back from the good frames' drops, so the good
+        frames balance as poses + failed + dropped + all lost frames. A good frame
         that the node paired with the neighbouring frame's camera_info (a camera change, a
         NaN camera_info) fails with a bad-input kind and is attributed to the bad frames;
         the totals are exact either way.
@@ -411,25 +415,28 @@ def frame_accounting(values: dict[str, str], kinds: dict[int, str],
     node: dict[str, Any] = {key: int(values.get(key, -1)) for key in (
         "frames_received", "frames_dropped", "frames_processed", "poses_published",
         "frames_failed", "time_jumps_back")}
+    node["frames_lost_in_transport"] = int(values.get("frames_lost_in_transport", 0))
     node["frames_failed_by_kind"] = failed_by_kind
     bad_poses = sum(n for kind, n in poses_by_kind.items() if kind in BAD_KINDS)
     bad_failed = sum(n for kind, n in failed_by_kind.items() if kind in BAD_FAILURE_KINDS)
     bad_dropped = bad_sent - bad_poses - bad_failed
+    lost = node["frames_lost_in_transport"]
     good = {"sent": sent["good"], "poses": poses_by_kind["good"],
             "failed": node["frames_failed"] - bad_failed,
-            "dropped": node["frames_dropped"] - bad_dropped}
+            "dropped": node["frames_dropped"] - bad_dropped, "lost_in_transport": lost}
     return {
         "node": node,
         "poses_by_frame_kind": dict(poses_by_kind),
         "frames_sent": len(kinds),
-        "node_received_all": node["frames_received"] == len(kinds),
+        "node_received_or_counted_lost": node["frames_received"] + lost == len(kinds),
         "node_finished_all": node["frames_dropped"] + node["frames_processed"]
         == node["frames_received"],
         "poses_received_equal_published": len(poses_s) == node["poses_published"],
         "all_frames": {"sent": len(kinds), "poses": len(poses_s),
-                       "failed": node["frames_failed"], "dropped": node["frames_dropped"]},
+                       "failed": node["frames_failed"], "dropped": node["frames_dropped"],
+                       "lost_in_transport": lost},
         "good_frames": {**good, "balanced": good["poses"] + good["failed"] + good["dropped"]
-                        == good["sent"] and min(good["dropped"], bad_dropped) >= 0},
+                        + lost == good["sent"] and min(good["dropped"], bad_dropped) >= 0},
         "bad_frames": {"sent": bad_sent, "poses": bad_poses, "failed": bad_failed,
                        "dropped": bad_dropped},
     }
@@ -454,7 +461,7 @@ def _report(args: argparse.Namespace, values: dict[str, str], kinds: dict[int, s
         "good_swaps_applied": all(swap.accepted and swap.in_use_after_s is not None
                                   for swap in swapper.swaps if not swap.corrupt),
         "corrupt_map_rejected_old_kept": swapper.corrupt_rejected_old_kept(),
-        "every_frame_accounted": accounting["node_received_all"]
+        "every_frame_accounted": accounting["node_received_or_counted_lost"]
         and accounting["node_finished_all"] and accounting["poses_received_equal_published"],
         "good_frames_balanced": accounting["good_frames"]["balanced"],
         "poses_only_for_frames_sent": "unknown stamp" not in poses_by_kind,

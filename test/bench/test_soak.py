@@ -39,11 +39,11 @@ def test_frame_accounting_splits_good_and_bad_frames() -> None:
               "frames_failed_inliers": "1", "frames_failed_image": "1",
               "frames_failed_size": "1", "rate_hz": "5.0"}
     accounting = frame_accounting(values, kinds, poses_s)
-    assert accounting["node_received_all"]
+    assert accounting["node_received_or_counted_lost"]
     assert accounting["node_finished_all"]
     assert accounting["poses_received_equal_published"]
     assert accounting["good_frames"] == {"sent": 10, "poses": 4, "failed": 1, "dropped": 5,
-                                         "balanced": True}
+                                         "lost_in_transport": 0, "balanced": True}
     assert accounting["bad_frames"] == {"sent": 4, "poses": 0, "failed": 2, "dropped": 2}
     assert accounting["node"]["frames_failed_by_kind"] == {"inliers": 1, "image": 1, "size": 1}
 
@@ -52,3 +52,21 @@ def test_frame_accounting_splits_good_and_bad_frames() -> None:
     accounting = frame_accounting(values_lost, kinds, poses_s)
     assert not accounting["node_finished_all"]
     assert not accounting["good_frames"]["balanced"]
+
+
+def test_frames_lost_in_transport_are_accounted_by_the_node_count() -> None:
+    # As above, but good frame 5 and bad frame 12 never reached the node (counted as 2 lost).
+    kinds = {**{s: "good" for s in range(10)}, 10: "malformed", 11: "size", 12: "encoding",
+             13: "nan_camera_info"}
+    poses_s = {0: 1.0, 3: 2.0, 6: 3.0, 9: 4.0}
+    values = {"frames_received": "12", "frames_dropped": "5", "frames_processed": "7",
+              "poses_published": "4", "frames_failed": "3", "time_jumps_back": "0",
+              "frames_failed_inliers": "1", "frames_failed_image": "1",
+              "frames_failed_size": "1", "frames_lost_in_transport": "2", "rate_hz": "5.0"}
+    accounting = frame_accounting(values, kinds, poses_s)
+    assert accounting["node_received_or_counted_lost"]
+    assert accounting["good_frames"]["balanced"]
+    assert accounting["all_frames"]["lost_in_transport"] == 2
+    uncounted = frame_accounting({**values, "frames_lost_in_transport": "1"}, kinds, poses_s)
+    assert not uncounted["node_received_or_counted_lost"]
+    assert not uncounted["good_frames"]["balanced"]
