@@ -24,9 +24,9 @@ The covariance has two terms (:func:`calibrated_pose_covariance`):
    With ``J`` (2N x 6) stacked over the inliers and the residual variance
    ``sigma^2 = sum(r^2) / (2N - 6)`` (floored at ``min_sigma_px^2``), this term is
    ``sigma^2 (J^T J)^-1``. It treats the inliers as independent, and they are not: a
-   scene-coordinate head errs alike on neighbouring patches, so this term alone is 15-25
-   times too small in standard deviation (``bench/covariance_bench.py``: 0 % of real and
-   synthetic frames inside its 95 % ellipsoid).
+   scene-coordinate head errs alike on neighbouring patches, so this term alone is about 20
+   (real scenes) and 7 (synthetic) times too small in standard deviation
+   (``bench/covariance_bench.py``: no frame inside its 95 % ellipsoid).
 2. **Map error** (:func:`map_error_covariance`): the scene points an image's inliers regress
    are, as a set, displaced from the truth by a small rigid motion: a translation ``b`` and a
    rotation ``omega`` about their median point ``m``. The pose solved from them inherits it:
@@ -36,9 +36,9 @@ The covariance has two terms (:func:`calibrated_pose_covariance`):
        Sigma_map = [[s_t^2 I + s_r^2 L L^T,  s_r^2 L],
                     [s_r^2 L^T,              s_r^2 I]]
 
-   The lever ``c - m`` gives the error its observed shape: the camera swings about the scene
-   it sees (a sideways shift paired with a turn back towards the scene; the measured
-   correlation of the two is about 0.95 on real and synthetic queries).
+   The lever ``c - m`` gives the error its shape: the camera swings about the scene it sees
+   (a sideways shift paired with a turn back towards it). Unlike the solver term, this one
+   does not shrink with more inliers: they all share the misregistration.
 
 ``s_t`` and ``s_r`` (:data:`CALIBRATED_MAP_ERROR`) are fitted with :func:`fit_map_error` on
 queries that are not the benchmark's evaluation splits (README, "Covariance"). None of this
