@@ -18,6 +18,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 
 from seqace_ros.core.camera import DEFAULT_MAX_IMAGE_PIXELS
+from seqace_ros.pipeline.localization.covariance import CALIBRATED_MAP_ERROR, MapErrorModel
 from seqace_ros.pipeline.localization.modes import MODE_NAMES, ModeConfig, mode_config
 from seqace_ros.pipeline.localization.policy import (
     TRIGGER_MODES,
@@ -101,6 +102,16 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "with keyframes, the mapping presets' default): higher recall away from the "
                   "mapping views, about 20-40 ms more per frame. Rejected for a map without "
                   "keyframes."),
+    ParameterSpec("covariance_map_translation_std_m", CALIBRATED_MAP_ERROR.translation_std_m,
+                  "Map error in the published covariance: standard deviation (metres, per map "
+                  "axis) of the local shift of the map the inliers see, added to the solver's "
+                  "Gauss-Newton covariance. Default: calibrated so that the 95 % ellipsoid holds "
+                  "about 95 % of the pose errors (README, Covariance).", bounds=(0.0, 10.0)),
+    ParameterSpec("covariance_map_rotation_std_deg", CALIBRATED_MAP_ERROR.rotation_std_deg,
+                  "Map error in the published covariance: standard deviation (degrees, per map "
+                  "axis) of the local rotation of the map the inliers see, about their median "
+                  "point. Default: calibrated with covariance_map_translation_std_m.",
+                  bounds=(0.0, 90.0)),
     ParameterSpec("map_frame", "map", "Frame of the map: the pose's header frame and the TF "
                   "parent."),
     ParameterSpec("odom_frame", "", "Frame the TF estimate hangs under map_frame (REP-105). "
@@ -204,6 +215,8 @@ class RelocalizationParams:
     ransac_seed: int
     min_inliers: int
     refine: bool
+    covariance_map_translation_std_m: float
+    covariance_map_rotation_std_deg: float
     map_frame: str
     odom_frame: str
     tf_settle_s: float
@@ -252,6 +265,11 @@ class RelocalizationParams:
         if isinstance(config, SequenceConfig):
             config = replace(config, buffer_length=self.sequence_length)
         return config
+
+    def map_error_model(self) -> MapErrorModel:
+        """The map error of the published covariance."""
+        return MapErrorModel(self.covariance_map_translation_std_m,
+                             self.covariance_map_rotation_std_deg)
 
     def confidence_gate(self) -> ConfidenceGate:
         """The gate a pose passes before it goes to initialpose."""

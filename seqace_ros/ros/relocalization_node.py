@@ -11,8 +11,9 @@ Topics (relative names, remap them):
   lost in transport (publisher sequence or stamp gaps, :mod:`seqace_ros.ros.transport_stats`)
   and publishers with incompatible QoS are reported in the log and ``/diagnostics``.
 - out ``pose`` (``geometry_msgs/PoseWithCovarianceStamped``): the pose of the image's optical
-  frame in ``map_frame``, stamped with the image stamp; covariance from the inliers
-  (:mod:`seqace_ros.pipeline.localization.covariance`).
+  frame in ``map_frame``, stamped with the image stamp; calibrated covariance (solver term
+  from the inliers plus the map error ``covariance_map_*``; x, y, z, roll, pitch, yaw about
+  the ``map_frame`` axes, m^2 and rad^2; :mod:`seqace_ros.pipeline.localization.covariance`).
 - out ``path`` (``nav_msgs/Path``): accepted poses, at most ``path_max_length``.
 - out ``inliers`` (``sensor_msgs/PointCloud2``, with ``publish_inliers``): inlier map points.
 - out ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``), see
@@ -102,7 +103,7 @@ from seqace_ros.core.undistortion import Undistorter
 from seqace_ros.pipeline.localization.covariance import (
     CovarianceError,
     attached_pose_covariance,
-    pose_covariance,
+    calibrated_pose_covariance,
 )
 from seqace_ros.pipeline.localization.modes import LocalizationMode, create_localizer
 from seqace_ros.pipeline.localization.policy import (
@@ -670,9 +671,9 @@ class RelocalizationNode(Node):
             return
         inliers = result.inliers_N
         try:
-            covariance = pose_covariance(
+            covariance = calibrated_pose_covariance(
                 result.T_world_cam, result.points2d_N2[inliers], result.scene_points_N3[inliers],
-                intrinsics,
+                intrinsics, params.map_error_model(),
             )
         except CovarianceError as error:
             self._fail("covariance", f"no pose: {error}", result.confidence)

@@ -9,6 +9,10 @@ from ros_harness import import_ros_module
 
 import_ros_module("rcl_interfaces.msg")
 
+from seqace_ros.pipeline.localization.covariance import (  # noqa: E402
+    CALIBRATED_MAP_ERROR,
+    MapErrorModel,
+)
 from seqace_ros.pipeline.localization.sequence import SequenceConfig  # noqa: E402
 from seqace_ros.pipeline.localization.single import LocalizerConfig  # noqa: E402
 from seqace_ros.ros.params import PARAMETER_SPECS, RelocalizationParams  # noqa: E402
@@ -30,3 +34,9 @@ def test_mode_config_carries_the_frame_settings_of_either_mode() -> None:
     assert _params(mode="single", **overrides).mode_config() == frame
     assert _params(mode="sequence", sequence_length=7, **overrides).mode_config() == (
         SequenceConfig(localizer=frame, buffer_length=7))
+
+
+def test_map_error_of_the_published_covariance_defaults_to_the_calibrated_one() -> None:
+    assert _params().map_error_model() == CALIBRATED_MAP_ERROR
+    params = _params(covariance_map_translation_std_m=0.05, covariance_map_rotation_std_deg=1.5)
+    assert params.map_error_model() == MapErrorModel(0.05, 1.5)

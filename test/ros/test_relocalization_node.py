@@ -63,6 +63,7 @@ from seqace_ros.core.map_file import load_map, save_map  # noqa: E402
 from seqace_ros.datasets.bag_messages import transform_from_pose_msg  # noqa: E402
 from seqace_ros.datasets.base import PosedFrame  # noqa: E402
 from seqace_ros.datasets.folder import FolderDataset  # noqa: E402
+from seqace_ros.pipeline.localization.covariance import CALIBRATED_MAP_ERROR  # noqa: E402
 from seqace_ros.pipeline.localization.modes import create_localizer  # noqa: E402
 from seqace_ros.ros import conversions  # noqa: E402
 from seqace_ros.ros.params import RelocalizationParams  # noqa: E402
@@ -318,6 +319,10 @@ def test_poses_match_the_offline_localizer(
         assert rotation_deg < MAX_ROTATION_DEG, (index, rotation_deg)
         covariance = np.asarray(msg.pose.covariance).reshape(6, 6)
         assert np.all(np.linalg.eigvalsh(covariance) > 0)
+        # The calibrated covariance: the map error's centimetres, not the solver's millimetres.
+        assert np.all(np.diag(covariance)[:3] >= CALIBRATED_MAP_ERROR.translation_std_m**2)
+        assert np.all(np.diag(covariance)[3:] >= math.radians(
+            CALIBRATED_MAP_ERROR.rotation_std_deg)**2)
     spurious = [i for i in QUERY_FRAMES if offline_poses[i] is None
                 and ros_io.pose_at(stamps[i]) is not None]
     diagnostics = diagnostic_values(ros_io.diagnostics.messages[-1])
