@@ -20,10 +20,9 @@ import sys
 from typing import Any
 
 import numpy as np
-import rclpy
+from _spin import spin_until_interrupted
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import TransformStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -137,18 +136,7 @@ class RoundTripPublisher(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the publisher until SIGINT; always shut rclpy down. Returns the exit status."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RoundTripPublisher()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_until_interrupted(RoundTripPublisher, args)
 
 
 if __name__ == "__main__":

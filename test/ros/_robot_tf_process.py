@@ -19,8 +19,7 @@ import sys
 from typing import Any
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
+from _spin import spin_until_interrupted
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from tf2_msgs.msg import TFMessage
@@ -73,18 +72,7 @@ class RobotTf(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run until SIGINT; always shut rclpy down. Returns the exit status."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RobotTf()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_until_interrupted(RobotTf, args)
 
 
 if __name__ == "__main__":
