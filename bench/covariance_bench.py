@@ -31,7 +31,6 @@ import io
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -42,9 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 from bench_report import emit_report, platform_info
-from mapping_bench import DEFAULT_DATA
 from numpy.typing import NDArray
-from splits_bench import Split, ensure_map, resolve_split
+from splits_bench import Split, add_cache_arguments, ensure_map, resolve_split
 
 from seqace_ros.core.atomic_io import atomic_write_bytes
 from seqace_ros.core.map_file import load_map
@@ -237,16 +235,7 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODE_NAMES))
     parser.add_argument("--fit-split", default="B",
                         help="split the map error is fitted on again (one of --splits)")
-    parser.add_argument("--preset", default="cpu", help="mapping preset of the cached maps")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="training steps of the cached maps (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0, help="mapping and scene seed")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--cache-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "seqace_bench_cache",
-                        help="maps and synthetic scenes (as bench/splits_bench.py)")
-    parser.add_argument("--json", type=Path, default=None, help="report file to write")
+    add_cache_arguments(parser, threads=1)
     parser.add_argument("--plot", type=Path, default=None, help="PNG to write")
     args = parser.parse_args()
     splits = [s for s in args.splits.split(",") if s]

@@ -193,6 +193,21 @@ def table(results: dict[str, Any], kinds: Sequence[str], methods: Sequence[str])
     return "\n".join(lines)
 
 
+def add_cache_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
+    """The options that name the cached maps and scenes (preset, steps, seed, data, cache
+    folder), torch threads (default ``threads``) and ``--json``."""
+    parser.add_argument("--preset", default="cpu", help="mapping preset")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="training steps (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0, help="mapping and scene seed")
+    parser.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--cache-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "seqace_bench_cache",
+                        help="maps, synthetic scenes and peer databases")
+    parser.add_argument("--json", type=Path, default=None, help="report file to write")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", default="dev,A,B," + ",".join(SYNTHETIC_SPLITS))
@@ -201,17 +216,8 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true", help="leave the peer out")
     parser.add_argument("--refine", action="store_true",
                         help="also run each mode with refinement against the map's keyframes")
-    parser.add_argument("--preset", default="cpu", help="mapping preset")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="training steps (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0, help="mapping and scene seed")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--query-step", type=int, default=1, help="use every N-th query")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--cache-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "seqace_bench_cache",
-                        help="maps, synthetic scenes and peer databases")
-    parser.add_argument("--json", type=Path, default=None, help="report file to write")
+    add_cache_arguments(parser, threads=2)
     args = parser.parse_args()
     args.kinds = [k for k in args.kinds.split(",") if k]
     args.modes = [m for m in args.modes.split(",") if m]
