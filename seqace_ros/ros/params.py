@@ -100,8 +100,8 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "this: no pose is published and diagnostics say why.", bounds=(4, 100000)),
     ParameterSpec("refine", False, "Refine each pose against the map's keyframes (maps made "
                   "with keyframes, the mapping presets' default): higher recall away from the "
-                  "mapping views, about 20-40 ms more per frame. Rejected for a map without "
-                  "keyframes."),
+                  "mapping views for more time per frame (README, Benchmarks). Rejected for a "
+                  "map without keyframes."),
     ParameterSpec("covariance_map_translation_std_m", CALIBRATED_MAP_ERROR.translation_std_m,
                   "Map error in the published covariance: standard deviation (metres, per map "
                   "axis) of the local shift of the map the inliers see, added to the solver's "

@@ -166,10 +166,11 @@ class MapErrorModel:
 
 #: The map error the node publishes by default. Fitted with :func:`fit_map_error` (95 %
 #: coverage) on split B of redkitchen_dev (map: frames 0-199 and 400-699, cpu preset, RGB-D,
-#: seed 0; queries 200-399 in single and sequence mode, 400 poses), which is not an evaluation
-#: split: 2.816 cm and 0.6732 deg on 2026-12-06, rounded here. Checked on the dev split and the
-#: synthetic offset scenes (README, "Covariance"; ``bench/covariance_bench.py`` fits it again
-#: on ``--fit-split``, B by default, and prints it beside these values).
+#: seed 0; queries 200-399 in single and sequence mode), which is not an evaluation split;
+#: rounded from the fit in ``bench/results/covariance.json`` (``map_error_fitted``). Checked on
+#: the dev split and the synthetic offset scenes (README, "Covariance";
+#: ``bench/covariance_bench.py`` fits it again on ``--fit-split``, B by default, and prints it
+#: beside these values).
 CALIBRATED_MAP_ERROR = MapErrorModel(translation_std_m=0.0282, rotation_std_deg=0.673)
 
 
