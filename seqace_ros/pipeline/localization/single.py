@@ -324,9 +324,9 @@ class Localizer:
         t3 = time.perf_counter()
         result = LocalizationResult.from_inliers(T_world_cam, encoded.points2d_K2, scene_points,
                                                  inliers, {}, self.settings.min_inliers)
-        refined = False
-        if result.T_world_cam is not None:
-            T_world_cam, refined = self.refine(result.T_world_cam, encoded.keypoints, intrinsics,
+        T_world_cam, refined = result.T_world_cam, False  # None unless a success
+        if T_world_cam is not None:
+            T_world_cam, refined = self.refine(T_world_cam, encoded.keypoints, intrinsics,
                                                encoded.points2d_K2, scene_points)
         t4 = time.perf_counter()
         timings_ms = {"encoder": 1000.0 * (t1 - t0), "head": 1000.0 * (t2 - t1),
@@ -334,8 +334,8 @@ class Localizer:
                       **({"refine": 1000.0 * (t4 - t3)} if self.settings.refine else {}),
                       "total": 1000.0 * (t4 - t0)}
         self.status = FrameStatus(PoseSource.SINGLE if result.success else PoseSource.NONE)
-        return replace(result, T_world_cam=T_world_cam if result.success else None,
-                       timings_ms=timings_ms, keypoints=encoded.keypoints, refined=refined)
+        return replace(result, T_world_cam=T_world_cam, timings_ms=timings_ms,
+                       keypoints=encoded.keypoints, refined=refined)
 
     def reset(self) -> None:
         """Nothing to forget but the last status: frames are localized on their own."""
