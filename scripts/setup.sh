@@ -7,6 +7,19 @@
 # with its test extras and the C++ RANSAC extension, and the packaging tools the tests run
 # (colcon, actionlint). A second run with nothing changed
 # only checks imports and finishes in seconds.
+#
+# Environment: SEQACE_VENV (default .venv), PYTHON (the interpreter the venv is made from;
+# default python3), SEQACE_TORCH:
+#   auto (default)  keep an importable torch, else install torch==2.13.0 from the configured
+#                   indexes (on plain PyPI for Linux x86_64 that wheel is a CUDA build; where
+#                   pip is pointed at a CPU wheel it is the CPU build);
+#   cuda            end with a CUDA build: keep an importable torch only if it is one, else
+#                   install torch==2.13.0 excluding the +cpu build (PyPI's Linux x86_64 wheel,
+#                   several GB with its nvidia-* packages). A PYTHON whose torch is a CUDA build
+#                   becomes the venv's base with its site packages, so that torch is used as it
+#                   is and nothing is downloaded for it. SEQACE_TORCH_INDEX_URL adds an index
+#                   for it (e.g. https://download.pytorch.org/whl/cu126 for a driver too old for
+#                   the CUDA of PyPI's wheel).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,17 +28,39 @@ BASE_PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
 COLCON_VERSION="0.3.0"
 ACTIONLINT_VERSION="1.17.0"
+TORCH_BUILD="${SEQACE_TORCH:-auto}"
 
 log() { echo "[setup] $*"; }
+
+case "$TORCH_BUILD" in
+  auto | cuda) ;;
+  *) log "SEQACE_TORCH must be auto or cuda, got '$TORCH_BUILD'" >&2; exit 2 ;;
+esac
+
+# exit status 0 when the interpreter $1 imports a torch built with CUDA
+cuda_torch() {
+  "$1" -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)" >/dev/null 2>&1
+}
+torch_text() {
+  "$1" -c "import torch; print(torch.__version__, 'CUDA', torch.version.cuda or 'none')"
+}
 
 system_ros=0
 if "$BASE_PYTHON" -c "import rclpy" >/dev/null 2>&1; then
   system_ros=1
 fi
+base_cuda_torch=0
+if [ "$TORCH_BUILD" = cuda ] && cuda_torch "$BASE_PYTHON"; then
+  base_cuda_torch=1
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   if [ "$system_ros" = 1 ]; then
     log "creating $VENV with system site packages (sourced ROS 2 ${ROS_DISTRO:-} provides rclpy)"
+    "$BASE_PYTHON" -m venv --system-site-packages "$VENV"
+  elif [ "$base_cuda_torch" = 1 ]; then
+    log "creating $VENV with system site packages ($BASE_PYTHON has torch" \
+      "$(torch_text "$BASE_PYTHON"))"
     "$BASE_PYTHON" -m venv --system-site-packages "$VENV"
   else
     log "creating $VENV"
@@ -36,7 +71,24 @@ PY="$VENV/bin/python"
 vpip() { "$PY" -m pip --disable-pip-version-check -q "$@"; }
 
 # --- torch: never let a bare requirement pull the CUDA stack ------------------------
-if "$PY" -c "import torch" >/dev/null 2>&1; then
+if [ "$TORCH_BUILD" = cuda ]; then
+  if cuda_torch "$PY"; then
+    log "torch $(torch_text "$PY") already importable: kept"
+  else
+    log "installing a CUDA build of torch==$TORCH_VERSION (SEQACE_TORCH=cuda; several GB)"
+    index_args=()
+    if [ -n "${SEQACE_TORCH_INDEX_URL:-}" ]; then
+      index_args=(--extra-index-url "$SEQACE_TORCH_INDEX_URL")
+    fi
+    vpip install "${index_args[@]}" "torch==$TORCH_VERSION,!=$TORCH_VERSION+cpu"
+    if ! cuda_torch "$PY"; then
+      log "SEQACE_TORCH=cuda: the torch installed is not a CUDA build:" \
+        "$(torch_text "$PY" 2>&1 | tail -n 1)" >&2
+      exit 1
+    fi
+    log "torch $(torch_text "$PY") installed"
+  fi
+elif "$PY" -c "import torch" >/dev/null 2>&1; then
   log "torch $("$PY" -c 'import torch; print(torch.__version__)') already importable: kept"
 else
   log "installing torch==$TORCH_VERSION"
