@@ -21,7 +21,7 @@
 # --allow-cpu, which runs every step on the CPU and marks the JSON "gpu_run": false; e.g. a
 # quick dry run:
 #   bash bench/gpu_check.sh --no-setup --allow-cpu --preset test --iterations 150 \
-#     --map-frames 0:30 --queries 500:506 --warmup 1 --node-frames 500:503 \
+#     --map-frames 0:30 --queries 30:36 --warmup 1 --node-frames 30:36 --node-rate 2 \
 #     --flood-rate 10 --flood-seconds 2 --threads 1
 # A failed step ends with one line "gpu_check: step NAME failed: ..." and exit status 1
 # (2 for a bad option of this script); nothing is written then.
