@@ -13,13 +13,14 @@
 #   auto (default)  keep an importable torch, else install torch==2.13.0 from the configured
 #                   indexes (on plain PyPI for Linux x86_64 that wheel is a CUDA build; where
 #                   pip is pointed at a CPU wheel it is the CPU build);
-#   cuda            end with a CUDA build: keep an importable torch only if it is one, else
-#                   install torch==2.13.0 excluding the +cpu build (PyPI's Linux x86_64 wheel,
-#                   several GB with its nvidia-* packages). A PYTHON whose torch is a CUDA build
-#                   becomes the venv's base with its site packages, so that torch is used as it
-#                   is and nothing is downloaded for it. SEQACE_TORCH_INDEX_URL adds an index
-#                   for it (e.g. https://download.pytorch.org/whl/cu126 for a driver too old for
-#                   the CUDA of PyPI's wheel).
+#   cuda            end with a CUDA build: keep the venv's torch only if it is one; else, when
+#                   PYTHON's torch is a CUDA build (a system or conda Python, another venv),
+#                   use that one (a .pth file in the venv names its site-packages folder, and
+#                   a CPU torch in the venv is removed); else install torch==2.13.0 excluding
+#                   the +cpu build (PyPI's Linux x86_64 wheel, several GB with its nvidia-*
+#                   packages). SEQACE_TORCH_INDEX_URL adds an index for that install (e.g.
+#                   https://download.pytorch.org/whl/cu126 for a driver too old for the CUDA of
+#                   PyPI's wheel).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,10 +59,6 @@ if [ ! -x "$VENV/bin/python" ]; then
   if [ "$system_ros" = 1 ]; then
     log "creating $VENV with system site packages (sourced ROS 2 ${ROS_DISTRO:-} provides rclpy)"
     "$BASE_PYTHON" -m venv --system-site-packages "$VENV"
-  elif [ "$base_cuda_torch" = 1 ]; then
-    log "creating $VENV with system site packages ($BASE_PYTHON has torch" \
-      "$(torch_text "$BASE_PYTHON"))"
-    "$BASE_PYTHON" -m venv --system-site-packages "$VENV"
   else
     log "creating $VENV"
     "$BASE_PYTHON" -m venv "$VENV"
@@ -74,6 +71,22 @@ vpip() { "$PY" -m pip --disable-pip-version-check -q "$@"; }
 if [ "$TORCH_BUILD" = cuda ]; then
   if cuda_torch "$PY"; then
     log "torch $(torch_text "$PY") already importable: kept"
+  elif [ "$base_cuda_torch" = 1 ]; then
+    if "$PY" -c "import torch" >/dev/null 2>&1; then
+      log "removing the venv's torch $(torch_text "$PY") (not a CUDA build)"
+      vpip uninstall -y torch
+    fi
+    base_site="$("$BASE_PYTHON" -c \
+      "import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))")"
+    venv_site="$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
+    echo "$base_site" >"$venv_site/seqace_base_torch.pth"
+    if ! cuda_torch "$PY"; then
+      log "SEQACE_TORCH=cuda: the torch of $BASE_PYTHON ($base_site) does not import in" \
+        "$VENV" >&2
+      exit 1
+    fi
+    log "torch $(torch_text "$PY") of $BASE_PYTHON used ($base_site, named in" \
+      "$venv_site/seqace_base_torch.pth)"
   else
     log "installing a CUDA build of torch==$TORCH_VERSION (SEQACE_TORCH=cuda; several GB)"
     index_args=()
