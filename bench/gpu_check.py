@@ -302,11 +302,14 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=None,
                         help="redkitchen_dev folder (default: $SEQACE_DATA_DIR/redkitchen_dev, "
                         "../shared/data/redkitchen_dev or shared/data/redkitchen_dev)")
-    parser.add_argument("--map-frames", default=DEV_MAP_FRAMES)
-    parser.add_argument("--queries", default=DEV_QUERY_FRAMES)
+    parser.add_argument("--map-frames", default=DEV_MAP_FRAMES,
+                        help=f"mapping frames START:END (default {DEV_MAP_FRAMES}: the dev split)")
+    parser.add_argument("--queries", default=DEV_QUERY_FRAMES,
+                        help=f"query frames of the evaluation (default {DEV_QUERY_FRAMES})")
     parser.add_argument("--warmup", type=int, default=5,
                         help="query frames localized before the evaluation, not counted")
-    parser.add_argument("--node-frames", default="500:600")
+    parser.add_argument("--node-frames", default="500:600",
+                        help="frames the node benchmark publishes (default 500:600)")
     parser.add_argument("--node-rate", type=float, default=5.0, help="paced phase rate, Hz")
     parser.add_argument("--flood-rate", type=float, default=60.0, help="sustained phase, Hz")
     parser.add_argument("--flood-seconds", type=float, default=20.0)

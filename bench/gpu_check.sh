@@ -11,7 +11,8 @@
 #   (default)     SEQACE_TORCH=cuda bash scripts/setup.sh, then .venv/bin/python: keeps a CUDA
 #                 torch the venv already has; else takes the torch of the first of $PYTHON,
 #                 python3, /usr/bin/python3, /usr/local/bin/python3, /opt/conda/bin/python that
-#                 has a CUDA build (a new venv then sees its site packages); else installs
+#                 has a CUDA build (named in the venv by a .pth file; the ROS 2 wheels that
+#                 setup.sh installs need that Python to be 3.11); else installs
 #                 PyPI's CUDA build of torch (needs network; several GB). With --allow-cpu,
 #                 setup runs with SEQACE_TORCH=auto and installs no CUDA torch.
 # Then bench/gpu_check.py runs the steps (torch, preflight, map, eval, node, report) with this
@@ -25,7 +26,7 @@
 #     --flood-rate 10 --flood-seconds 2 --threads 1
 # A failed step ends with one line "gpu_check: step NAME failed: ..." and exit status 1
 # (2 for a bad option of this script); nothing is written then.
-# Options of gpu_check.py: PYTHONPATH=$PWD .venv/bin/python bench/gpu_check.py --help
+# The options of gpu_check.py follow (they need .venv).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,7 +47,13 @@ while [[ $# -gt 0 ]]; do
             PY="$2"; SETUP=0; shift ;;
         --no-setup) SETUP=0 ;;
         --allow-cpu) ALLOW_CPU=1; ARGS+=("$1") ;;
-        -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
+        -h|--help)
+            sed -n '2,/^set -euo/{/^#/p}' "$0"
+            if [[ -x $VENV/bin/python ]]; then
+                echo
+                PYTHONPATH="$ROOT" "$VENV/bin/python" "$ROOT/bench/gpu_check.py" --help
+            fi
+            exit 0 ;;
         *) ARGS+=("$1") ;;
     esac
     shift
