@@ -9,7 +9,7 @@ peak memory is then not measured (``null``).
 Usage::
 
     .venv/bin/python bench/mapping_bench.py --out MAP [--data DIR] [--frames 0:500] \
-        [--preset cpu] [--threads 1] [--json OUT.json]
+        [--preset cpu] [--threads 1] [--device cpu] [--json OUT.json]
     .venv/bin/python bench/mapping_bench.py --reuse MAP [--json OUT.json]
 """
 
@@ -37,9 +37,10 @@ class MappingRunError(RuntimeError):
     """``seqace map`` exited with an error."""
 
 
-def run_seqace_map(data: Path, frames: str, out: Path, preset: str, threads: int
-                   ) -> dict[str, Any]:
-    """Map ``frames`` of ``data`` into ``out`` with ``seqace map`` in a child process.
+def run_seqace_map(data: Path, frames: str, out: Path, preset: str, threads: int,
+                   device: str = "cpu", iterations: int | None = None) -> dict[str, Any]:
+    """Map ``frames`` of ``data`` into ``out`` with ``seqace map`` in a child process, on
+    ``device`` (cpu, cuda or auto), with ``iterations`` training steps (None: the preset's).
 
     Returns:
         ``wall_s`` (child's wall time), ``peak_rss_mb`` (child's peak resident set, MiB) and
@@ -50,7 +51,9 @@ def run_seqace_map(data: Path, frames: str, out: Path, preset: str, threads: int
     """
     command = [sys.executable, "-m", "seqace_ros.cli", "map", str(data), "--frames", frames,
                "--out", str(out), "--preset", preset, "--threads", str(threads), "--quiet",
-               "--device", "cpu"]
+               "--device", device]
+    if iterations is not None:
+        command += ["--iterations", str(iterations)]
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -67,7 +70,7 @@ def run_seqace_map(data: Path, frames: str, out: Path, preset: str, threads: int
 
 
 def mapping_summary(map_path: Path) -> dict[str, Any]:
-    """Map size, frames and stage timings from the report next to ``map_path``.
+    """Map size, frames, stage timings and self-check from the report next to ``map_path``.
 
     Raises:
         FileNotFoundError: when the map has no report.
@@ -77,7 +80,7 @@ def mapping_summary(map_path: Path) -> dict[str, Any]:
     return {"map": str(map_path), "map_bytes": report["map"]["bytes"],
             "frames_used": report["frames"]["used"], "source": report["source"],
             "iterations": report["training"]["iterations"], "timing_s": report["timing_s"],
-            "device": report["training"]["device"]}
+            "device": report["training"]["device"], "self_check": report["self_check"]}
 
 
 def main() -> int:
@@ -89,12 +92,13 @@ def main() -> int:
     parser.add_argument("--frames", default="0:500")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--json", type=Path, default=None, help="report file to write")
     args = parser.parse_args()
     report: dict[str, Any] = {"benchmark": "mapping", "load_average_start": os.getloadavg()}
     if args.out is not None:
         report["run"] = run_seqace_map(args.data, args.frames, args.out, args.preset,
-                                       args.threads)
+                                       args.threads, args.device)
         report["threads"] = args.threads
         map_path = args.out
     else:

@@ -7,6 +7,20 @@
 # with its test extras and the C++ RANSAC extension, and the packaging tools the tests run
 # (colcon, actionlint). A second run with nothing changed
 # only checks imports and finishes in seconds.
+#
+# Environment: SEQACE_VENV (default .venv), PYTHON (the interpreter the venv is made from;
+# default python3), SEQACE_TORCH:
+#   auto (default)  keep an importable torch, else install torch==2.13.0 from the configured
+#                   indexes (on plain PyPI for Linux x86_64 that wheel is a CUDA build; where
+#                   pip is pointed at a CPU wheel it is the CPU build);
+#   cuda            end with a CUDA build: keep the venv's torch only if it is one; else, when
+#                   PYTHON's torch is a CUDA build (a system or conda Python, another venv),
+#                   use that one (a .pth file in the venv names its site-packages folder, and
+#                   a CPU torch in the venv is removed); else install torch==2.13.0 excluding
+#                   the +cpu build (PyPI's Linux x86_64 wheel, several GB with its nvidia-*
+#                   packages). SEQACE_TORCH_INDEX_URL adds an index for that install (e.g.
+#                   https://download.pytorch.org/whl/cu126 for a driver too old for the CUDA of
+#                   PyPI's wheel).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,12 +29,30 @@ BASE_PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
 COLCON_VERSION="0.3.0"
 ACTIONLINT_VERSION="1.17.0"
+TORCH_BUILD="${SEQACE_TORCH:-auto}"
 
 log() { echo "[setup] $*"; }
+
+case "$TORCH_BUILD" in
+  auto | cuda) ;;
+  *) log "SEQACE_TORCH must be auto or cuda, got '$TORCH_BUILD'" >&2; exit 2 ;;
+esac
+
+# exit status 0 when the interpreter $1 imports a torch built with CUDA
+cuda_torch() {
+  "$1" -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)" >/dev/null 2>&1
+}
+torch_text() {
+  "$1" -c "import torch; print(torch.__version__, 'CUDA', torch.version.cuda or 'none')"
+}
 
 system_ros=0
 if "$BASE_PYTHON" -c "import rclpy" >/dev/null 2>&1; then
   system_ros=1
+fi
+base_cuda_torch=0
+if [ "$TORCH_BUILD" = cuda ] && cuda_torch "$BASE_PYTHON"; then
+  base_cuda_torch=1
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -36,7 +68,40 @@ PY="$VENV/bin/python"
 vpip() { "$PY" -m pip --disable-pip-version-check -q "$@"; }
 
 # --- torch: never let a bare requirement pull the CUDA stack ------------------------
-if "$PY" -c "import torch" >/dev/null 2>&1; then
+if [ "$TORCH_BUILD" = cuda ]; then
+  if cuda_torch "$PY"; then
+    log "torch $(torch_text "$PY") already importable: kept"
+  elif [ "$base_cuda_torch" = 1 ]; then
+    if "$PY" -c "import torch" >/dev/null 2>&1; then
+      log "removing the venv's torch $(torch_text "$PY") (not a CUDA build)"
+      vpip uninstall -y torch
+    fi
+    base_site="$("$BASE_PYTHON" -c \
+      "import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))")"
+    venv_site="$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
+    echo "$base_site" >"$venv_site/seqace_base_torch.pth"
+    if ! cuda_torch "$PY"; then
+      log "SEQACE_TORCH=cuda: the torch of $BASE_PYTHON ($base_site) does not import in" \
+        "$VENV" >&2
+      exit 1
+    fi
+    log "torch $(torch_text "$PY") of $BASE_PYTHON used ($base_site, named in" \
+      "$venv_site/seqace_base_torch.pth)"
+  else
+    log "installing a CUDA build of torch==$TORCH_VERSION (SEQACE_TORCH=cuda; several GB)"
+    index_args=()
+    if [ -n "${SEQACE_TORCH_INDEX_URL:-}" ]; then
+      index_args=(--extra-index-url "$SEQACE_TORCH_INDEX_URL")
+    fi
+    vpip install "${index_args[@]}" "torch==$TORCH_VERSION,!=$TORCH_VERSION+cpu"
+    if ! cuda_torch "$PY"; then
+      log "SEQACE_TORCH=cuda: the torch installed is not a CUDA build:" \
+        "$(torch_text "$PY" 2>&1 | tail -n 1)" >&2
+      exit 1
+    fi
+    log "torch $(torch_text "$PY") installed"
+  fi
+elif "$PY" -c "import torch" >/dev/null 2>&1; then
   log "torch $("$PY" -c 'import torch; print(torch.__version__)') already importable: kept"
 else
   log "installing torch==$TORCH_VERSION"
