@@ -45,13 +45,22 @@ def test_without_a_sequence_estimate_the_single_one_is_taken() -> None:
     assert (decision.accepted, decision.source, decision.conflicts) == (None, PoseSource.NONE, 0)
 
 
-@pytest.mark.parametrize("single_pose", [None, T_NEAR])
-def test_agreeing_or_lone_sequence_estimate_is_taken(single_pose: np.ndarray | None) -> None:
+def test_lone_sequence_estimate_is_taken() -> None:
     sequence = _estimate(T_HERE, 300, 100)
-    single = None if single_pose is None else _estimate(single_pose, 500, 500)
-    decision = gate(sequence, single, T_FAR, conflicts=1, config=CONFIG)
+    decision = gate(sequence, None, T_FAR, conflicts=1, config=CONFIG)
     assert decision.accepted is sequence
     assert decision.source is PoseSource.SEQUENCE
+    assert (decision.reset_reason, decision.conflicts) == ("", 0)
+
+
+@pytest.mark.parametrize("prediction", [None, T_FAR])
+def test_agreeing_estimates_continue_the_stream_from_the_single_frame_pose(
+        prediction: np.ndarray | None) -> None:
+    sequence = _estimate(T_HERE, 300, 100)
+    single = _estimate(T_NEAR, 500, 500)
+    decision = gate(sequence, single, prediction, conflicts=1, config=CONFIG)
+    assert decision.accepted is single
+    assert decision.source is PoseSource.SEQUENCE  # the carried points confirmed it
     assert (decision.reset_reason, decision.conflicts) == ("", 0)
 
 
