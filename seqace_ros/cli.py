@@ -267,17 +267,22 @@ def _localize_run(args: argparse.Namespace) -> int:
 
 
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
-    from seqace_ros.datasets.synthetic import PRESETS
+    from seqace_ros.datasets.synthetic import INT_LIMITS, PRESETS
+
+    def limits(field: str) -> str:
+        return "{} to {}".format(*INT_LIMITS[field])
 
     parser.add_argument("out", type=Path, help="folder to write (7-Scenes layout)")
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS),
                         help="scene preset (room, textures, camera paths, image size)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="random seed of the scene and its camera paths")
+                        help=f"random seed of the scene and its camera paths ({limits('seed')})")
     parser.add_argument("--mapping-frames", type=int, default=None,
-                        help="frames of the mapping pass (default: the preset's)")
+                        help="frames of the mapping pass, "
+                        f"{limits('n_mapping_frames')} (default: the preset's)")
     parser.add_argument("--query-frames", type=int, default=None,
-                        help="frames of the query pass (default: the preset's)")
+                        help="frames of the query pass, "
+                        f"{limits('n_query_frames')} (default: the preset's)")
     parser.add_argument("--bag", type=Path, default=None,
                         help="also write the scene as a rosbag2 mcap (Image, CameraInfo, /tf)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -253,15 +253,32 @@ def read_calibration_file(path: str | Path) -> CameraCalibration:
     """Read a ROS camera-info YAML file or a flat ``{fx, fy, cx, cy, width, height}`` file.
 
     Raises:
-        CalibrationError: missing file, unparsable YAML/JSON, or missing/invalid fields.
+        CalibrationError: a missing file, a folder, a file that cannot be read (permissions,
+            an I/O error) or is not UTF-8 text (a binary file), unparsable YAML/JSON, or
+            missing/invalid fields; the message names the file and the reason.
     """
     file = Path(path)
-    if not file.is_file():
+    if file.is_dir():
+        raise CalibrationError(f"calibration file {file} is a folder, expected a YAML file")
+    if not file.exists():
         raise CalibrationError(f"calibration file {file} does not exist")
     try:
-        content = yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CalibrationError(
+            f"calibration file {file} is not UTF-8 text (byte {error.start}: "
+            f"{error.reason}); expected a camera-info YAML file"
+        ) from None
+    except OSError as error:
+        raise CalibrationError(
+            f"calibration file {file} cannot be read: {error.strerror or error}"
+        ) from None
+    try:
+        content = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise CalibrationError(f"calibration file {file} is not valid YAML/JSON: {error}") from None
+        reason = " ".join(str(error).split())
+        raise CalibrationError(
+            f"calibration file {file} is not valid YAML/JSON: {reason}") from None
     if not isinstance(content, Mapping):
         raise CalibrationError(
             f"calibration file {file} must hold a mapping, got {type(content).__name__}"
@@ -286,7 +303,11 @@ def read_calibration_file(path: str | Path) -> CameraCalibration:
             distortion=[],
             origin=str(file),
         )
-    except (KeyError, TypeError) as error:
+    except CalibrationError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        # KeyError: a missing field; the others: a field of the wrong type (a string where a
+        # number belongs, a number where a list belongs, an infinite size).
         raise CalibrationError(
             f"calibration file {file}: missing or invalid field {error}; expected ROS "
             "camera-info YAML (image_width, image_height, camera_matrix, ...) or "

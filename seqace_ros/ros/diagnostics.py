@@ -58,6 +58,11 @@ class NodeState:
         initial_poses_published: initialpose messages so far.
         prior: the last pose's comparison with the prior (or the prior's state).
         prior_rejections: poses rejected for being too far from the prior.
+        camera_info: how the last frame was paired with a camera_info (exact stamp, stamped
+            before the image, the latest as a fallback, or refused) and why
+            (:mod:`seqace_ros.ros.camera_info_pairing`).
+        camera_info_fallbacks: frames paired with the latest camera_info because none was
+            stamped within camera_info_tolerance_s before the image.
     """
 
     map_path: str
@@ -77,6 +82,8 @@ class NodeState:
     initial_poses_published: int = 0
     prior: str = ""
     prior_rejections: int = 0
+    camera_info: str = ""
+    camera_info_fallbacks: int = 0
 
 
 def _format(value: float) -> str:
@@ -135,6 +142,8 @@ def diagnostic_array(
         "initial_poses_published": str(state.initial_poses_published),
         "prior": state.prior,
         "prior_rejections": str(state.prior_rejections),
+        "camera_info_pairing": state.camera_info,
+        "camera_info_fallbacks": str(state.camera_info_fallbacks),
         **state.mode_status,
     }
     status = DiagnosticStatus(

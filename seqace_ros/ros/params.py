@@ -190,6 +190,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("camera_info_timeout_s", 5.0, "A camera_info older than this (seconds, "
                   "arrival time) counts as missing: frames are skipped, diagnostics warn.",
                   bounds=(0.1, 3600.0)),
+    ParameterSpec("camera_info_tolerance_s", 1.0, "Each image is paired with the camera_info "
+                  "of its stamp, else the newest stamped at most this many seconds before it; "
+                  "with none, the latest is used if the camera has not changed lately "
+                  "(diagnostics: camera_info_pairing, camera_info_fallbacks), else the frame "
+                  "is refused. 0: exact stamps only.", bounds=(0.0, 3600.0)),
     ParameterSpec("tf_timeout_s", 0.1, "How long to wait for TF at the image stamp (the frame "
                   "under map_frame -> camera, camera -> base_frame), seconds.",
                   bounds=(0.0, 5.0)),
@@ -242,6 +247,7 @@ class RelocalizationParams:
     qos_depth: int
     path_max_length: int
     camera_info_timeout_s: float
+    camera_info_tolerance_s: float
     tf_timeout_s: float
     diagnostics_period_s: float
 

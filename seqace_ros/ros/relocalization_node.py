@@ -10,6 +10,14 @@ Topics (relative names, remap them):
   by default (``qos_reliability``, ``qos_depth``): best effort loses large raw images. Frames
   lost in transport (publisher sequence or stamp gaps, :mod:`seqace_ros.ros.transport_stats`)
   and publishers with incompatible QoS are reported in the log and ``/diagnostics``.
+  Each image is paired with a camera_info by stamp, as image_transport's
+  ``CameraSubscriber`` does (:mod:`seqace_ros.ros.camera_info_pairing`): the one of the
+  image's stamp (waiting up to 0.1 s for it on a synchronised stream), else the newest stamped
+  at most ``camera_info_tolerance_s`` before the image; with none, the latest, if the camera
+  has not changed among the last camera_info kept (a note in the log and ``/diagnostics``
+  ``camera_info_pairing``, counted in ``camera_info_fallbacks``), else the frame is refused
+  (kind ``camera_info``): after a camera change, an image is never localized with the other
+  camera's intrinsics.
 - out ``pose`` (``geometry_msgs/PoseWithCovarianceStamped``): the pose of the image's optical
   frame in ``map_frame``, stamped with the image stamp; calibrated covariance (solver term
   from the inliers plus the map error ``covariance_map_*``; x, y, z, roll, pitch, yaw about
@@ -115,6 +123,7 @@ from seqace_ros.pipeline.localization.policy import (
 from seqace_ros.pipeline.localization.single import LocalizationError, LocalizationResult
 from seqace_ros.pipeline.localization.stream import StreamStats, StreamWorker
 from seqace_ros.ros import conversions
+from seqace_ros.ros.camera_info_pairing import PAIRED_LATEST, CameraInfoHistory
 from seqace_ros.ros.diagnostics import NodeState, diagnostic_array
 from seqace_ros.ros.params import RelocalizationParams, declare_parameters, validate_parameter
 from seqace_ros.ros.tf_interface import StampedTransform, create_transform_interface
@@ -162,12 +171,12 @@ class _BasePose:
     covariance_66: NDArray[np.float64]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: one per different camera
 class _Camera:
-    """The latest camera_info, its arrival time and what it decodes to (or why it does not)."""
+    """A camera_info and what it decodes to (or why it does not); kept, with its stamp and
+    arrival time, in the camera_info history and shared by the messages of the same camera."""
 
     msg: CameraInfo
-    received_s: float
     calibration: CameraCalibration | None
     undistorter: Undistorter | None
     problem: str
@@ -183,7 +192,9 @@ class RelocalizationNode(Node):
         self._active: _ActiveMap | None = None
         self._map_problem = "no map loaded yet"
         self._pending_maps: dict[str, SceneMap] = {}
-        self._camera: _Camera | None = None
+        self._cameras: CameraInfoHistory[_Camera] = CameraInfoHistory()
+        self._camera_info_status = "no frame paired yet"
+        self._camera_info_fallbacks = 0  # frames paired with the latest camera_info (rule 3)
         self._path_poses: deque[Any] = deque(maxlen=1)
         self._last_logged_s: dict[str, float] = {}
         self._stats = StreamStats()
@@ -389,24 +400,24 @@ class RelocalizationNode(Node):
         self.get_logger().warning(message)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        camera = self._camera
+        """Keep the camera_info in the history (decoded once per different camera)."""
         now = time.monotonic()
-        if camera is not None and _same_calibration(camera.msg, msg):
-            self._camera = _Camera(msg, now, camera.calibration, camera.undistorter,
-                                   camera.problem)
-            return
-        params = self._params
-        try:
-            calibration = conversions.calibration_from_camera_info_msg(
-                msg, self._camera_info_topic, params.image_is_rectified,
-                params.max_image_pixels,
-            )
-            self._camera = _Camera(msg, now, calibration, Undistorter(calibration), "")
-        except CalibrationError as error:
-            self._camera = _Camera(msg, now, None, None, str(error))
-            message = f"unusable camera_info: {error}"
-            self._stats.record_error(message)
-            self._warn("camera_info", message)
+        stamp_ns = conversions.header_stamp_ns(msg.header)
+        camera = self._cameras.find_camera(lambda kept: _same_calibration(kept.msg, msg))
+        if camera is None:
+            params = self._params
+            try:
+                calibration = conversions.calibration_from_camera_info_msg(
+                    msg, self._camera_info_topic, params.image_is_rectified,
+                    params.max_image_pixels,
+                )
+                camera = _Camera(msg, calibration, Undistorter(calibration), "")
+            except CalibrationError as error:
+                camera = _Camera(msg, None, None, str(error))
+                message = f"unusable camera_info: {error}"
+                self._stats.record_error(message)
+                self._warn("camera_info", message)
+        self._cameras.add(stamp_ns, now, camera)
 
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
         # The worker owns the localizer: it resets it before its next frame.
@@ -496,6 +507,8 @@ class RelocalizationNode(Node):
             initial_poses_published=self._initial_poses_published,
             prior=self._prior_status,
             prior_rejections=self._prior_rejections,
+            camera_info=self._camera_info_status,
+            camera_info_fallbacks=self._camera_info_fallbacks,
         )
         self._diagnostics_pub.publish(
             diagnostic_array(
@@ -525,15 +538,21 @@ class RelocalizationNode(Node):
         self.get_logger().error(message)
 
     def _intrinsics_for(
-        self, image_rgb: NDArray[np.uint8]
+        self, image_rgb: NDArray[np.uint8], stamp_ns: int
     ) -> tuple[Intrinsics, NDArray[np.uint8]] | None:
-        """Intrinsics for the image and the undistorted image, or ``None`` after a failure."""
-        camera = self._camera
+        """Intrinsics for the image and the undistorted image, or ``None`` after a failure.
+
+        The camera_info is the one of the image's stamp, else the newest stamped at most
+        ``camera_info_tolerance_s`` before it, else the latest if the camera has not changed
+        lately (:mod:`seqace_ros.ros.camera_info_pairing`); the latest must have arrived
+        within ``camera_info_timeout_s``.
+        """
+        latest = self._cameras.latest()
         params = self._params
-        if camera is None:
+        if latest is None:
             self._fail("camera_info", f"no camera_info received on {self._camera_info_topic}")
             return None
-        age_s = time.monotonic() - camera.received_s
+        age_s = time.monotonic() - latest.received_s
         if age_s > params.camera_info_timeout_s:
             self._fail(
                 "camera_info",
@@ -541,6 +560,17 @@ class RelocalizationNode(Node):
                 f"(camera_info_timeout_s {params.camera_info_timeout_s})",
             )
             return None
+        pairing = self._cameras.pair(stamp_ns, round(params.camera_info_tolerance_s * 1e9))
+        self._camera_info_status = f"{pairing.how}: {pairing.note}"
+        if pairing.entry is None:
+            self._fail("camera_info", f"camera_info on {self._camera_info_topic}: "
+                       f"{pairing.note}")
+            return None
+        if pairing.how == PAIRED_LATEST:
+            self._camera_info_fallbacks += 1
+            self._warn("camera_info", f"camera_info on {self._camera_info_topic}: "
+                       f"{pairing.note}")
+        camera = pairing.entry.camera
         if camera.calibration is None or camera.undistorter is None:
             self._fail("camera_info", f"unusable camera_info: {camera.problem}")
             return None
@@ -644,7 +674,7 @@ class RelocalizationNode(Node):
         except ImageDecodingError as error:
             self._fail("image", f"bad image on {self._image_topic}: {error}")
             return
-        prepared = self._intrinsics_for(image_rgb)
+        prepared = self._intrinsics_for(image_rgb, conversions.header_stamp_ns(frame.msg.header))
         if prepared is None:
             return
         intrinsics, image_rgb = prepared

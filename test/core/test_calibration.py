@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from seqace_ros.core.calibration import (
     read_calibration_file,
 )
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.errors import SeqaceError
 
 SENSOR = Intrinsics(fx=525.0, fy=526.0, cx=319.5, cy=239.5, width=640, height=480)
 
@@ -116,3 +118,67 @@ def test_bad_calibration_files_raise(tmp_path: Path, content: str, message: str)
         read_calibration_file(path)
     with pytest.raises(CalibrationError, match="does not exist"):
         read_calibration_file(tmp_path / "none.yaml")
+
+
+def _unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file whose read fails with EACCES (chmod 000 does not stop root, so the read is
+    patched)."""
+    path = tmp_path / "locked.yaml"
+    path.write_text("fx: 1\n")
+    real_read_text = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    return path
+
+
+def _folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "camera.yaml").mkdir()
+    return tmp_path / "camera.yaml"
+
+
+def _binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "camera.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    return tmp_path / "camera.yaml"
+
+
+def _latin1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "camera.yaml").write_bytes("camera_name: caméra\n".encode("latin-1"))
+    return tmp_path / "camera.yaml"
+
+
+def _text_focal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "camera.yaml").write_text("fx: wide\nfy: 1\ncx: 1\ncy: 1\nwidth: 8\nheight: 8\n")
+    return tmp_path / "camera.yaml"
+
+
+def _infinite_width(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "camera.yaml").write_text(
+        "image_width: .inf\nimage_height: 48\ncamera_matrix: {data: [1, 0, 1, 0, 1, 1, 0, 0, 1]}\n")
+    return tmp_path / "camera.yaml"
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (_unreadable, "cannot be read: Permission denied"),
+    (_folder, "is a folder, expected a YAML file"),
+    (_binary, r"is not UTF-8 text \(byte 0: invalid start byte\)"),
+    (_latin1, r"is not UTF-8 text \(byte 16: invalid continuation byte\)"),
+    (_text_focal, "missing or invalid field could not convert string to float: 'wide'"),
+    (_infinite_width, "missing or invalid field cannot convert float infinity to integer"),
+])
+def test_unreadable_calibration_files_raise_a_calibration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any, reason: str
+) -> None:
+    """OS and decoding errors, and fields of the wrong type, become a CalibrationError (a
+    SeqaceError, so every front end reports it in one line) naming the file and the reason."""
+    path = make(tmp_path, monkeypatch)
+    with pytest.raises(CalibrationError, match=reason) as raised:
+        read_calibration_file(path)
+    message = str(raised.value)
+    assert message.startswith(f"calibration file {path}")
+    assert "\n" not in message
+    assert isinstance(raised.value, SeqaceError)

@@ -81,10 +81,17 @@ NUMBERS_OF_A_BAG = [
 ]
 
 NUMBERS_OF_SYNTH = [
-    (["--seed", "-1"], "seed must be an integer >= 0, got -1"),
-    (["--mapping-frames", "0"], "n_mapping_frames must be an integer >= 1, got 0"),
-    (["--mapping-frames", "-4"], "n_mapping_frames must be an integer >= 1, got -4"),
+    (["--seed", "-1"], "seed must be an integer >= 0 and <= 2147483647, got -1"),
+    (["--seed", "2147483648"], "seed must be an integer >= 0 and <= 2147483647, got 2147483648"),
+    (["--mapping-frames", "0"], "n_mapping_frames must be an integer >= 1 and <= 20000, got 0"),
+    (["--mapping-frames", "-4"], "n_mapping_frames must be an integer >= 1 and <= 20000, got -4"),
+    # Absurd sizes are refused before anything is rendered (they used to render for ever).
+    (["--mapping-frames", "100000000000"],
+     "n_mapping_frames must be an integer >= 1 and <= 20000, got 100000000000"),
+    (["--mapping-frames", "20001"], "n_mapping_frames must be an integer >= 1 and <= 20000"),
     (["--query-frames", "-1"], "n_query_frames must be"),
+    (["--query-frames", "100000000000"],
+     "n_query_frames must be an integer >= 0 and <= 20000, got 100000000000"),
     (["--query-frames", "1e2"], "argument --query-frames: invalid int value: '1e2'"),
 ]
 

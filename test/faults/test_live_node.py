@@ -12,6 +12,7 @@ spinner, and the test fails when the spinner is stopped.
 - camera_info with non-finite or implausible distortion, skew, or 70000 x 70000 pixels:
   refused with the reason; a good camera_info afterwards is used again.
 - rectified streams: ``P`` is used and the raw camera's distortion is not applied.
+- a camera change: each image gets the camera_info of its stamp, not the newest one.
 - images over ``max_image_pixels`` (raw, and a PNG that decompresses to 12000 x 12000) and
   16UC1 depth on the image topic: refused with the reason.
 - image stamps jumping back (a bag played in a loop): logged once, TF buffer cleared.
@@ -316,12 +317,54 @@ def test_rectified_stream_uses_P_and_not_the_raw_distortion(tmp_path: Path) -> N
     raw_distortion = [50.0, 0.0, 0.0, 0.0, 0.0]  # implausible: refused on a raw stream
     p = [240.0, 0.0, 160.0, 0.0, 0.0, 240.0, 120.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     with live_node(map_path=str(write_map(tmp_path / "m.map")), image_is_rectified=True) as io:
-        io.send(camera_info(d=raw_distortion, p=p), image(10**9))
+        io.send(camera_info(stamp_ns=10**9, d=raw_distortion, p=p), image(10**9))
         io.wait_warning("no pose:")  # D ignored: the frame reached the localizer
         skewed = list(p)
         skewed[1] = 2.0
-        io.send(camera_info(p=skewed), image(2 * 10**9))
+        # Stamped as the image (the frame is paired with it, not with the older good one).
+        io.send(camera_info(stamp_ns=2 * 10**9, p=skewed), image(2 * 10**9))
         io.wait_warning("projection matrix P has skew 2.0")
+
+
+def test_each_image_gets_the_camera_info_of_its_stamp(tmp_path: Path) -> None:
+    """The camera switches from 320x240 to 640x480 and the camera_info of the switch arrives
+    before the last 320x240 image is processed: that image still gets its own camera_info (it
+    used to meet the newest one and fail for a size mismatch, or with a camera of the same
+    size, be localized with the wrong intrinsics); an image that no camera_info matches after
+    the change is refused with the reason."""
+    big = SMALL.resized(640, 480)
+    big_image = conversions.image_msg_from_rgb(np.zeros((480, 640, 3), np.uint8), "bgr8",
+                                               0, CAMERA_FRAME)
+    with live_node(map_path=str(write_map(tmp_path / "m.map"))) as io:
+        processed = 0
+
+        def expect(stamp_ns: int, image_msg: Image, pairing: str) -> DiagnosticStatus:
+            nonlocal processed
+            processed += 1
+            image_msg.header.stamp = conversions.time_msg(stamp_ns)
+            io.send(None, image_msg)
+            status = io.wait_status(
+                lambda s: int(diagnostic_values_of(s)["frames_processed"]) >= processed,
+                f"frame {processed} processed")
+            assert diagnostic_values_of(status)["camera_info_pairing"].startswith(pairing)
+            return status
+
+        history = io.node._cameras  # internal: wait until both camera_info are in
+        io.send(camera_info(SMALL, 10**9), None)
+        io.send(camera_info(big, 10**9 + 10**8), None)
+        wait_for(lambda: len(history) == 2, 10, "both camera_info received")
+        expect(10**9, image(10**9), "exact: ")
+        status = expect(10**9 + 10**8, big_image, "exact: ")
+        values = diagnostic_values_of(status)
+        assert "frames_failed_size" not in values, values
+        assert "frames_failed_camera_info" not in values, values
+        assert "no pose:" in status.message  # both reached the (random-weight) localizer
+        # Stamped 0.05 s after the last camera_info: the newest before it (the 640x480 one).
+        expect(10**9 + 15 * 10**7, big_image, "before: camera_info stamped 0.050 s before")
+        # Stamped 5 s later, with two cameras among the camera_info kept: refused.
+        status = expect(6 * 10**9, big_image, "refused: ")
+        assert "cannot tell which camera took the image" in status.message
+        assert diagnostic_values_of(status)["frames_failed_camera_info"] == "1"
 
 
 # --- images --------------------------------------------------------------------------------

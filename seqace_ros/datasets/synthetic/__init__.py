@@ -16,14 +16,26 @@ or, without files, ``SyntheticScene(preset("tiny"))`` is a posed-frame source.
 """
 
 from seqace_ros.datasets.synthetic.bag import render_bag
-from seqace_ros.datasets.synthetic.config import PRESETS, SyntheticSceneConfig, preset
+from seqace_ros.datasets.synthetic.config import (
+    INT_LIMITS,
+    MAX_FRAMES_PER_PASS,
+    MAX_IMAGE_SIDE,
+    PRESETS,
+    SyntheticConfigError,
+    SyntheticSceneConfig,
+    preset,
+)
 from seqace_ros.datasets.synthetic.source import SyntheticScene
 from seqace_ros.datasets.synthetic.trajectory import CameraPathError
 from seqace_ros.datasets.synthetic.writer import render_scene, write_folder
 
 __all__ = [
+    "INT_LIMITS",
+    "MAX_FRAMES_PER_PASS",
+    "MAX_IMAGE_SIDE",
     "PRESETS",
     "CameraPathError",
+    "SyntheticConfigError",
     "SyntheticScene",
     "SyntheticSceneConfig",
     "preset",

@@ -8,9 +8,48 @@ from dataclasses import dataclass
 from typing import Literal
 
 from seqace_ros.core.camera import Intrinsics
+from seqace_ros.core.errors import SeqaceError
 
 TextureMode = Literal["varied", "repetitive"]
 TEXTURE_MODES: tuple[str, ...] = ("varied", "repetitive")
+
+# Limits of every numeric field (inclusive), checked when a config is built, so that the
+# command line, the demo and the Python API refuse a scene that would render for days or
+# exhaust memory instead of starting it. Rendering is a numpy ray caster holding whole images
+# (a few hundred bytes per pixel while it runs) and every texture's mip pyramid in memory.
+MAX_SEED = 2**31 - 1  # as the mapping seed
+MAX_IMAGE_SIDE = 2048  # pixels, width and height
+MAX_FRAMES_PER_PASS = 20_000  # mapping frames, and query frames (7-Scenes' largest: 12 000 in all)
+INT_LIMITS: dict[str, tuple[int, int]] = {
+    "seed": (0, MAX_SEED),
+    "width": (16, MAX_IMAGE_SIDE),
+    "height": (16, MAX_IMAGE_SIDE),
+    "n_mapping_frames": (1, MAX_FRAMES_PER_PASS),
+    "n_query_frames": (0, MAX_FRAMES_PER_PASS),
+    "n_furniture": (0, 32),
+    "n_tables": (0, 8),
+    "n_posters": (0, 32),
+    "texture_size": (16, 2048),
+}
+POSITIVE_FLOAT_LIMITS: dict[str, float] = {  # each in (0, maximum]
+    "step_m": 1.0,
+    "fps": 1000.0,
+    "repetitive_cell_m": 5.0,
+    "min_clearance_m": 5.0,
+}
+NON_NEGATIVE_FLOAT_LIMITS: dict[str, float] = {  # each in [0, maximum]
+    "noise_std": 255.0,
+    "query_offset_m": 5.0,
+    "query_yaw_deg": 180.0,
+    "query_inward_m": 5.0,
+    "jitter_position_m": 1.0,
+    "jitter_rotation_deg": 45.0,
+}
+
+
+class SyntheticConfigError(SeqaceError, ValueError):
+    """A synthetic scene config field out of its limits (see :data:`INT_LIMITS` and the
+    float limits beside it); the message names the field, its limits and the value."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +92,14 @@ class SyntheticSceneConfig:
             another direction).
         jitter_position_m: amplitude of hand-held position tremor, metres.
         jitter_rotation_deg: amplitude of hand-held rotation tremor, degrees.
+
+    Every numeric field has limits (:data:`INT_LIMITS`, :data:`POSITIVE_FLOAT_LIMITS`,
+    :data:`NON_NEGATIVE_FLOAT_LIMITS`; e.g. at most :data:`MAX_FRAMES_PER_PASS` frames per
+    pass and :data:`MAX_IMAGE_SIDE` pixels per side).
+
+    Raises:
+        SyntheticConfigError: (a ``ValueError``) on a field of the wrong type or out of its
+            limits.
     """
 
     seed: int = 0
@@ -82,31 +129,29 @@ class SyntheticSceneConfig:
     jitter_rotation_deg: float = 0.4
 
     def __post_init__(self) -> None:
-        for name, minimum in (("seed", 0), ("width", 16), ("height", 16), ("n_mapping_frames", 1),
-                              ("n_query_frames", 0), ("n_furniture", 0), ("n_tables", 0),
-                              ("n_posters", 0), ("texture_size", 16)):
-            _check_int(name, getattr(self, name), minimum)
+        for name, (minimum, maximum) in INT_LIMITS.items():
+            _check_int(name, getattr(self, name), minimum, maximum)
         if self.texture_size & (self.texture_size - 1):
-            raise ValueError(f"texture_size must be a power of two, got {self.texture_size}")
-        _check_float("focal_ratio", self.focal_ratio, positive=True)
-        if not 0.2 <= self.focal_ratio <= 5.0:
-            raise ValueError(f"focal_ratio must be in [0.2, 5], got {self.focal_ratio}")
-        if len(self.room_size_m) != 3 or not all(
-                math.isfinite(s) and 2.0 <= s <= 50.0 for s in self.room_size_m):
-            raise ValueError(
+            raise SyntheticConfigError(
+                f"texture_size must be a power of two, got {self.texture_size}")
+        _check_float("focal_ratio", self.focal_ratio, positive=False, maximum=5.0, minimum=0.2)
+        if not isinstance(self.room_size_m, tuple | list) or len(self.room_size_m) != 3 or not all(
+                _is_number(s) and math.isfinite(s) and 2.0 <= s <= 50.0
+                for s in self.room_size_m):
+            raise SyntheticConfigError(
                 f"room_size_m must be three sizes in [2, 50] m, got {self.room_size_m}")
         if self.texture_mode not in TEXTURE_MODES:
-            raise ValueError(
+            raise SyntheticConfigError(
                 f"texture_mode must be one of {TEXTURE_MODES}, got {self.texture_mode!r}")
-        for name in ("step_m", "fps", "repetitive_cell_m", "min_clearance_m"):
-            _check_float(name, getattr(self, name), positive=True)
-        if not isinstance(self.query_reverse, bool):
-            raise ValueError(f"query_reverse must be a bool, got {self.query_reverse!r}")
-        if not -180.0 <= self.query_turn_deg <= 180.0:
-            raise ValueError(f"query_turn_deg must be in [-180, 180], got {self.query_turn_deg}")
-        for name in ("noise_std", "query_offset_m", "query_yaw_deg", "query_inward_m",
-                     "jitter_position_m", "jitter_rotation_deg"):
-            _check_float(name, getattr(self, name), positive=False)
+        for name, maximum in POSITIVE_FLOAT_LIMITS.items():
+            _check_float(name, getattr(self, name), positive=True, maximum=maximum)
+        for name in ("query_reverse", "rotate_tables"):
+            if not isinstance(getattr(self, name), bool):
+                raise SyntheticConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        _check_float("query_turn_deg", self.query_turn_deg, positive=False, maximum=180.0,
+                     minimum=-180.0)
+        for name, maximum in NON_NEGATIVE_FLOAT_LIMITS.items():
+            _check_float(name, getattr(self, name), positive=False, maximum=maximum)
 
     @property
     def n_frames(self) -> int:
@@ -133,27 +178,38 @@ class SyntheticSceneConfig:
         """Inverse of :meth:`to_json_dict`.
 
         Raises:
-            ValueError: on unknown keys (a typo must not silently fall back to a default).
+            SyntheticConfigError: on unknown keys (a typo must not silently fall back to a
+                default) or a bad value.
         """
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"unknown SyntheticSceneConfig keys {unknown}; known: {sorted(names)}")
+            raise SyntheticConfigError(
+                f"unknown SyntheticSceneConfig keys {unknown}; known: {sorted(names)}")
         converted = {key: tuple(value) if isinstance(value, list) else value
                      for key, value in values.items()}
         return cls(**converted)  # type: ignore[arg-type]
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _check_float(name: str, value: object, positive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0.0 or (positive and value == 0.0):
-        raise ValueError(f"{name} must be {'>' if positive else '>='} 0, got {value!r}")
+def _check_int(name: str, value: object, minimum: int, maximum: int) -> None:
+    if not (_is_number(value) and isinstance(value, int) and minimum <= value <= maximum):
+        raise SyntheticConfigError(
+            f"{name} must be an integer >= {minimum} and <= {maximum}, got {value!r}")
+
+
+def _check_float(name: str, value: object, positive: bool, maximum: float,
+                 minimum: float = 0.0) -> None:
+    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise SyntheticConfigError(f"{name} must be a finite number, got {value!r}")
+    low_ok = value > minimum if positive else value >= minimum  # type: ignore[operator]
+    if not low_ok or value > maximum:  # type: ignore[operator]
+        raise SyntheticConfigError(
+            f"{name} must be {'>' if positive else '>='} {minimum:g} and <= {maximum:g}, "
+            f"got {value!r}")
 
 
 PRESETS: dict[str, SyntheticSceneConfig] = {

@@ -27,7 +27,7 @@ def test_synth_reports_bad_input_in_one_line(
 ) -> None:
     assert main(["synth", str(tmp_path / "a"), "--preset", "tiny", "--mapping-frames", "0"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "seqace: error: n_mapping_frames must be an integer >= 1, got 0"
+        "seqace: error: n_mapping_frames must be an integer >= 1 and <= 20000, got 0"
     )
     assert not (tmp_path / "a").exists()
 
@@ -36,3 +36,11 @@ def test_synth_reports_bad_input_in_one_line(
     (occupied / "notes.txt").write_text("mine")
     assert main(["synth", str(occupied), "--preset", "tiny"]) == 2
     assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_synth_help_gives_the_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "frames of the mapping pass, 1 to 20000" in text
+    assert "frames of the query pass, 0 to 20000" in text
+    assert "(0 to 2147483647)" in text

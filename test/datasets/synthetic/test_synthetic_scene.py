@@ -8,11 +8,15 @@ import itertools
 import numpy as np
 import pytest
 
+from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.geometry import pose_error
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.synthetic import (
+    MAX_FRAMES_PER_PASS,
+    MAX_IMAGE_SIDE,
     PRESETS,
     CameraPathError,
+    SyntheticConfigError,
     SyntheticScene,
     SyntheticSceneConfig,
     preset,
@@ -190,11 +194,36 @@ def test_posed_frame_source_interface(tiny_scene: SyntheticScene) -> None:
         ({"noise_std": -1.0}, "noise_std must be >= 0"),
         ({"step_m": float("nan")}, "step_m must be a finite number"),
         ({"n_query_frames": 1.5}, "n_query_frames must be an integer"),
+        # Absurd sizes: refused where the config is built, before anything is rendered.
+        ({"n_mapping_frames": 10**11}, r"n_mapping_frames must be an integer >= 1 and <= 20000"),
+        ({"n_query_frames": 20_001}, r"n_query_frames must be an integer >= 0 and <= 20000"),
+        ({"seed": 2**31}, r"seed must be an integer >= 0 and <= 2147483647, got 2147483648"),
+        ({"width": 100_000}, r"width must be an integer >= 16 and <= 2048, got 100000"),
+        ({"height": 4096}, r"height must be an integer >= 16 and <= 2048"),
+        ({"texture_size": 2**20}, r"texture_size must be an integer >= 16 and <= 2048"),
+        ({"n_furniture": 10**6}, r"n_furniture must be an integer >= 0 and <= 32"),
+        ({"n_tables": 9}, r"n_tables must be an integer >= 0 and <= 8"),
+        ({"n_posters": 33}, r"n_posters must be an integer >= 0 and <= 32"),
+        ({"fps": 1e300}, r"fps must be > 0 and <= 1000, got 1e\+300"),
+        ({"step_m": 1e9}, r"step_m must be > 0 and <= 1"),
+        ({"noise_std": 1e6}, r"noise_std must be >= 0 and <= 255"),
+        ({"jitter_rotation_deg": 90.0}, r"jitter_rotation_deg must be >= 0 and <= 45"),
+        ({"query_turn_deg": 181.0}, r"query_turn_deg must be >= -180 and <= 180"),
+        ({"rotate_tables": 1}, r"rotate_tables must be a bool"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SyntheticConfigError, match=message) as raised:
         preset("tiny", **overrides)
+    assert isinstance(raised.value, SeqaceError)  # one line in every front end
+    assert isinstance(raised.value, ValueError)  # what callers caught before
+
+
+def test_config_accepts_its_limits() -> None:
+    config = preset("tiny", n_mapping_frames=MAX_FRAMES_PER_PASS,
+                    n_query_frames=MAX_FRAMES_PER_PASS, seed=2**31 - 1,
+                    width=MAX_IMAGE_SIDE, height=MAX_IMAGE_SIDE, n_tables=8)
+    assert config.n_frames == 2 * MAX_FRAMES_PER_PASS
 
 
 def test_config_json_round_trip_and_unknown_keys() -> None:
