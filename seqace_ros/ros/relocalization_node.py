@@ -62,6 +62,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from seqace_ros.core.malloc_arenas import limit_malloc_arenas
+
+# One malloc arena for the whole process, set before importing rclpy (whose import starts
+# threads) and before the node's threads first allocate (see main()); hence the imports below
+# this call (E402).
+# ruff: noqa: E402
+limit_malloc_arenas(1)
+
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -884,6 +892,11 @@ def _same_calibration(a: CameraInfo, b: CameraInfo) -> bool:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: run the node until Ctrl-C or external shutdown; always shuts down.
+
+    The process runs with one glibc malloc arena, set when this module is imported (before
+    any thread allocates), so that the memory each thread frees serves the others instead of
+    staying in arenas of its own (:mod:`seqace_ros.core.malloc_arenas`; ``MALLOC_ARENA_MAX``
+    overrides it).
 
     Raises:
         SystemExit: a start-up parameter value is invalid (the message says which and why).
