@@ -48,7 +48,8 @@ and that is logged once per jump.
 Threads: the executor thread only stores incoming messages (latest-frame-wins slot, never
 blocks; with ``trigger: on_demand`` and no request open, images are dropped right there); one
 worker thread decodes, localizes and publishes; one loader thread builds localizers for new
-maps, swapped in atomically; one service thread answers ``~/relocalize``.
+maps, swapped in atomically (its warm-up inference on a new map runs between the worker's
+frames, never beside one); one service thread answers ``~/relocalize``.
 """
 
 from __future__ import annotations
@@ -353,8 +354,11 @@ class RelocalizationNode(Node):
             scene_map = scene_map if scene_map is not None else load_map(path)
             device = resolve_device(params.device)
             localizer = create_localizer(scene_map, params.mode_config(), device)
-            # First inference initialises torch kernels: do it here, not on the first frame.
-            localizer.localize(_WARM_UP_IMAGE, _WARM_UP_INTRINSICS)
+            # First inference initialises torch kernels: do it here, not on the first frame;
+            # between the worker's frames, never beside one (the heap would keep room for two
+            # inferences at once: StreamWorker.between_items).
+            with self._worker.between_items():
+                localizer.localize(_WARM_UP_IMAGE, _WARM_UP_INTRINSICS)
             localizer.reset()
         except Exception as error:  # reported: logged, in diagnostics; the old map stays
             active = self._active
