@@ -2,25 +2,28 @@
 
 glibc gives each new thread that allocates its own malloc arena (up to 8 per core) and keeps
 the memory freed into an arena for that arena's later use. A node with several threads
-that each run inference (the relocalization node's worker thread localizes every frame; its
-loader thread runs a warm-up inference on every new map; rclpy's executor and the DDS
-threads hold image messages of several hundred KB) leaves a whole inference's working set
-free in each of those arenas: in the soak (``bench/soak.py``: 30 Hz camera switching
-640x480 / 320x240, a map swap a minute) the memory the node used stayed at 120-140 MB
-while the memory glibc held for it grew by about 110 MB over the first minutes (resident
-about 465 MB), which resident-memory checks read as growth. With a single arena the freed
-memory of one thread serves the next allocation of any other: the same soak stays at about
-405 MB, flat after the first map swap (bench/results/soak.json and the README's soak
-section have the numbers).
+that each run inference or hold big buffers (the relocalization node's worker thread
+localizes every frame; its loader thread runs a warm-up inference on every new map; rclpy's
+executor and the DDS threads hold image messages of several hundred KB) leaves a whole
+inference's working set free in each of those arenas. In the soak (``bench/soak.py``: a 30 Hz
+camera switching 640x480 / 320x240, a map swap a minute) the memory the node had in use stayed
+at 120-140 MB while the free memory glibc kept for it grew to about 110 MB over the first
+minutes (resident about 465 MB), which a resident-memory check reads as growth. With a single
+arena the memory one thread frees serves the next allocation of any other: the same soak
+stays at about 400 MB (bench/results/soak.json and the README's soak section have the
+numbers).
 
-The limit must be set before the threads first allocate (an arena, once a thread has it,
-stays its arena): call :func:`limit_malloc_arenas` first thing in a node's ``main()``. It
-takes effect only with glibc; elsewhere it does nothing. A limit the user sets
+The limit must be set before other threads first allocate (an arena, once a thread has it,
+stays its arena; importing rclpy already starts two threads): call
+:func:`limit_malloc_arenas` before importing rclpy, as the relocalization node's module does.
+It takes effect only with glibc; elsewhere it does nothing. A limit the user sets
 (``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES=glibc.malloc.arena_max=N``) is left as it is.
 
 Single-arena allocation serialises the threads' malloc calls on one lock: small
-allocations go through each thread's cache (tcache) first, and the big ones are a few per
-frame, so the node's frame rate does not change measurably (README, soak section).
+allocations go through each thread's cache (tcache) first, and the big ones are few per
+frame; the soak's frame rate and latency stayed those of the default (README, soak section).
+A lower, fixed ``M_MMAP_THRESHOLD`` would also return big buffers at once, but every frame
+then maps and faults in its buffers afresh: 2.4 times the CPU time per frame at 128 KiB.
 """
 
 from __future__ import annotations
