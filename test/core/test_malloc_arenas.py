@@ -19,12 +19,14 @@ from seqace_ros.core.malloc_arenas import ArenaLimit, limit_malloc_arenas
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
                                 reason="malloc arenas are glibc's")
 
-#: Starts threads that allocate, then prints what limit_malloc_arenas returned (or "off")
-#: and the number of arenas (heaps in glibc's malloc_info).
+#: Starts threads that allocate, then prints what limit_malloc_arenas returned (or the mode:
+#: "off", "node") and the number of arenas (heaps in glibc's malloc_info).
 _PROBE = textwrap.dedent("""
     import ctypes, os, sys, tempfile, threading
     from seqace_ros.core.malloc_arenas import limit_malloc_arenas
-    outcome = limit_malloc_arenas(1).name if sys.argv[1] == "limit" else "off"
+    if sys.argv[1] == "node":  # the relocalization node's module sets the limit on import
+        import seqace_ros.ros.relocalization_node
+    outcome = limit_malloc_arenas(1).name if sys.argv[1] == "limit" else sys.argv[1]
     def work():
         blocks = [bytearray(200_000) for _ in range(20)]
         del blocks
@@ -63,6 +65,12 @@ def test_threads_get_arenas_of_their_own_by_default() -> None:
 @glibc_only
 def test_limit_puts_every_thread_in_one_arena() -> None:
     assert _probe("limit") == ("SET", 1)
+
+
+@glibc_only
+def test_relocalization_node_module_limits_arenas_before_rclpy_threads() -> None:
+    pytest.importorskip("rclpy")
+    assert _probe("node") == ("node", 1)
 
 
 @glibc_only
