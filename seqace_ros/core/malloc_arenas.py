@@ -35,8 +35,6 @@ from enum import Enum
 
 #: ``M_ARENA_MAX`` of glibc's ``<malloc.h>``.
 M_ARENA_MAX = -8
-#: Environment variables through which a user sets the arena limit (left as they are).
-USER_SETTINGS = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
 
 
 class ArenaLimit(Enum):
