@@ -56,7 +56,8 @@ and that is logged once per jump.
 Threads: the executor thread only stores incoming messages (latest-frame-wins slot, never
 blocks; with ``trigger: on_demand`` and no request open, images are dropped right there); one
 worker thread decodes, localizes and publishes; one loader thread builds localizers for new
-maps, swapped in atomically; one service thread answers ``~/relocalize``.
+maps, swapped in atomically (its warm-up inference on a new map runs between the worker's
+frames, never beside one); one service thread answers ``~/relocalize``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from seqace_ros.core.malloc_arenas import limit_malloc_arenas
+
+# One malloc arena for the whole process, set before importing rclpy (whose import starts
+# threads) and before the node's threads first allocate (see main()); hence the imports below
+# this call (E402).
+# ruff: noqa: E402
+limit_malloc_arenas(1)
 
 import numpy as np
 import rclpy
@@ -356,8 +365,11 @@ class RelocalizationNode(Node):
             scene_map = scene_map if scene_map is not None else load_map(path)
             device = resolve_device(params.device)
             localizer = create_localizer(scene_map, params.mode_config(), device)
-            # First inference initialises torch kernels: do it here, not on the first frame.
-            localizer.localize(_WARM_UP_IMAGE, _WARM_UP_INTRINSICS)
+            # First inference initialises torch kernels: do it here, not on the first frame;
+            # between the worker's frames, never beside one (the heap would keep room for two
+            # inferences at once: StreamWorker.between_items).
+            with self._worker.between_items():
+                localizer.localize(_WARM_UP_IMAGE, _WARM_UP_INTRINSICS)
             localizer.reset()
         except Exception as error:  # reported: logged, in diagnostics; the old map stays
             active = self._active
@@ -914,6 +926,11 @@ def _same_calibration(a: CameraInfo, b: CameraInfo) -> bool:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: run the node until Ctrl-C or external shutdown; always shuts down.
+
+    The process runs with one glibc malloc arena, set when this module is imported (before
+    any thread allocates), so that the memory each thread frees serves the others instead of
+    staying in arenas of its own (:mod:`seqace_ros.core.malloc_arenas`; ``MALLOC_ARENA_MAX``
+    overrides it).
 
     Raises:
         SystemExit: a start-up parameter value is invalid (the message says which and why).

@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -221,6 +222,11 @@ class StreamWorker(Generic[Item]):
         self._on_error = on_error
         self._stats = stats
         self._slot: LatestSlot[Item] = LatestSlot()
+        # Turns between processing and between_items() blocks (which go first when waiting).
+        self._turns = threading.Condition()
+        self._processing = False
+        self._exclusive_waiting = 0
+        self._exclusive_active = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
 
@@ -244,6 +250,28 @@ class StreamWorker(Generic[Item]):
             self._stats.record_discarded()
         return discarded
 
+    @contextmanager
+    def between_items(self) -> Iterator[None]:
+        """A context in which no item is being processed: entering it waits for the item in
+        progress, if any, and the worker starts its next item only once the context is left
+        (a waiting context goes before the worker's next item).
+
+        For work from another thread that must not overlap the processing, such as a new
+        model's warm-up inference: two inferences at once need twice the transient memory,
+        and the heap keeps that peak (:mod:`seqace_ros.core.malloc_arenas`).
+        """
+        with self._turns:
+            self._exclusive_waiting += 1
+            self._turns.wait_for(lambda: not self._processing and not self._exclusive_active)
+            self._exclusive_waiting -= 1
+            self._exclusive_active = True
+        try:
+            yield
+        finally:
+            with self._turns:
+                self._exclusive_active = False
+                self._turns.notify_all()
+
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Close the slot and join the thread; True when it finished within ``timeout_s``.
 
@@ -257,7 +285,15 @@ class StreamWorker(Generic[Item]):
 
     def _run(self) -> None:
         while (item := self._slot.take()) is not None:
+            with self._turns:
+                self._turns.wait_for(
+                    lambda: not self._exclusive_waiting and not self._exclusive_active)
+                self._processing = True
             try:
                 self._process(item)
             except Exception as error:  # reported through on_error; the worker keeps serving
                 self._on_error(error)
+            finally:
+                with self._turns:
+                    self._processing = False
+                    self._turns.notify_all()

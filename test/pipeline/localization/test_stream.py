@@ -201,3 +201,46 @@ def test_worker_start_twice_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="twice"):
         worker.start()
     assert worker.stop()
+
+
+def test_between_items_waits_for_the_item_in_progress_and_holds_the_next() -> None:
+    events: list[str] = []
+    started = threading.Event()
+    release = threading.Event()
+    second_done = threading.Event()
+
+    def process(item: int) -> None:
+        events.append(f"start {item}")
+        if item == 0:
+            started.set()
+            release.wait(5)
+        events.append(f"end {item}")
+        if item == 1:
+            second_done.set()
+
+    worker: StreamWorker[int] = StreamWorker(process, lambda _: None, StreamStats())
+    worker.start()
+    worker.submit(0)
+    assert started.wait(5)
+    entered = threading.Event()
+    leave = threading.Event()
+
+    def exclusive_work() -> None:  # another thread: a new model's warm-up, say
+        with worker.between_items():
+            events.append("exclusive")
+            entered.set()
+            leave.wait(5)
+            events.append("exclusive done")
+
+    other = threading.Thread(target=exclusive_work)
+    other.start()
+    assert not entered.wait(0.2)  # item 0 is still in progress
+    worker.submit(1)
+    release.set()
+    assert entered.wait(5)
+    assert not second_done.wait(0.2)  # item 1 waits for the context to be left
+    leave.set()
+    other.join(5)
+    assert second_done.wait(5)
+    assert worker.stop()
+    assert events == ["start 0", "end 0", "exclusive", "exclusive done", "start 1", "end 1"]
