@@ -6,12 +6,14 @@ that each run inference or hold big buffers (the relocalization node's worker th
 localizes every frame; its loader thread runs a warm-up inference on every new map; rclpy's
 executor and the DDS threads hold image messages of several hundred KB) leaves a whole
 inference's working set free in each of those arenas. In the soak (``bench/soak.py``: a 30 Hz
-camera switching 640x480 / 320x240, a map swap a minute) the memory the node had in use stayed
-at 120-140 MB while the free memory glibc kept for it grew to about 110 MB over the first
-minutes (resident about 465 MB), which a resident-memory check reads as growth. With a single
-arena the memory one thread frees serves the next allocation of any other: the same soak
-stays at about 400 MB (bench/results/soak.json and the README's soak section have the
-numbers).
+camera switching image sizes, a map swap a minute) the memory the node had in use stayed flat
+while the free memory glibc kept for it grew over the first minutes, which a resident-memory
+check reads as growth. With a single arena the memory one thread frees serves the next
+allocation of any other (the README's soak section has the numbers).
+
+What a map swap frees (the old localizer, the new one's warm-up working set) stays in the
+heap as free memory too; :func:`release_free_memory` hands it back to the kernel
+(``malloc_trim``), which the node does once after each swap.
 
 The limit must be set before other threads first allocate (an arena, once a thread has it,
 stays its arena; importing rclpy already starts two threads): call
@@ -23,7 +25,7 @@ Single-arena allocation serialises the threads' malloc calls on one lock: small
 allocations go through each thread's cache (tcache) first, and the big ones are few per
 frame; the soak's frame rate and latency stayed those of the default (README, soak section).
 A lower, fixed ``M_MMAP_THRESHOLD`` would also return big buffers at once, but every frame
-then maps and faults in its buffers afresh: 2.4 times the CPU time per frame at 128 KiB.
+then maps and faults in its buffers afresh, which more than doubled the CPU time per frame.
 """
 
 from __future__ import annotations
@@ -67,3 +69,16 @@ def limit_malloc_arenas(max_arenas: int = 1) -> ArenaLimit:
     if libc.mallopt(M_ARENA_MAX, max_arenas) != 1:
         raise OSError(f"glibc mallopt(M_ARENA_MAX, {max_arenas}) failed")
     return ArenaLimit.SET
+
+
+def release_free_memory() -> bool:
+    """Return the free memory glibc holds in its heaps to the kernel (``malloc_trim(0)``: the
+    heap's top and whole free pages inside it). Walks the heap under its lock, so call it
+    where no other thread is allocating much (the node: after a map swap, between frames).
+
+    Returns:
+        Whether glibc released any memory; ``False`` outside glibc.
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    return bool(ctypes.CDLL(None).malloc_trim(0))

@@ -71,7 +71,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from seqace_ros.core.malloc_arenas import limit_malloc_arenas
+from seqace_ros.core.malloc_arenas import limit_malloc_arenas, release_free_memory
 
 # One malloc arena for the whole process, set before importing rclpy (whose import starts
 # threads) and before the node's threads first allocate (see main()); hence the imports below
@@ -387,6 +387,8 @@ class RelocalizationNode(Node):
             self._map_problem = ""
             self._path_poses.clear()
         self._worker.clear()
+        with self._worker.between_items():  # the old localizer is no longer in use
+            release_free_memory()
         self.get_logger().info(
             f"{MAP_READY_LOG} {path} ({params.mode} mode) on {device} "
             f"({time.perf_counter() - start:.2f} s)"
