@@ -53,6 +53,19 @@ def sample_at_pixels(map_CHW: torch.Tensor, pixels_N2: torch.Tensor, size_hw: tu
     return sampled[0, :, 0].T
 
 
+def window_maximum(map_HW: torch.Tensor, window: int) -> torch.Tensor:
+    """The maximum of ``map_HW`` (H, W) over the ``window`` x ``window`` square (odd side)
+    centred on each pixel, edges padded: equal to ``max_pool2d(map, window, 1, window // 2)``.
+
+    Computed as two 1-D maximum filters (rows, then columns): the maximum over a square is
+    separable, and torch's 1-D pooling on CPU is about 40 times faster than its 2-D pooling
+    with a 5x5 window on a 640x480 heatmap, the largest cost of keypoint detection.
+    """
+    pad = window // 2
+    along_rows_HW = F.max_pool1d(map_HW, window, stride=1, padding=pad)
+    return F.max_pool1d(along_rows_HW.T.contiguous(), window, stride=1, padding=pad).T
+
+
 def detect_sparse(
     keypoint_logits_65hw: torch.Tensor, reliability_hw: torch.Tensor,
     descriptors_Dhw: torch.Tensor, num_keypoints: int, scale_x: float = 1.0,
@@ -77,14 +90,13 @@ def detect_sparse(
     _, h, w = keypoint_logits_65hw.shape
     size_hw = (8 * h, 8 * w)
     probabilities_64hw = torch.softmax(keypoint_logits_65hw.float(), dim=0)[:64]
-    heat_11HW = F.pixel_shuffle(probabilities_64hw[None], 8)
-    peaks_11HW = F.max_pool2d(heat_11HW, NMS_WINDOW, stride=1, padding=NMS_WINDOW // 2)
-    candidates = ((heat_11HW == peaks_11HW) & (heat_11HW > DETECTION_THRESHOLD))[0, 0]
+    heat_HW = F.pixel_shuffle(probabilities_64hw[None], 8)[0, 0]
+    candidates = (heat_HW == window_maximum(heat_HW, NMS_WINDOW)) & (heat_HW > DETECTION_THRESHOLD)
     rows, cols = candidates.nonzero(as_tuple=True)
     pixels_N2 = torch.stack([cols, rows], dim=1).float()
     reliability_N = sample_at_pixels(reliability_hw.float()[None], pixels_N2, size_hw,
                                      "bilinear")[:, 0]
-    scores_N = heat_11HW[0, 0, rows, cols] * reliability_N
+    scores_N = heat_HW[rows, cols] * reliability_N
     order = torch.argsort(scores_N, descending=True)[:num_keypoints]
     pixels_N2, scores_N = pixels_N2[order], scores_N[order]
     descriptors_ND = F.normalize(
