@@ -58,8 +58,8 @@ def window_maximum(map_HW: torch.Tensor, window: int) -> torch.Tensor:
     centred on each pixel, edges padded: equal to ``max_pool2d(map, window, 1, window // 2)``.
 
     Computed as two 1-D maximum filters (rows, then columns): the maximum over a square is
-    separable, and torch's 1-D pooling on CPU is about 40 times faster than its 2-D pooling
-    with a 5x5 window on a 640x480 heatmap, the largest cost of keypoint detection.
+    separable, and torch's 1-D pooling on CPU is far faster than its 2-D pooling (which was
+    the largest cost of keypoint detection on a full-resolution heatmap).
     """
     pad = window // 2
     along_rows_HW = F.max_pool1d(map_HW, window, stride=1, padding=pad)
@@ -122,16 +122,19 @@ def mutual_nearest_neighbours(
 
     Returns:
         (K,) indices into a and (K,) indices into b of the matched pairs.
+
+    The products run in torch, on the thread pool the encoder uses: numpy's BLAS keeps its own
+    threads spinning after a product, and on a 2-core machine they took the cores from the
+    next frame's encoder.
     """
     if len(descriptors_a_ND) == 0 or len(descriptors_b_MD) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    a_ND = np.asarray(descriptors_a_ND, np.float32)
-    b_MD = np.asarray(descriptors_b_MD, np.float32)
+    a_ND = torch.from_numpy(np.ascontiguousarray(descriptors_a_ND, np.float32))
+    b_MD = torch.from_numpy(np.ascontiguousarray(descriptors_b_MD, np.float32))
     similarity_NM = a_ND @ b_MD.T
-    best_b_N = similarity_NM.argmax(axis=1)
-    # a second product instead of argmax over axis 0: a strided argmax is ~10x slower
-    best_a_M = (b_MD @ a_ND.T).argmax(axis=1)
-    index_a = np.arange(len(best_b_N))
-    keep = (best_a_M[best_b_N] == index_a) & (similarity_NM[index_a, best_b_N] > min_similarity)
-    return index_a[keep].astype(np.int64), best_b_N[keep].astype(np.int64)
+    best_similarity_N, best_b_N = similarity_NM.max(dim=1)
+    best_a_M = similarity_NM.argmax(dim=0)
+    index_a = torch.arange(len(best_b_N))
+    keep = (best_a_M[best_b_N] == index_a) & (best_similarity_N > min_similarity)
+    return index_a[keep].numpy().astype(np.int64), best_b_N[keep].numpy().astype(np.int64)
