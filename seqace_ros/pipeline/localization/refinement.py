@@ -92,42 +92,66 @@ class Refinement:
     inliers: int
 
 
-def keyframe_matches(
-    query: SparseFeatures, keyframes: Keyframes, nearest_K: NDArray[np.int64],
-    min_similarity: float,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Query pixels (M, 2) and map points (M, 3) of the mutual nearest-neighbour matches
-    between the query's keypoints and each of the keyframes ``nearest_K``."""
-    pixels, points = [np.zeros((0, 2))], [np.zeros((0, 3))]
-    for k in nearest_K:
-        rows = keyframes.rows(int(k))
-        index_query, index_keyframe = mutual_nearest_neighbours(
-            query.descriptors_ND, keyframes.descriptors_ND[rows], min_similarity)
-        pixels.append(query.keypoints_N2[index_query].astype(np.float64))
-        points.append(keyframes.points_N3[rows][index_keyframe].astype(np.float64))
-    return np.concatenate(pixels), np.concatenate(points)
+class KeyframeMatcher:
+    """The map's keyframes and the matches of the current query's keypoints with them.
+
+    Each keyframe is matched at most once per query: sequence mode refines both a frame's
+    single-frame pose and its sequence pose, which mostly pick the same keyframes. A query is
+    recognised by identity (the same :class:`SparseFeatures` object), so the cache holds one
+    query's matches; a localizer and its matcher serve one thread.
+
+    Args:
+        keyframes: the map's keyframes.
+    """
+
+    def __init__(self, keyframes: Keyframes) -> None:
+        self.keyframes = keyframes
+        self._query: SparseFeatures | None = None
+        self._matches: dict[tuple[int, float], tuple[NDArray[np.float64],
+                                                     NDArray[np.float64]]] = {}
+
+    def matches(
+        self, query: SparseFeatures, nearest_K: NDArray[np.int64], min_similarity: float,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Query pixels (M, 2) and map points (M, 3, metres) of the mutual nearest-neighbour
+        matches between ``query``'s keypoints and each of the keyframes ``nearest_K``."""
+        if query is not self._query:
+            self._query, self._matches = query, {}
+        pixels, points = [np.zeros((0, 2))], [np.zeros((0, 3))]
+        for k in nearest_K:
+            key = (int(k), min_similarity)
+            if key not in self._matches:
+                rows = self.keyframes.rows(int(k))
+                index_query, index_keyframe = mutual_nearest_neighbours(
+                    query.descriptors_ND, self.keyframes.descriptors_ND[rows], min_similarity)
+                self._matches[key] = (
+                    query.keypoints_N2[index_query].astype(np.float64),
+                    self.keyframes.points_N3[rows][index_keyframe].astype(np.float64))
+            pixels.append(self._matches[key][0])
+            points.append(self._matches[key][1])
+        return np.concatenate(pixels), np.concatenate(points)
 
 
 def refine_pose(
     T_world_cam: NDArray[np.float64], query: SparseFeatures, intrinsics: Intrinsics,
-    keyframes: Keyframes, config: RefinementConfig, points2d_N2: NDArray[np.float64],
+    matcher: KeyframeMatcher, config: RefinementConfig, points2d_N2: NDArray[np.float64],
     scene_points_N3: NDArray[np.float64], seed: int | None = 0,
 ) -> Refinement:
     """Refine the coarse (4, 4) camera-to-world pose of the image whose keypoints are
-    ``query`` against ``keyframes`` (see the module docstring).
+    ``query`` against the keyframes of ``matcher`` (see the module docstring).
 
     Args:
         T_world_cam: the coarse pose.
         query: the image's XFeat keypoints (original-image pixels).
         intrinsics: its pinhole camera.
-        keyframes: the map's keyframes.
+        matcher: the map's keyframes, with this query's matches so far.
         config: refinement settings.
         points2d_N2: (N, 2) pixels of the image's head correspondences.
         scene_points_N3: (N, 3) their map points (metres).
         seed: RANSAC seed.
     """
-    nearest_K = keyframes.nearest(T_world_cam, config.keyframes, config.rotation_weight_m)
-    pixels_M2, points_M3 = keyframe_matches(query, keyframes, nearest_K, config.min_similarity)
+    nearest_K = matcher.keyframes.nearest(T_world_cam, config.keyframes, config.rotation_weight_m)
+    pixels_M2, points_M3 = matcher.matches(query, nearest_K, config.min_similarity)
     matches = len(pixels_M2)
 
     def keep(reason: str, inliers: int = 0) -> Refinement:

@@ -33,7 +33,11 @@ from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
 from seqace_ros.core.map_file import SceneMap
 from seqace_ros.core.sparse_features import SparseFeatures
-from seqace_ros.pipeline.localization.refinement import RefinementConfig, refine_pose
+from seqace_ros.pipeline.localization.refinement import (
+    KeyframeMatcher,
+    RefinementConfig,
+    refine_pose,
+)
 from seqace_ros.ransac import RansacOptions, solve_pnp
 
 
@@ -225,6 +229,8 @@ class Localizer:
         scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash,
                                 self.encoder.feature_dim)
         self.head = scene_map.build_head(self.device)
+        self._matcher = (None if scene_map.keyframes is None
+                         else KeyframeMatcher(scene_map.keyframes))
 
     @property
     def settings(self) -> LocalizerConfig:
@@ -291,10 +297,9 @@ class Localizer:
         ``refine`` is on and the refinement is accepted (see :mod:`.refinement`; the image's
         head correspondences ``points2d_N2`` (N, 2), ``scene_points_N3`` (N, 3) weigh in),
         else ``T_world_cam``; and whether it was refined."""
-        keyframes = self.scene_map.keyframes
-        if not self.settings.refine or keypoints is None or keyframes is None:
+        if not self.settings.refine or keypoints is None or self._matcher is None:
             return T_world_cam, False
-        refinement = refine_pose(T_world_cam, keypoints, intrinsics, keyframes,
+        refinement = refine_pose(T_world_cam, keypoints, intrinsics, self._matcher,
                                  self.settings.refinement, points2d_N2, scene_points_N3,
                                  self.settings.seed)
         return refinement.T_world_cam, refinement.accepted

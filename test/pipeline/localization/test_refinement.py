@@ -10,8 +10,13 @@ from numpy.typing import NDArray
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import invert_transform, make_transform, pose_error, transform_points
 from seqace_ros.core.keyframes import Keyframes
-from seqace_ros.core.sparse_features import SparseFeatures
-from seqace_ros.pipeline.localization.refinement import RefinementConfig, refine_pose
+from seqace_ros.core.sparse_features import SparseFeatures, mutual_nearest_neighbours
+from seqace_ros.pipeline.localization import refinement as refinement_module
+from seqace_ros.pipeline.localization.refinement import (
+    KeyframeMatcher,
+    RefinementConfig,
+    refine_pose,
+)
 
 INTRINSICS = Intrinsics(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480)
 #: No head correspondences: the keyframe matches alone decide.
@@ -77,7 +82,8 @@ def test_recovers_the_true_pose_from_a_coarse_one() -> None:
     T_true, keyframes, descriptors = _scene()
     query = _query(T_true, keyframes, descriptors)
     coarse = _perturbed(T_true, 0.08, 2.0)
-    refinement = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig(), *NO_PATCHES)
+    refinement = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes),
+                             RefinementConfig(), *NO_PATCHES)
     assert refinement.accepted, refinement.reason
     translation_m, rotation_deg = pose_error(refinement.T_world_cam, T_true)
     assert translation_m < 0.003
@@ -90,7 +96,7 @@ def test_keeps_a_coarse_pose_that_already_explains_the_matches() -> None:
     T_true, keyframes, descriptors = _scene()
     coarse = _perturbed(T_true, 0.002, 0.05)
     refinement = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS,
-                             keyframes, RefinementConfig(), *NO_PATCHES)
+                             KeyframeMatcher(keyframes), RefinementConfig(), *NO_PATCHES)
     assert not refinement.accepted
     assert "coarse pose explains" in refinement.reason
     np.testing.assert_array_equal(refinement.T_world_cam, coarse)
@@ -107,11 +113,12 @@ def test_head_correspondences_that_fit_the_coarse_pose_keep_it() -> None:
     rays = np.stack([(pixels[:, 0] - INTRINSICS.cx) / INTRINSICS.fx,
                      (pixels[:, 1] - INTRINSICS.cy) / INTRINSICS.fy, np.ones(1000)], axis=1)
     patches = transform_points(coarse, rays * rng.uniform(1.0, 1.5, size=(1000, 1)))
-    kept = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig(), pixels, patches)
+    kept = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes), RefinementConfig(),
+                       pixels, patches)
     assert not kept.accepted
     assert "coarse pose explains" in kept.reason
-    few = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig(), pixels[:100],
-                      patches[:100])
+    few = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes), RefinementConfig(),
+                      pixels[:100], patches[:100])
     assert few.accepted  # 100 patches do not outweigh 300 matches
 
 
@@ -119,13 +126,14 @@ def test_gate_rejects_a_refined_pose_far_from_the_coarse_one() -> None:
     T_true, keyframes, descriptors = _scene()
     coarse = _perturbed(T_true, 0.5, 3.0)
     refinement = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS,
-                             keyframes, RefinementConfig(max_translation_m=0.3),
+                             KeyframeMatcher(keyframes), RefinementConfig(max_translation_m=0.3),
                              *NO_PATCHES)
     assert not refinement.accepted
     assert "from the coarse one" in refinement.reason
     np.testing.assert_array_equal(refinement.T_world_cam, coarse)
-    wider = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS, keyframes,
-                        RefinementConfig(max_translation_m=1.0), *NO_PATCHES)
+    wider = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS,
+                        KeyframeMatcher(keyframes), RefinementConfig(max_translation_m=1.0),
+                        *NO_PATCHES)
     assert wider.accepted
     assert pose_error(wider.T_world_cam, T_true)[0] < 0.003
 
@@ -136,7 +144,8 @@ def test_unmatched_query_keeps_the_coarse_pose() -> None:
     query = _query(T_true, keyframes, strangers / np.linalg.norm(strangers, axis=1,
                                                                    keepdims=True))
     coarse = _perturbed(T_true, 0.08, 2.0)
-    refinement = refine_pose(coarse, query, INTRINSICS, keyframes, RefinementConfig(), *NO_PATCHES)
+    refinement = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes),
+                             RefinementConfig(), *NO_PATCHES)
     assert not refinement.accepted
     assert "keyframe matches" in refinement.reason
     assert refinement.matches < 30
@@ -148,3 +157,26 @@ def test_unmatched_query_keeps_the_coarse_pose() -> None:
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"refinement|rotation_weight_m"):
         RefinementConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_matcher_matches_each_keyframe_once_per_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second refinement of the same query (sequence mode) reuses the matches of the
+    keyframes it shares with the first; a new query is matched afresh."""
+    T_true, keyframes, descriptors = _scene()
+    calls: list[int] = []
+
+    def counted(a: NDArray[np.float32], b: NDArray[np.float16], min_similarity: float) -> tuple[
+            NDArray[np.int64], NDArray[np.int64]]:
+        calls.append(len(b))
+        return mutual_nearest_neighbours(a, b, min_similarity)
+
+    monkeypatch.setattr(refinement_module, "mutual_nearest_neighbours", counted)
+    matcher = KeyframeMatcher(keyframes)
+    query = _query(T_true, keyframes, descriptors)
+    first = matcher.matches(query, np.array([0, 1]), 0.82)
+    again = matcher.matches(query, np.array([1, 2]), 0.82)
+    assert len(calls) == 3  # keyframes 0, 1, then only 2
+    np.testing.assert_array_equal(again[0][: len(first[0]) // 2], first[0][len(first[0]) // 2:])
+    fresh = matcher.matches(_query(T_true, keyframes, descriptors, seed=2), np.array([1]), 0.82)
+    assert len(calls) == 4
+    assert len(fresh[0]) == 100
