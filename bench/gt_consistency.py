@@ -185,19 +185,21 @@ def plot(report: dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(len(splits), 1, figsize=(9, 2.6 * len(splits)), squeeze=False)
     for axis, (name, split) in zip(axes[:, 0], splits.items(), strict=True):
         rows = split["per_query"]
-        ok = [row["overlap"] >= report["min_overlap"] for row in rows]
+        ok = np.array([row["overlap"] >= report["min_overlap"] for row in rows])
         q = np.array([row["query"] for row in rows])
         t = np.array([row["translation_cm"] for row in rows])
-        axis.plot(q[ok], t[ok], ".", ms=3, label="aligned pose - ground truth")
-        axis.plot(q[~np.array(ok)], np.zeros((~np.array(ok)).sum()), "x", color="grey",
-                  label="no overlap")
+        axis.plot(q[ok], t[ok], ".", ms=3, label="aligned pose - ground truth (cm)")
+        axis.plot(q[~ok], np.zeros(int((~ok).sum())), "x", ms=4, color="grey",
+                  label="no mapping frame overlaps")
         for limit in (1, 2, 5):
             axis.axhline(limit, color="red", lw=0.5, ls="--")
-        axis.set_yscale("symlog", linthresh=1.0)
+        axis.set_ylim(0.0, max(6.0, 1.1 * float(t[ok].max(initial=0.0))))
         axis.set_ylabel("cm")
         axis.set_title(f"{name}: map {split['map_frames']}, query {split['query_frames']}; "
-                       f"within 5 cm / 5 deg: {split['recall_5cm_5deg']:.2f}", fontsize=9)
-        axis.legend(fontsize=7, loc="upper right")
+                       f"{split['aligned']} of {split['queries']} aligned, within 5 cm / 5 deg: "
+                       f"{split['recall_5cm_5deg']:.3f}, 2 cm / 2 deg: "
+                       f"{split['recall_2cm_2deg']:.3f}", fontsize=9)
+        axis.legend(fontsize=7, loc="upper left")
     axes[-1, 0].set_xlabel("query frame")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
