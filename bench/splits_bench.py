@@ -115,20 +115,21 @@ def methods(args: argparse.Namespace) -> list[str]:
     return [*args.modes, *([m + REFINED for m in args.modes] if args.refine else [])]
 
 
-def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split,
+def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split, kind: str,
                    args: argparse.Namespace) -> SceneMap:
-    """``scene_map``, with keyframes built now (as mapping builds them, on its training frames
-    and with the preset's keyframe settings) when ``--refine`` asks for them and a map cached
-    before keyframes existed has none."""
+    """``scene_map`` (of ``kind`` rgb or rgbd), with keyframes built now (as mapping builds
+    them, on its training frames, with the preset's keyframe settings and, for rgbd, sensor
+    depth) when ``--refine`` asks for them and a map cached before keyframes existed has
+    none."""
     if not args.refine or scene_map.keyframes is not None:
         return scene_map
-    config = preset(args.preset)
+    config = replace(preset(args.preset), depth=kind == "rgbd")
     training, _ = split_for_self_check(parse_frame_range(split.map_frames, len(dataset)),
                                        config.self_check_every)
     localizer = Localizer(scene_map, device="cpu")
     poses = np.stack([dataset[i].T_world_cam for i in training])
     keyframes = map_keyframes(dataset, training, poses, localizer.encoder, localizer.head,
-                              config.keyframes)
+                              config.keyframes, sensor_depth=config.keyframe_depth())
     return replace(scene_map, keyframes=keyframes)
 
 
@@ -141,7 +142,8 @@ def evaluate(localizer: FrameLocalizer, dataset: FolderDataset, queries: Sequenc
 
 def run_split(split: Split, args: argparse.Namespace) -> dict[str, Any]:
     """Every kind and mode on one split, and the peer."""
-    dataset = FolderDataset(split.folder, depth=not args.no_peer)
+    dataset = FolderDataset(split.folder,
+                            depth=not args.no_peer or (args.refine and "rgbd" in args.kinds))
     queries = list(parse_frame_range(split.query_frames, len(dataset)))[:: args.query_step]
     result: dict[str, Any] = {"folder": str(split.folder), "map_frames": split.map_frames,
                               "query_frames": split.query_frames, "n_queries": len(queries)}
@@ -149,7 +151,7 @@ def run_split(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         start = time.perf_counter()
         map_path = ensure_map(split, kind, args)
         report = json.loads(ReportPaths.for_map(map_path).json.read_text())
-        scene_map = with_keyframes(load_map(map_path), dataset, split, args)
+        scene_map = with_keyframes(load_map(map_path), dataset, split, kind, args)
         keyframe_bytes = 0 if scene_map.keyframes is None else scene_map.keyframes.nbytes
         result[kind] = {
             "map": str(map_path), "map_bytes": map_path.stat().st_size,

@@ -9,10 +9,11 @@ matches with the C++ RANSAC PnP solver. The keyframes' 3D points come from the h
 keyframe views, where it is accurate (:mod:`seqace_ros.pipeline.mapping.keyframes`).
 
 The refined pose replaces the coarse one only when the evidence prefers it: enough RANSAC
-inliers, a move from the coarse pose within the gate, and more of all the correspondences
-explained than by the coarse pose: keyframe matches within ``agreement_px`` plus the image's
-own head correspondences within ``patch_threshold_px``. Where the coarse pose already fits
-both, it is kept.
+inliers, a move from the coarse pose within the gate, more keyframe matches within
+``agreement_px`` than the coarse pose explains, and at least ``min_patch_fraction`` of the
+image's own head correspondences that the coarse pose explains (within
+``patch_threshold_px``): the keyframes decide, the head can veto. Where the coarse pose already
+fits the matches, it is kept.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class RefinementConfig:
         max_rotation_deg: a refined pose turned more than this from the coarse one is rejected.
         agreement_px: a keyframe match agrees with a pose within this reprojection error.
         patch_threshold_px: a head correspondence agrees with a pose within this error.
+        min_patch_fraction: a refined pose must explain at least this fraction of the head
+            correspondences the coarse pose explains.
     """
 
     keyframes: int = 4
@@ -60,6 +63,7 @@ class RefinementConfig:
     max_rotation_deg: float = 10.0
     agreement_px: float = 4.0
     patch_threshold_px: float = 10.0
+    min_patch_fraction: float = 0.8
 
     def __post_init__(self) -> None:
         if self.keyframes < 1 or self.keypoints < 16 or self.min_inliers < 4:
@@ -69,6 +73,9 @@ class RefinementConfig:
         if min(self.threshold_px, self.max_translation_m, self.max_rotation_deg,
                self.agreement_px, self.patch_threshold_px) <= 0:
             raise ValueError("refinement thresholds and gate bounds must be positive")
+        if not 0.0 <= self.min_patch_fraction <= 1.0:
+            raise ValueError(
+                f"min_patch_fraction must be in [0, 1], got {self.min_patch_fraction}")
         if self.rotation_weight_m < 0:
             raise ValueError(f"rotation_weight_m must be >= 0, got {self.rotation_weight_m}")
 
@@ -171,14 +178,19 @@ def refine_pose(
         return keep(f"refined pose {moved_m:.2f} m / {turned_deg:.1f} deg from the coarse one",
                     inliers)
 
-    def agreeing(T: NDArray[np.float64]) -> int:
+    def agreeing(T: NDArray[np.float64]) -> tuple[int, int]:
+        """(keyframe matches, head correspondences) that pose ``T`` explains."""
         matched = reprojection_errors_px(T, intrinsics, pixels_M2, points_M3)
         patches = reprojection_errors_px(T, intrinsics, points2d_N2, scene_points_N3)
-        return int(np.sum(matched < config.agreement_px)
-                   + np.sum(patches < config.patch_threshold_px))
+        return (int(np.sum(matched < config.agreement_px)),
+                int(np.sum(patches < config.patch_threshold_px)))
 
-    coarse_agree, refined_agree = agreeing(T_world_cam), agreeing(T_refined)
-    if coarse_agree >= refined_agree:
-        return keep(f"coarse pose explains {coarse_agree} correspondences, the refined one "
-                    f"{refined_agree}", inliers)
+    (coarse_matches, coarse_patches), (refined_matches, refined_patches) = (
+        agreeing(T_world_cam), agreeing(T_refined))
+    if coarse_matches >= refined_matches:
+        return keep(f"coarse pose explains {coarse_matches} keyframe matches, the refined one "
+                    f"{refined_matches}", inliers)
+    if refined_patches < config.min_patch_fraction * coarse_patches:
+        return keep(f"refined pose explains {refined_patches} head correspondences, the coarse "
+                    f"one {coarse_patches}", inliers)
     return Refinement(T_refined, True, "", matches, inliers)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from seqace_ros.core.encoder import XFeatFeatures
 from seqace_ros.core.head import HeadConfig
-from seqace_ros.pipeline.mapping.keyframes import KeyframeConfig
+from seqace_ros.pipeline.mapping.keyframes import KeyframeConfig, SensorDepth
 from seqace_ros.pipeline.mapping.tracks import TrackConfig
 
 
@@ -146,6 +146,10 @@ class MappingConfig:
             raise ValueError(
                 f"need depth_loss_weight >= 0, depth_window_px >= 0 and depth_max_spread > 0, "
                 f"got {self.depth_loss_weight}, {self.depth_window_px}, {self.depth_max_spread}")
+
+    def keyframe_depth(self) -> SensorDepth | None:
+        """How keyframes read sensor depth (RGB-D mapping), ``None`` without depth."""
+        return SensorDepth(self.depth_window_px, self.depth_max_spread) if self.depth else None
 
 
 PRESETS: dict[str, MappingConfig] = {

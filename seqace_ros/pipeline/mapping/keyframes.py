@@ -2,11 +2,13 @@
 
 After training, a budget of mapping frames is chosen to cover the mapped poses (farthest-point
 sampling in pose space), and each becomes a keyframe: its XFeat keypoints and descriptors
-from one encoder pass, and for each keypoint the 3D point the trained head predicts there
-(the head's dense prediction, bilinearly interpolated at the keypoint). The head's own
-points, not sensor depth: at mapping views the head is accurate, and points from the map
-itself keep refined poses consistent with it (measured against depth-lifted points in
-``bench/results/refinement``).
+from one encoder pass, and a 3D point for each keypoint. With sensor depth (RGB-D mapping) the
+point is the keypoint lifted with the registered depth under the frame's pose, where the depth
+is valid and not at a depth edge; elsewhere, and for RGB maps, it is the point the trained head
+predicts there (its dense prediction, bilinearly interpolated at the keypoint), kept only when
+it reprojects onto the keypoint (the head is accurate at its mapping views, not everywhere).
+Depth-lifted points are the scene's geometry rather than the map's estimate of it, which makes
+refined poses more precise where queries leave the mapping views (README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import torch
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from seqace_ros.core.depth import depths_at
 from seqace_ros.core.encoder import Encoder
+from seqace_ros.core.geometry import transform_points
 from seqace_ros.core.head import SceneHead
 from seqace_ros.core.keyframes import Keyframes, pose_distances
 from seqace_ros.core.sparse_features import sample_at_pixels
@@ -55,6 +59,20 @@ class KeyframeConfig:
             raise ValueError(f"max_error_px must be positive, got {self.max_error_px}")
 
 
+@dataclass(frozen=True)
+class SensorDepth:
+    """How keyframes read sensor depth at their keypoints (the mapping run's depth settings,
+    see :func:`~seqace_ros.core.depth.depths_at`).
+
+    Attributes:
+        window_px: half-size of the neighbourhood whose median depth a keypoint takes.
+        max_spread: largest accepted (max - min) / median depth in that neighbourhood.
+    """
+
+    window_px: int
+    max_spread: float
+
+
 def select_keyframes(T_world_cam_F44: NDArray[np.floating], count: int,
                      rotation_weight_m: float) -> NDArray[np.int64]:
     """Positions (ascending) of at most ``count`` of F poses that cover them all: greedy
@@ -77,13 +95,15 @@ def select_keyframes(T_world_cam_F44: NDArray[np.floating], count: int,
 @torch.inference_mode()
 def build_keyframes(
     frames: PosedFrameSource, indices: Sequence[int], encoder: Encoder, head: SceneHead,
-    config: KeyframeConfig, progress: bool = False,
+    config: KeyframeConfig, progress: bool = False, sensor_depth: SensorDepth | None = None,
 ) -> Keyframes:
-    """Keyframes of the posed frames ``indices``: keypoints, descriptors and head points
-    (``config.keypoints`` per frame at most, those the head gets right: see ``max_error_px``).
+    """Keyframes of the posed frames ``indices``: keypoints, descriptors and their 3D points
+    (``config.keypoints`` per frame at most): depth-lifted with ``sensor_depth``, else the
+    head's points it gets right (see ``max_error_px`` and the module docstring).
 
     Raises:
-        ValueError: no frames, or a frame without a pose.
+        ValueError: no frames, a frame without a pose, or without depth when
+            ``sensor_depth`` is given.
     """
     if len(indices) == 0:
         raise ValueError("keyframes need at least one frame")
@@ -100,9 +120,21 @@ def build_keyframes(
         pixels_N2 = torch.from_numpy(output.sparse.keypoints_N2).to(field_3hw.device)
         points_N3 = sample_at_pixels(field_3hw.float(), pixels_N2, frame.image_rgb.shape[:2],
                                      "bilinear").cpu().double().numpy()
-        right_N = reprojection_errors_px(frame.T_world_cam, frame.intrinsics,
-                                         output.sparse.keypoints_N2.astype(np.float64),
+        keypoints_N2 = output.sparse.keypoints_N2.astype(np.float64)
+        right_N = reprojection_errors_px(frame.T_world_cam, frame.intrinsics, keypoints_N2,
                                          points_N3) < config.max_error_px
+        if sensor_depth is not None:
+            if frame.depth is None:
+                raise ValueError(f"keyframe {frame.name} has no depth image")
+            depth_N, has_depth_N = depths_at(
+                keypoints_N2, frame.depth.registered_to(frame.intrinsics), sensor_depth.window_px,
+                sensor_depth.max_spread)
+            K = frame.intrinsics
+            lifted_N3 = np.stack([(keypoints_N2[:, 0] - K.cx) / K.fx * depth_N,
+                                  (keypoints_N2[:, 1] - K.cy) / K.fy * depth_N, depth_N], axis=1)
+            points_N3 = np.where(has_depth_N[:, None],
+                                 transform_points(frame.T_world_cam, lifted_N3), points_N3)
+            right_N |= has_depth_N
         poses.append(frame.T_world_cam.astype(np.float32))
         descriptors.append(output.sparse.descriptors_ND[right_N].astype(np.float16))
         points.append(points_N3[right_N].astype(np.float32))
@@ -118,11 +150,13 @@ def build_keyframes(
 def map_keyframes(
     frames: PosedFrameSource, indices: Sequence[int], T_world_cam_F44: NDArray[np.floating],
     encoder: Encoder, head: SceneHead, config: KeyframeConfig, progress: bool = False,
+    sensor_depth: SensorDepth | None = None,
 ) -> Keyframes | None:
     """The keyframes of a map trained on ``frames[indices]`` (poses ``T_world_cam_F44``, in
-    the same order): ``config.count`` of them spread over the poses, ``None`` for count 0."""
+    the same order): ``config.count`` of them spread over the poses, ``None`` for count 0;
+    their points lifted with ``sensor_depth`` where it is valid (RGB-D mapping)."""
     chosen = select_keyframes(T_world_cam_F44, config.count, config.rotation_weight_m)
     if not len(chosen):
         return None
     return build_keyframes(frames, [indices[int(p)] for p in chosen], encoder, head, config,
-                           progress)
+                           progress, sensor_depth)

@@ -161,7 +161,7 @@ def map_scene(
     keyframes_start = time.perf_counter()
     T_world_cam_F44 = np.linalg.inv(buffer.T_cam_world_F44.double().numpy())
     keyframes = map_keyframes(frames, indices, T_world_cam_F44, encoder, head, config.keyframes,
-                              progress)
+                              progress, config.keyframe_depth())
     stats = MappingStats(
         frames=len(indices),
         buffer_patches=len(buffer),

@@ -102,24 +102,38 @@ def test_keeps_a_coarse_pose_that_already_explains_the_matches() -> None:
     np.testing.assert_array_equal(refinement.T_world_cam, coarse)
 
 
-def test_head_correspondences_that_fit_the_coarse_pose_keep_it() -> None:
-    """Many head correspondences exact under the coarse pose outweigh the keyframe matches:
-    the pose that explains more of all the evidence wins."""
+def _exact_patches(T_world_cam: NDArray[np.float64], count: int,
+                   seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``count`` head correspondences (pixels, map points) exact under ``T_world_cam``."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.uniform([20, 20], [620, 460], size=(count, 2))
+    rays = np.stack([(pixels[:, 0] - INTRINSICS.cx) / INTRINSICS.fx,
+                     (pixels[:, 1] - INTRINSICS.cy) / INTRINSICS.fy, np.ones(count)], axis=1)
+    return pixels, transform_points(T_world_cam, rays * rng.uniform(1.0, 1.5, size=(count, 1)))
+
+
+def test_head_correspondences_that_only_the_coarse_pose_explains_veto_the_refined_one() -> None:
+    """Head correspondences exact under the coarse pose, which the refined pose would lose,
+    keep the coarse pose although the keyframe matches prefer the refined one; where the
+    refined pose explains as many head correspondences, it is taken."""
     T_true, keyframes, descriptors = _scene()
     query = _query(T_true, keyframes, descriptors)
     coarse = _perturbed(T_true, 0.08, 2.0)
-    rng = np.random.default_rng(3)
-    pixels = rng.uniform([20, 20], [620, 460], size=(1000, 2))
-    rays = np.stack([(pixels[:, 0] - INTRINSICS.cx) / INTRINSICS.fx,
-                     (pixels[:, 1] - INTRINSICS.cy) / INTRINSICS.fy, np.ones(1000)], axis=1)
-    patches = transform_points(coarse, rays * rng.uniform(1.0, 1.5, size=(1000, 1)))
+    pixels, patches = _exact_patches(coarse, 1000, seed=3)
     kept = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes), RefinementConfig(),
                        pixels, patches)
     assert not kept.accepted
-    assert "coarse pose explains" in kept.reason
-    few = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes), RefinementConfig(),
-                      pixels[:100], patches[:100])
-    assert few.accepted  # 100 patches do not outweigh 300 matches
+    assert "head correspondences" in kept.reason
+    true_pixels, true_patches = _exact_patches(T_true, 1000, seed=4)
+    both = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes), RefinementConfig(),
+                       np.concatenate([pixels, true_pixels]),
+                       np.concatenate([patches, true_patches]))
+    assert both.accepted, both.reason
+    vetoed_at_half = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes),
+                                 RefinementConfig(min_patch_fraction=0.6),
+                                 np.concatenate([pixels, true_pixels[:500]]),
+                                 np.concatenate([patches, true_patches[:500]]))
+    assert not vetoed_at_half.accepted  # 500 of the coarse pose's 1000: under 0.6
 
 
 def test_gate_rejects_a_refined_pose_far_from_the_coarse_one() -> None:
@@ -153,9 +167,9 @@ def test_unmatched_query_keeps_the_coarse_pose() -> None:
 
 @pytest.mark.parametrize("bad", [{"keyframes": 0}, {"min_inliers": 3}, {"threshold_px": 0.0},
                                  {"agreement_px": 0.0}, {"max_rotation_deg": -1.0},
-                                 {"rotation_weight_m": -1.0}])
+                                 {"rotation_weight_m": -1.0}, {"min_patch_fraction": 1.5}])
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match=r"refinement|rotation_weight_m"):
+    with pytest.raises(ValueError, match=r"refinement|rotation_weight_m|min_patch_fraction"):
         RefinementConfig(**bad)  # type: ignore[arg-type]
 
 

@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqace_ros.core.geometry import make_transform
+from seqace_ros.core.depth import depths_at
+from seqace_ros.core.geometry import invert_transform, make_transform, transform_points
 from seqace_ros.core.map_file import SceneMap
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.localization.local_map import reprojection_errors_px
 from seqace_ros.pipeline.localization.single import Localizer
 from seqace_ros.pipeline.mapping.keyframes import (
     KeyframeConfig,
+    SensorDepth,
     build_keyframes,
     select_keyframes,
 )
@@ -85,3 +87,41 @@ def test_built_keyframes_hold_the_heads_points_at_their_keypoints(
     mapped = np.stack([dataset[i].T_world_cam for i in range(0, 300, 5)])
     for pose in stored.T_world_cam_K44:
         assert np.min(np.abs(mapped - pose).max(axis=(1, 2))) < 1e-5
+
+
+@pytest.mark.real_data
+def test_keyframes_of_an_rgbd_map_lift_their_keypoints_with_sensor_depth(
+    dev_data: Path, dev_scene_map: SceneMap
+) -> None:
+    """With sensor depth, a keypoint's point is the keypoint lifted by the registered depth:
+    it lies at that depth and reprojects exactly onto the keypoint; keypoints without valid
+    depth keep the head's point; the head's reprojection filter never drops a lifted point.
+    Frames without depth are an error, not a silent fallback."""
+    localizer = Localizer(dev_scene_map, device="cpu")
+    sensor_depth = SensorDepth(window_px=2, max_spread=0.05)
+    dataset = FolderDataset(dev_data, depth=True)
+    every = KeyframeConfig(keypoints=300, max_error_px=1e6)  # keep every keypoint
+    lifted = build_keyframes(dataset, [150], localizer.encoder, localizer.head, every,
+                             sensor_depth=sensor_depth).points_N3.astype(np.float64)
+    head = build_keyframes(dataset, [150], localizer.encoder, localizer.head,
+                           every).points_N3.astype(np.float64)
+    frame = dataset[150]
+    assert frame.depth is not None
+    keypoints = localizer.encoder.encode(frame.image_rgb, num_keypoints=300).sparse
+    assert keypoints is not None
+    pixels = keypoints.keypoints_N2.astype(np.float64)
+    depth, has_depth = depths_at(pixels, frame.depth.registered_to(frame.intrinsics), 2, 0.05)
+    assert len(lifted) == len(head) == len(pixels)
+    assert 0.5 < has_depth.mean() < 1.0
+    camera = transform_points(invert_transform(frame.T_world_cam), lifted[has_depth])
+    np.testing.assert_allclose(camera[:, 2], depth[has_depth], rtol=1e-5)
+    errors = reprojection_errors_px(frame.T_world_cam, frame.intrinsics, pixels[has_depth],
+                                    lifted[has_depth])
+    assert errors.max() < 1e-2
+    np.testing.assert_array_equal(lifted[~has_depth], head[~has_depth])
+    filtered = build_keyframes(dataset, [150], localizer.encoder, localizer.head,
+                               KeyframeConfig(keypoints=300), sensor_depth=sensor_depth)
+    assert len(filtered.points_N3) >= has_depth.sum()
+    with pytest.raises(ValueError, match="no depth image"):
+        build_keyframes(FolderDataset(dev_data), [150], localizer.encoder, localizer.head,
+                        every, sensor_depth=sensor_depth)
