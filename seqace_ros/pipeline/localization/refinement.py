@@ -5,8 +5,9 @@ pose from it is still good enough to say which mapped views the query looks at. 
 takes the ``keyframes`` keyframes nearest to the coarse pose (camera distance plus viewing
 direction, :meth:`~seqace_ros.core.keyframes.Keyframes.nearest`), matches the query's XFeat
 keypoints to theirs (mutual nearest neighbours), and solves a new pose from those 2D-3D
-matches with the C++ RANSAC PnP solver. The keyframes' 3D points come from the head at the
-keyframe views, where it is accurate (:mod:`seqace_ros.pipeline.mapping.keyframes`).
+matches with the C++ RANSAC PnP solver. The keyframes' 3D points come from sensor depth in
+RGB-D maps, else from the head at the keyframe views, where it is accurate
+(:mod:`seqace_ros.pipeline.mapping.keyframes`).
 
 The refined pose replaces the coarse one only when the evidence prefers it: enough RANSAC
 inliers, a move from the coarse pose within the gate, more keyframe matches within
