@@ -119,9 +119,9 @@ def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split, ki
                    args: argparse.Namespace) -> SceneMap:
     """``scene_map`` (of ``kind`` rgb or rgbd), with keyframes built now (as mapping builds
     them, on its training frames, with the preset's keyframe settings and, for rgbd, sensor
-    depth) when ``--refine`` asks for them and a map cached before keyframes existed has
-    none."""
-    if not args.refine or scene_map.keyframes is not None:
+    depth) when ``--refine`` asks for them and a map cached before keyframes existed has none,
+    or ``--rebuild-keyframes`` replaces those a cached map has."""
+    if not args.refine or (scene_map.keyframes is not None and not args.rebuild_keyframes):
         return scene_map
     config = replace(preset(args.preset), depth=kind == "rgbd")
     training, _ = split_for_self_check(parse_frame_range(split.map_frames, len(dataset)),
@@ -218,6 +218,9 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true", help="leave the peer out")
     parser.add_argument("--refine", action="store_true",
                         help="also run each mode with refinement against the map's keyframes")
+    parser.add_argument("--rebuild-keyframes", action="store_true",
+                        help="with --refine: build keyframes as mapping builds them now, also "
+                             "for cached maps that have keyframes")
     parser.add_argument("--query-step", type=int, default=1, help="use every N-th query")
     add_cache_arguments(parser, threads=2)
     args = parser.parse_args()
