@@ -5,11 +5,11 @@ the memory freed into an arena for that arena's later use. A node with several t
 that each run inference or hold big buffers (the relocalization node's worker thread
 localizes every frame; its loader thread runs a warm-up inference on every new map; rclpy's
 executor and the DDS threads hold image messages of several hundred KB) leaves a whole
-inference's working set free in each of those arenas. In the soak (``bench/soak.py``: a 30 Hz
-camera switching image sizes, a map swap a minute) the memory the node had in use stayed flat
-while the free memory glibc kept for it grew over the first minutes, which a resident-memory
-check reads as growth. With a single arena the memory one thread frees serves the next
-allocation of any other (the README's soak section has the numbers).
+inference's working set free in each of those arenas. In the soak (``bench/soak.py``: a
+full-rate camera switching image sizes, a map swap a minute) the memory the node had in use
+stayed flat while the free memory glibc kept for it grew over the first minutes, which a
+resident-memory check reads as growth. With a single arena the memory one thread frees
+serves the next allocation of any other (the README's soak section has the numbers).
 
 What a map swap frees (the old localizer, the new one's warm-up working set) stays in the
 heap as free memory too; :func:`release_free_memory` hands it back to the kernel
