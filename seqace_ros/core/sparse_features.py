@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
+from seqace_ros.core.keypoints import window_maximum
+
 #: Minimum heatmap value of a keypoint (XFeat's default detection threshold).
 DETECTION_THRESHOLD = 0.05
 #: Side of the non-maximum suppression window, in network-input pixels.
@@ -51,19 +53,6 @@ def sample_at_pixels(map_CHW: torch.Tensor, pixels_N2: torch.Tensor, size_hw: tu
     sampled = F.grid_sample(map_CHW[None], grid[None, None].to(map_CHW.dtype), mode=mode,
                             align_corners=False)
     return sampled[0, :, 0].T
-
-
-def window_maximum(map_HW: torch.Tensor, window: int) -> torch.Tensor:
-    """The maximum of ``map_HW`` (H, W) over the ``window`` x ``window`` square (odd side)
-    centred on each pixel, edges padded: equal to ``max_pool2d(map, window, 1, window // 2)``.
-
-    Computed as two 1-D maximum filters (rows, then columns): the maximum over a square is
-    separable, and torch's 1-D pooling on CPU is far faster than its 2-D pooling (which was
-    the largest cost of keypoint detection on a full-resolution heatmap).
-    """
-    pad = window // 2
-    along_rows_HW = F.max_pool1d(map_HW, window, stride=1, padding=pad)
-    return F.max_pool1d(along_rows_HW.T.contiguous(), window, stride=1, padding=pad).T
 
 
 def detect_sparse(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells
+from seqace_ros.core.keypoints import cell_centres_px, select_salient_cells, window_maximum
 
 
 def test_nms_keeps_local_maxima_first() -> None:
@@ -45,3 +45,17 @@ def test_cell_centres() -> None:
     # network image at half the original size: centre 3.5 -> (3.5 + 0.5) * 2 - 0.5
     uv2 = cell_centres_px(indices[:1], grid_width=80, stride=8, scale_x=2.0, scale_y=2.0)
     assert uv2.tolist() == [[7.5, 7.5]]
+
+
+@pytest.mark.parametrize(("height", "width", "window"), [(480, 640, 5), (37, 53, 5), (9, 4, 3),
+                                                       (3, 2, 7)])
+def test_window_maximum_equals_two_dimensional_max_pooling(height: int, width: int,
+                                                           window: int) -> None:
+    """The separable maximum filter is exactly the 2-D pooling NMS used to compute, ties
+    (integer-valued maps) and borders included."""
+    generator = torch.Generator().manual_seed(height * width)
+    for map_HW in (torch.rand(height, width, generator=generator),
+                   torch.randint(0, 4, (height, width), generator=generator).float()):
+        expected = torch.nn.functional.max_pool2d(map_HW[None, None], window, stride=1,
+                                                  padding=window // 2)[0, 0]
+        assert torch.equal(window_maximum(map_HW, window), expected)

@@ -14,7 +14,6 @@ from seqace_ros.core.sparse_features import (
     detect_sparse,
     mutual_nearest_neighbours,
     sample_at_pixels,
-    window_maximum,
 )
 from seqace_ros.datasets.folder import FolderDataset
 
@@ -63,20 +62,6 @@ def test_sampling_at_pixels_is_aligned_with_the_cell_centres() -> None:
     # on an image twice the network's size the same map covers twice the pixels
     sampled = sample_at_pixels(centres_2hw, 2 * pixels + 0.5, (16 * h, 16 * w), "bilinear")
     np.testing.assert_allclose(sampled.numpy(), pixels.numpy(), atol=1e-4)
-
-
-@pytest.mark.parametrize(("height", "width", "window"), [(480, 640, 5), (37, 53, 5), (9, 4, 3),
-                                                       (3, 2, 7)])
-def test_window_maximum_equals_two_dimensional_max_pooling(height: int, width: int,
-                                                           window: int) -> None:
-    """The separable maximum filter is exactly the 2-D pooling NMS used to compute, ties
-    (integer-valued maps) and borders included."""
-    generator = torch.Generator().manual_seed(height * width)
-    for map_HW in (torch.rand(height, width, generator=generator),
-                   torch.randint(0, 4, (height, width), generator=generator).float()):
-        expected = torch.nn.functional.max_pool2d(map_HW[None, None], window, stride=1,
-                                                  padding=window // 2)[0, 0]
-        assert torch.equal(window_maximum(map_HW, window), expected)
 
 
 def test_mutual_nearest_neighbours_recover_a_permutation() -> None:
