@@ -59,7 +59,8 @@ def load_frame(data: Path, index: int, K: Intrinsics, step: int) -> DepthFrame:
     depth = read_depth_m(data / f"frame-{index:06d}.depth.png")[::step, ::step].astype(np.float64)
     v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]] * step
     depth[(depth <= 0.1) | (depth > 6.0)] = np.nan
-    points = np.stack([(u - K.cx) / K.fx * depth, (v - K.cy) / K.fy * depth, depth], axis=2)
+    points = K.backproject(np.stack([u.ravel(), v.ravel()], axis=1),
+                           depth.ravel()).reshape(*depth.shape, 3)
     d_u = np.zeros_like(points)
     d_v = np.zeros_like(points)
     d_u[:, 1:-1] = points[:, 2:] - points[:, :-2]

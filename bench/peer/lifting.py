@@ -29,7 +29,4 @@ def lift_keypoints(
     Returns:
         (N, 3) float64 world points in metres.
     """
-    z = np.asarray(depths_N, np.float64)
-    points_cam_N3 = np.stack([(keypoints_N2[:, 0] - color.cx) / color.fx * z,
-                              (keypoints_N2[:, 1] - color.cy) / color.fy * z, z], axis=1)
-    return transform_points(T_world_cam, points_cam_N3)
+    return transform_points(T_world_cam, color.backproject(keypoints_N2, depths_N))

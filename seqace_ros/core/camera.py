@@ -49,6 +49,15 @@ class Intrinsics:
         """(fx, fy, cx, cy), the order the RANSAC solver takes."""
         return (self.fx, self.fy, self.cx, self.cy)
 
+    def backproject(self, pixels_N2: NDArray[np.floating],
+                    depths_N: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Camera-frame points (N, 3), metres, of the pixels ``pixels_N2`` (N, 2) (u, v) at
+        the z-depths ``depths_N`` (N,) in metres: the inverse of the pinhole projection."""
+        pixels = np.asarray(pixels_N2, dtype=np.float64)
+        z = np.asarray(depths_N, dtype=np.float64)
+        return np.stack([(pixels[:, 0] - self.cx) / self.fx * z,
+                         (pixels[:, 1] - self.cy) / self.fy * z, z], axis=1)
+
     def resized(self, width: int, height: int) -> Intrinsics:
         """Intrinsics of the same camera after resizing the image to ``width`` x ``height``.
 

@@ -143,8 +143,7 @@ def register_depth(
     if calibration.is_registered_to(colour):
         return np.where(in_range, depth_m_HW, 0.0).astype(np.float32)
     v, u = np.nonzero(in_range)
-    z = depth_m_HW[v, u].astype(np.float64)
-    points_depth_N3 = np.stack([(u - K_d.cx) / K_d.fx * z, (v - K_d.cy) / K_d.fy * z, z], 1)
+    points_depth_N3 = K_d.backproject(np.stack([u, v], axis=1), depth_m_HW[v, u])
     points_colour_N3 = transform_points(calibration.T_colour_depth, points_depth_N3)
     z_c = points_colour_N3[:, 2]
     front = z_c > 1e-6

@@ -1,4 +1,4 @@
-"""Intrinsics: K, validation, and resizing with the pixel-centre convention."""
+"""Intrinsics: K, back-projection, validation, and resizing with the pixel-centre convention."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ def test_K_and_tuple() -> None:
     intrinsics = Intrinsics(525.0, 520.0, 320.0, 240.0, 640, 480)
     np.testing.assert_allclose(intrinsics.K, [[525, 0, 320], [0, 520, 240], [0, 0, 1]])
     assert intrinsics.as_tuple == (525.0, 520.0, 320.0, 240.0)
+
+
+def test_backproject_inverts_the_projection() -> None:
+    intrinsics = Intrinsics(525.0, 520.0, 319.5, 241.0, 640, 480)
+    points_N3 = np.random.default_rng(0).uniform([-1.0, -1.0, 0.5], [1.0, 1.0, 4.0], (50, 3))
+    projected_N3 = points_N3 @ intrinsics.K.T
+    pixels_N2 = projected_N3[:, :2] / projected_N3[:, 2:]
+    np.testing.assert_allclose(intrinsics.backproject(pixels_N2, points_N3[:, 2]), points_N3,
+                               atol=1e-12)
 
 
 def test_resized_halves_focals_and_maps_pixel_centres() -> None:

@@ -129,11 +129,9 @@ def build_keyframes(
             depth_N, has_depth_N = depths_at(
                 keypoints_N2, frame.depth.registered_to(frame.intrinsics), sensor_depth.window_px,
                 sensor_depth.max_spread)
-            K = frame.intrinsics
-            lifted_N3 = np.stack([(keypoints_N2[:, 0] - K.cx) / K.fx * depth_N,
-                                  (keypoints_N2[:, 1] - K.cy) / K.fy * depth_N, depth_N], axis=1)
-            points_N3 = np.where(has_depth_N[:, None],
-                                 transform_points(frame.T_world_cam, lifted_N3), points_N3)
+            lifted_N3 = transform_points(frame.T_world_cam,
+                                         frame.intrinsics.backproject(keypoints_N2, depth_N))
+            points_N3 = np.where(has_depth_N[:, None], lifted_N3, points_N3)
             right_N |= has_depth_N
         poses.append(frame.T_world_cam.astype(np.float32))
         descriptors.append(output.sparse.descriptors_ND[right_N].astype(np.float16))
