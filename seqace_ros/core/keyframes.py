@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.errors import SeqaceError
 
 TENSOR_PREFIX = "keyframes."
@@ -46,12 +47,16 @@ class Keyframes:
         offsets_K1: (K + 1,) int64: keyframe k's keypoints are rows ``offsets[k]:offsets[k+1]``.
         descriptors_ND: (N, 64) float16 L2-normalised XFeat descriptors.
         points_N3: (N, 3) float32 map-frame points of the keypoints, metres.
+        points_from_depth: the points were lifted with sensor depth (RGB-D mapping; right from
+            any viewpoint), else they are the head's predictions at the keyframe views (right
+            near those views); stored in the map's metadata.
     """
 
     T_world_cam_K44: NDArray[np.float32]
     offsets_K1: NDArray[np.int64]
     descriptors_ND: NDArray[np.float16]
     points_N3: NDArray[np.float32]
+    points_from_depth: bool = False
 
     def __post_init__(self) -> None:
         count = len(self.T_world_cam_K44)
@@ -86,13 +91,48 @@ class Keyframes:
         return sum(a.nbytes for a in (self.T_world_cam_K44, self.offsets_K1,
                                       self.descriptors_ND, self.points_N3))
 
-    def nearest(self, T_world_cam: NDArray[np.floating], count: int,
-                rotation_weight_m: float) -> NDArray[np.int64]:
-        """The ``count`` keyframes closest to the (4, 4) camera-to-world pose, nearest first
-        (:func:`pose_distances`)."""
-        distances = pose_distances(self.T_world_cam_K44.astype(np.float64), T_world_cam,
-                                   rotation_weight_m)
-        return np.argsort(distances, kind="stable")[:count].astype(np.int64)
+    def covisible(self, T_world_cam: NDArray[np.floating], intrinsics: Intrinsics, count: int,
+                  candidates: int, max_view_angle_deg: float,
+                  rotation_weight_m: float) -> NDArray[np.int64]:
+        """Of the ``candidates`` keyframes nearest to the (4, 4) camera-to-world pose
+        (:func:`pose_distances`), the ``count`` whose views a camera at the pose shares most:
+        the largest fraction of their points seen from the pose first.
+
+        A keyframe point is seen from the pose when it lies in front of the camera, projects
+        into its image (``intrinsics``: size and focals) and the viewing rays to it from the
+        keyframe's centre and from the pose's centre differ by less than
+        ``max_view_angle_deg``: a surface seen from far off its keyframe's direction looks too
+        different to match. Candidates with equal fractions (none seen, for a pose that looks
+        away from every keyframe point) keep their pose-distance order. Only nearby
+        keyframes are candidates: keyframes from far along the mapping run see the same
+        surfaces but carry that run's pose drift.
+        """
+        T = np.asarray(T_world_cam, dtype=np.float64)
+        distances_K = pose_distances(self.T_world_cam_K44.astype(np.float64), T,
+                                     rotation_weight_m)
+        nearest_C = np.argsort(distances_K, kind="stable")[:candidates]
+        owner_N = np.repeat(np.arange(self.count), np.diff(self.offsets_K1))
+        rows_N = np.isin(owner_N, nearest_C)
+        owner_N = owner_N[rows_N]
+        points_N3 = self.points_N3[rows_N].astype(np.float64)
+        in_camera_N3 = (points_N3 - T[:3, 3]) @ T[:3, :3]
+        z = in_camera_N3[:, 2]
+        front = z > 1e-6
+        u = np.full(len(z), -1.0)
+        v = np.full(len(z), -1.0)
+        u[front] = intrinsics.fx * in_camera_N3[front, 0] / z[front] + intrinsics.cx
+        v[front] = intrinsics.fy * in_camera_N3[front, 1] / z[front] + intrinsics.cy
+        in_image = front & (u >= 0) & (u < intrinsics.width) & (v >= 0) & (v < intrinsics.height)
+        from_keyframe_N3 = points_N3 - self.T_world_cam_K44[owner_N, :3, 3]
+        from_pose_N3 = points_N3 - T[:3, 3]
+        cosines = np.einsum("ij,ij->i", from_keyframe_N3, from_pose_N3) / np.maximum(
+            np.linalg.norm(from_keyframe_N3, axis=1) * np.linalg.norm(from_pose_N3, axis=1),
+            1e-12)
+        seen = in_image & (cosines > np.cos(np.radians(max_view_angle_deg)))
+        seen_fraction_C = (np.bincount(owner_N[seen], minlength=self.count)[nearest_C]
+                           / np.maximum(np.diff(self.offsets_K1)[nearest_C], 1))
+        order = np.lexsort((np.arange(len(nearest_C)), -seen_fraction_C))
+        return nearest_C[order][:count].astype(np.int64)
 
     def rows(self, k: int) -> slice:
         """Rows of keyframe ``k`` in ``descriptors_ND`` and ``points_N3``."""

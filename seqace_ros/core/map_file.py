@@ -10,7 +10,8 @@ is a JSON object::
      "encoder": {"id": "xfeat-ms192", "weight_hash": "<sha256>", "image_height": 480},
      "head": {HeadConfig fields}, "scene_centre": [x, y, z],
      "conventions": {...}, "mapping": {free-form statistics},
-     "keyframes": {"count": K, "keypoints": N} (only when the map has keyframes)}
+     "keyframes": {"count": K, "keypoints": N, "points": "sensor_depth" | "head"}
+     (only when the map has keyframes; ``points`` absent in older maps: "head")}
 
 Loading never unpickles: safetensors holds raw tensor bytes only. Writes are atomic.
 A file is checked (type, size, header, metadata types, bounds, tensor dtypes and shapes)
@@ -24,7 +25,7 @@ import math
 import os
 import stat
 import struct
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ HEAD_CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
 }
 #: Inclusive bounds of a map's network input height (pixels; also a multiple of 32).
 IMAGE_HEIGHT_RANGE = (32, 2048)
+#: Where keyframe points can come from (``keyframes.points`` in the metadata).
+KEYFRAME_POINT_SOURCES = ("sensor_depth", "head")
+
 #: Most keyframes and keyframe keypoints (in all) a map may declare.
 MAX_KEYFRAMES = 100_000
 MAX_KEYFRAME_KEYPOINTS = 10_000_000
@@ -171,7 +175,9 @@ def save_map(scene_map: SceneMap, path: str | Path) -> Path:
     tensors = dict(scene_map.state_dict)
     if scene_map.keyframes is not None:
         metadata["keyframes"] = {"count": scene_map.keyframes.count,
-                                 "keypoints": int(scene_map.keyframes.offsets_K1[-1])}
+                                 "keypoints": int(scene_map.keyframes.offsets_K1[-1]),
+                                 "points": ("sensor_depth" if scene_map.keyframes.points_from_depth
+                                            else "head")}
         tensors.update(scene_map.keyframes.to_tensors())
     data = save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
     return atomic_write_bytes(path, data)
@@ -239,6 +245,8 @@ def load_map(path: str | Path) -> SceneMap:
         keyframes = Keyframes.from_tensors(tensors)
     except KeyframeError as error:
         raise MapFileError(f"{source}: corrupt keyframes ({error})") from error
+    if keyframes is not None:
+        keyframes = replace(keyframes, points_from_depth=metadata.keyframe_points_from_depth)
     head_tensors = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
     return SceneMap(state_dict=head_tensors, keyframes=keyframes, **metadata.as_kwargs())
 
@@ -316,11 +324,12 @@ class _Metadata:
     scene_centre_3: tuple[float, float, float]
     mapping_stats: dict[str, Any]
     keyframe_counts: tuple[int, int] | None  # (keyframes, keypoints in all), None: none
+    keyframe_points_from_depth: bool  # the keyframes' points are sensor depth (else the head's)
 
     def as_kwargs(self) -> dict[str, Any]:
         """The :class:`SceneMap` fields these are."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name != "keyframe_counts"}
+                if f.name not in ("keyframe_counts", "keyframe_points_from_depth")}
 
 
 def _field(container: dict[str, Any], key: str, kinds: tuple[type, ...], where: str) -> Any:
@@ -381,6 +390,7 @@ def _parse_metadata(header: dict[str, Any], source: str) -> _Metadata:
             mapping_stats=dict(_field(metadata, "mapping", (dict,), "")
                                if "mapping" in metadata else {}),
             keyframe_counts=_keyframe_counts(metadata),
+            keyframe_points_from_depth=_keyframe_points_from_depth(metadata),
         )
     except ValueError as error:
         raise MapFileError(f"{source}: corrupt map metadata ({error})") from error
@@ -399,6 +409,23 @@ def _keyframe_counts(metadata: dict[str, Any]) -> tuple[int, int] | None:
     declared = _field(metadata, "keyframes", (dict,), "")
     return (_field(declared, "count", (int,), "keyframes."),
             _field(declared, "keypoints", (int,), "keyframes."))
+
+
+def _keyframe_points_from_depth(metadata: dict[str, Any]) -> bool:
+    """Whether the declared keyframes' points come from sensor depth (``keyframes.points``:
+    ``"sensor_depth"``) rather than the head (``"head"``; also maps written before the field
+    existed).
+
+    Raises:
+        ValueError: another value.
+    """
+    if "keyframes" not in metadata or "points" not in metadata["keyframes"]:
+        return False
+    source = _field(metadata["keyframes"], "points", (str,), "keyframes.")
+    if source not in KEYFRAME_POINT_SOURCES:
+        raise ValueError(f"keyframes.points must be one of {KEYFRAME_POINT_SOURCES}, got "
+                         f"{source!r}")
+    return source == "sensor_depth"
 
 
 def _check_bounds(metadata: _Metadata, source: str) -> None:

@@ -1,5 +1,5 @@
-"""Keyframes: validation, nearest-keyframe ranking, and their place in the map file
-(round trip, version-1 maps without keyframes, corrupt keyframe tensors)."""
+"""Keyframes: validation, ranking by what a pose sees, and their place in the map file
+(round trip, point source, version-1 maps without keyframes, corrupt keyframe tensors)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import make_transform
 from seqace_ros.core.head import HeadConfig, SceneHead
 from seqace_ros.core.keyframes import KeyframeError, Keyframes, pose_distances
@@ -57,10 +58,42 @@ def test_pose_distance_adds_metres_and_weighted_viewing_angle() -> None:
     np.testing.assert_allclose(distances, [0.5, 0.5 * np.pi / 2, 0.0], atol=1e-12)
 
 
-def test_nearest_ranks_keyframes_by_pose_distance() -> None:
+def _walls() -> Keyframes:
+    """Three keyframes with 25 points each: 0 at the origin looking along +z at a wall at
+    z = 2; 1 at the origin looking along -z at a wall at z = -2; 2 at z = -4 looking along +z
+    at the back of that wall (z = -2)."""
+    grid = np.stack(np.meshgrid(np.linspace(-0.5, 0.5, 5), np.linspace(-0.5, 0.5, 5)),
+                    axis=-1).reshape(-1, 2)
+    walls = [np.c_[grid, np.full(25, z)] for z in (2.0, -2.0, -2.0)]
+    poses = np.stack([make_transform(np.eye(3), [0.0, 0.0, 0.0]),
+                      make_transform(_rotation_y(np.pi), [0.0, 0.0, 0.0]),
+                      make_transform(np.eye(3), [0.0, 0.0, -4.0])])
+    return Keyframes(T_world_cam_K44=poses.astype(np.float32),
+                     offsets_K1=np.array([0, 25, 50, 75], dtype=np.int64),
+                     descriptors_ND=np.zeros((75, 64), dtype=np.float16),
+                     points_N3=np.concatenate(walls).astype(np.float32))
+
+
+def test_covisible_ranks_keyframes_by_the_points_the_pose_sees() -> None:
+    keyframes = _walls()
+    camera = Intrinsics(100.0, 100.0, 50.0, 50.0, 100, 100)
+    looking_forward = make_transform(np.eye(3), [0.1, 0.0, 0.0])
+    looking_back = make_transform(_rotation_y(np.pi), [0.0, 0.1, 0.0])
+    assert keyframes.covisible(looking_forward, camera, 1, 3, 60.0, 0.5).tolist() == [0]
+    # keyframe 2 sees the same wall as keyframe 1 but from behind: 180 deg between the rays,
+    # so it counts as seeing none of it and ranks by pose distance after keyframe 0
+    assert keyframes.covisible(looking_back, camera, 3, 3, 60.0, 0.5).tolist() == [1, 0, 2]
+    # with every viewing angle allowed, it sees as much as keyframe 1, which is nearer
+    assert keyframes.covisible(looking_back, camera, 3, 3, 180.0, 0.5).tolist() == [1, 2, 0]
+    # only the 2 keyframes nearest to the pose are candidates: keyframe 2 (4 m away) is not
+    assert keyframes.covisible(looking_back, camera, 3, 2, 180.0, 0.5).tolist() == [1, 0]
+
+
+def test_covisible_falls_back_to_pose_distance_when_nothing_is_seen() -> None:
     keyframes = make_keyframes(count=4)
-    query = make_transform(np.eye(3), [2.2, 0.0, 0.0])
-    assert keyframes.nearest(query, 3, rotation_weight_m=0.5).tolist() == [2, 3, 1]
+    camera = Intrinsics(100.0, 100.0, 50.0, 50.0, 100, 100)
+    query = make_transform(np.eye(3), [2.2, 0.0, 100.0])  # the random points lie behind it
+    assert keyframes.covisible(query, camera, 3, 4, 60.0, 0.5).tolist() == [2, 3, 1]
     assert keyframes.rows(1) == slice(5, 10)
     assert keyframes.nbytes == 4 * 64 + 5 * 8 + 20 * (64 * 2 + 12)
 
@@ -86,6 +119,26 @@ def test_map_file_round_trip_keeps_keyframes(tmp_path: Path) -> None:
     for name, value in keyframes.__dict__.items():
         np.testing.assert_array_equal(getattr(loaded.keyframes, name), value)
     assert load_map(save_map(_scene_map(None), tmp_path / "plain.map")).keyframes is None
+
+
+def test_map_file_says_where_keyframe_points_come_from(tmp_path: Path) -> None:
+    path = save_map(_scene_map(replace(make_keyframes(), points_from_depth=True)),
+                    tmp_path / "m.map")
+    header = json.loads(_metadata(path)[METADATA_KEY])
+    assert header["keyframes"]["points"] == "sensor_depth"
+    loaded = load_map(path).keyframes
+    assert loaded is not None
+    assert loaded.points_from_depth
+    del header["keyframes"]["points"]  # a map written before the field: the head's points
+    save_file(load_file(path), tmp_path / "older.map",
+              metadata={METADATA_KEY: json.dumps(header)})
+    older = load_map(tmp_path / "older.map").keyframes
+    assert older is not None
+    assert not older.points_from_depth
+    header["keyframes"]["points"] = "lidar"
+    save_file(load_file(path), tmp_path / "bad.map", metadata={METADATA_KEY: json.dumps(header)})
+    with pytest.raises(MapFileError, match=r"keyframes\.points must be one of"):
+        load_map(tmp_path / "bad.map")
 
 
 def test_version_1_map_without_keyframes_still_loads(tmp_path: Path) -> None:

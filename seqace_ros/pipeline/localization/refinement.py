@@ -2,12 +2,16 @@
 
 The scene head is right where the mapping views were and drifts away from them; a coarse
 pose from it is still good enough to say which mapped views the query looks at. Refinement
-takes the ``keyframes`` keyframes nearest to the coarse pose (camera distance plus viewing
-direction, :meth:`~seqace_ros.core.keyframes.Keyframes.nearest`), matches the query's XFeat
+takes keyframes that see what the query sees under the coarse pose, matches the query's XFeat
 keypoints to theirs (mutual nearest neighbours), and solves a new pose from those 2D-3D
 matches with the C++ RANSAC PnP solver. The keyframes' 3D points come from sensor depth in
 RGB-D maps, else from the head at the keyframe views, where it is accurate
-(:mod:`seqace_ros.pipeline.mapping.keyframes`).
+(:mod:`seqace_ros.pipeline.mapping.keyframes`), and that decides which keyframes are taken
+(:meth:`~seqace_ros.core.keyframes.Keyframes.covisible`): sensor-depth points are right from
+any viewpoint, so of the ``candidates`` keyframes nearest to the coarse pose (camera distance
+plus viewing direction) the ``keyframes`` whose views the query shares most (the fraction of
+their points it sees, from within ``max_view_angle_deg`` of the keyframe's direction); the
+head's points are right near their own view only, so the ``keyframes`` nearest ones.
 
 The refined pose replaces the coarse one only when the evidence prefers it: enough RANSAC
 inliers, a move from the coarse pose within the gate, more keyframe matches within
@@ -37,10 +41,15 @@ class RefinementConfig:
     """Settings of the refinement stage.
 
     Attributes:
-        keyframes: keyframes matched per query (nearest to the coarse pose).
+        keyframes: keyframes matched per query (those that see most of the query's view under
+            the coarse pose).
+        candidates: keyframes nearest to the coarse pose that the matched ones are chosen from
+            (keyframes with sensor-depth points; otherwise the nearest are matched).
         keypoints: XFeat keypoints detected on the query.
+        max_view_angle_deg: a keyframe point counts as seen by the query when the viewing
+            rays to it from the keyframe and from the coarse pose differ by less than this.
         rotation_weight_m: metres one radian of viewing-direction difference counts as when
-            ranking keyframes.
+            ranking keyframes by pose distance.
         min_similarity: minimum descriptor cosine similarity of a match.
         threshold_px: RANSAC inlier threshold (original-image pixels).
         max_hypotheses: RANSAC hypotheses.
@@ -54,7 +63,9 @@ class RefinementConfig:
     """
 
     keyframes: int = 4
+    candidates: int = 12
     keypoints: int = 2048
+    max_view_angle_deg: float = 60.0
     rotation_weight_m: float = 0.5
     min_similarity: float = 0.82
     threshold_px: float = 8.0
@@ -71,12 +82,18 @@ class RefinementConfig:
             raise ValueError(
                 "refinement needs keyframes >= 1, keypoints >= 16, min_inliers >= 4; got "
                 f"{self.keyframes}, {self.keypoints}, {self.min_inliers}")
+        if self.candidates < self.keyframes:
+            raise ValueError(f"refinement needs candidates >= keyframes, got {self.candidates} "
+                             f"< {self.keyframes}")
         if min(self.threshold_px, self.max_translation_m, self.max_rotation_deg,
                self.agreement_px, self.patch_threshold_px) <= 0:
             raise ValueError("refinement thresholds and gate bounds must be positive")
         if not 0.0 <= self.min_patch_fraction <= 1.0:
             raise ValueError(
                 f"min_patch_fraction must be in [0, 1], got {self.min_patch_fraction}")
+        if not 0.0 < self.max_view_angle_deg <= 180.0:
+            raise ValueError(
+                f"max_view_angle_deg must be in (0, 180], got {self.max_view_angle_deg}")
         if self.rotation_weight_m < 0:
             raise ValueError(f"rotation_weight_m must be >= 0, got {self.rotation_weight_m}")
 
@@ -119,14 +136,14 @@ class KeyframeMatcher:
                                                      NDArray[np.float64]]] = {}
 
     def matches(
-        self, query: SparseFeatures, nearest_K: NDArray[np.int64], min_similarity: float,
+        self, query: SparseFeatures, keyframes_K: NDArray[np.int64], min_similarity: float,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Query pixels (M, 2) and map points (M, 3, metres) of the mutual nearest-neighbour
-        matches between ``query``'s keypoints and each of the keyframes ``nearest_K``."""
+        matches between ``query``'s keypoints and each of the keyframes ``keyframes_K``."""
         if query is not self._query:
             self._query, self._matches = query, {}
         pixels, points = [np.zeros((0, 2))], [np.zeros((0, 3))]
-        for k in nearest_K:
+        for k in keyframes_K:
             key = (int(k), min_similarity)
             if key not in self._matches:
                 rows = self.keyframes.rows(int(k))
@@ -158,8 +175,11 @@ def refine_pose(
         scene_points_N3: (N, 3) their map points (metres).
         seed: RANSAC seed.
     """
-    nearest_K = matcher.keyframes.nearest(T_world_cam, config.keyframes, config.rotation_weight_m)
-    pixels_M2, points_M3 = matcher.matches(query, nearest_K, config.min_similarity)
+    keyframes = matcher.keyframes
+    candidates = config.candidates if keyframes.points_from_depth else config.keyframes
+    chosen_K = keyframes.covisible(T_world_cam, intrinsics, config.keyframes, candidates,
+                                   config.max_view_angle_deg, config.rotation_weight_m)
+    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity)
     matches = len(pixels_M2)
 
     def keep(reason: str, inliers: int = 0) -> Refinement:

@@ -142,6 +142,7 @@ def build_keyframes(
         offsets_K1=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         descriptors_ND=np.concatenate(descriptors),
         points_N3=np.concatenate(points),
+        points_from_depth=sensor_depth is not None,
     )
 
 

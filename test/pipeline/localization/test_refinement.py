@@ -3,6 +3,8 @@ perturbed one, keeps a coarse pose that already fits, and its gates reject what 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -167,9 +169,12 @@ def test_unmatched_query_keeps_the_coarse_pose() -> None:
 
 @pytest.mark.parametrize("bad", [{"keyframes": 0}, {"min_inliers": 3}, {"threshold_px": 0.0},
                                  {"agreement_px": 0.0}, {"max_rotation_deg": -1.0},
-                                 {"rotation_weight_m": -1.0}, {"min_patch_fraction": 1.5}])
+                                 {"rotation_weight_m": -1.0}, {"min_patch_fraction": 1.5},
+                                 {"max_view_angle_deg": 0.0}, {"max_view_angle_deg": 190.0},
+                                 {"candidates": 3}])
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match=r"refinement|rotation_weight_m|min_patch_fraction"):
+    with pytest.raises(ValueError, match=r"refinement|rotation_weight_m|min_patch_fraction|"
+                                         r"max_view_angle_deg|candidates"):
         RefinementConfig(**bad)  # type: ignore[arg-type]
 
 
@@ -194,3 +199,29 @@ def test_matcher_matches_each_keyframe_once_per_query(monkeypatch: pytest.Monkey
     fresh = matcher.matches(_query(T_true, keyframes, descriptors, seed=2), np.array([1]), 0.82)
     assert len(calls) == 4
     assert len(fresh[0]) == 100
+
+
+def test_keyframes_are_chosen_by_shared_view_only_when_their_points_are_sensor_depth(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keyframe 1 sits at the query's pose but its points lie behind the camera: depth-lifted
+    keyframes are chosen by the view the query shares with them (keyframe 0 or 2, which see
+    all of theirs), head-point keyframes by pose distance (keyframe 1)."""
+    T_true, keyframes, descriptors = _scene()
+    points = keyframes.points_N3.copy()
+    points[100:200] = transform_points(T_true, np.array([[0.0, 0.0, -3.0]]))
+    chosen: list[list[int]] = []
+    original = KeyframeMatcher.matches
+
+    def recorded(self: KeyframeMatcher, query: SparseFeatures, keyframes_K: NDArray[np.int64],
+                 min_similarity: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        chosen.append(keyframes_K.tolist())
+        return original(self, query, keyframes_K, min_similarity)
+
+    monkeypatch.setattr(KeyframeMatcher, "matches", recorded)
+    for from_depth in (True, False):
+        moved = replace(keyframes, points_N3=points, points_from_depth=from_depth)
+        refine_pose(T_true, _query(T_true, moved, descriptors), INTRINSICS,
+                    KeyframeMatcher(moved), RefinementConfig(keyframes=1, candidates=3),
+                    *NO_PATCHES)
+    assert chosen[0] in ([0], [2])
+    assert chosen[1] == [1]

@@ -101,10 +101,13 @@ def test_keyframes_of_an_rgbd_map_lift_their_keypoints_with_sensor_depth(
     sensor_depth = SensorDepth(window_px=2, max_spread=0.05)
     dataset = FolderDataset(dev_data, depth=True)
     every = KeyframeConfig(keypoints=300, max_error_px=1e6)  # keep every keypoint
-    lifted = build_keyframes(dataset, [150], localizer.encoder, localizer.head, every,
-                             sensor_depth=sensor_depth).points_N3.astype(np.float64)
-    head = build_keyframes(dataset, [150], localizer.encoder, localizer.head,
-                           every).points_N3.astype(np.float64)
+    lifted_keyframes = build_keyframes(dataset, [150], localizer.encoder, localizer.head, every,
+                                       sensor_depth=sensor_depth)
+    head_keyframes = build_keyframes(dataset, [150], localizer.encoder, localizer.head, every)
+    assert lifted_keyframes.points_from_depth
+    assert not head_keyframes.points_from_depth
+    lifted = lifted_keyframes.points_N3.astype(np.float64)
+    head = head_keyframes.points_N3.astype(np.float64)
     frame = dataset[150]
     assert frame.depth is not None
     keypoints = localizer.encoder.encode(frame.image_rgb, num_keypoints=300).sparse
