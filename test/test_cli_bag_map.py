@@ -121,6 +121,8 @@ def test_bag_map_with_a_depth_topic_trains_an_rgbd_map(
     assert report["source"]["depth_topic"] == "/camera/depth/image_raw"
     assert report["frames"]["skipped"]["no_depth_within_max_offset"] == 0
     assert np.allclose(report["source"]["T_colour_depth"], rgbd.T_colour_depth)
+    assert report["map"]["keyframes"] > 0
+    assert report["map"]["keyframe_points"] == "sensor_depth"
     # The wider colour camera sees past the depth camera's image (about a quarter of the colour
     # image has no depth at all), depth has holes, and at 160x120 a patch's depth
     # neighbourhood spans depth edges more often: a bit over 40 % of the patches get depth here

@@ -176,8 +176,7 @@ def save_map(scene_map: SceneMap, path: str | Path) -> Path:
     if scene_map.keyframes is not None:
         metadata["keyframes"] = {"count": scene_map.keyframes.count,
                                  "keypoints": int(scene_map.keyframes.offsets_K1[-1]),
-                                 "points": ("sensor_depth" if scene_map.keyframes.points_from_depth
-                                            else "head")}
+                                 "points": keyframe_point_source(scene_map.keyframes)}
         tensors.update(scene_map.keyframes.to_tensors())
     data = save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
     return atomic_write_bytes(path, data)
@@ -409,6 +408,14 @@ def _keyframe_counts(metadata: dict[str, Any]) -> tuple[int, int] | None:
     declared = _field(metadata, "keyframes", (dict,), "")
     return (_field(declared, "count", (int,), "keyframes."),
             _field(declared, "keypoints", (int,), "keyframes."))
+
+
+def keyframe_point_source(keyframes: Keyframes | None) -> str | None:
+    """Where the keyframes' points come from (one of :data:`KEYFRAME_POINT_SOURCES`), ``None``
+    without keyframes."""
+    if keyframes is None:
+        return None
+    return "sensor_depth" if keyframes.points_from_depth else "head"
 
 
 def _keyframe_points_from_depth(metadata: dict[str, Any]) -> bool:

@@ -38,7 +38,13 @@ from seqace_ros.core.atomic_io import FileWriteError
 from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.json_io import json_text
 from seqace_ros.core.keyframes import same_keyframes
-from seqace_ros.core.map_file import MapFileError, SceneMap, load_map, save_map
+from seqace_ros.core.map_file import (
+    MapFileError,
+    SceneMap,
+    keyframe_point_source,
+    load_map,
+    save_map,
+)
 from seqace_ros.core.staged_files import StagedFiles
 from seqace_ros.core.stop import check_stop
 from seqace_ros.pipeline.mapping.config import MappingConfig
@@ -341,7 +347,8 @@ def write_map_and_report(
                 "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "map": {"path": str(target), "bytes": staged_map.stat().st_size,
                         "keyframes": stats.stored_keyframes,
-                        "keyframe_bytes": stats.keyframe_bytes},
+                        "keyframe_bytes": stats.keyframe_bytes,
+                        "keyframe_points": keyframe_point_source(scene_map.keyframes)},
                 "source": dict(source),
                 "frames": {"in_source": accounting.in_source, "used": accounting.used,
                            "skipped": dict(accounting.skipped),
