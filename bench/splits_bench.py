@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from seqace_ros.datasets.synthetic import preset as synthetic_preset
 from seqace_ros.datasets.synthetic import render_scene
 from seqace_ros.pipeline.evaluation import FrameLocalizer, evaluate_frames, summarize
 from seqace_ros.pipeline.localization.modes import MODE_NAMES, create_localizer, mode_config
+from seqace_ros.pipeline.localization.refinement import RefinementConfig
 from seqace_ros.pipeline.localization.single import Localizer, LocalizerConfig
 from seqace_ros.pipeline.mapping.config import preset
 from seqace_ros.pipeline.mapping.keyframes import map_keyframes
@@ -133,6 +134,13 @@ def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split, ki
     return replace(scene_map, keyframes=keyframes)
 
 
+def refinement_config(args: argparse.Namespace) -> RefinementConfig:
+    """The refinement settings: the defaults, with ``--refine-candidates`` and
+    ``--refine-view-angle`` where given (keyframe choice, see Keyframes.covisible)."""
+    given = {"candidates": args.refine_candidates, "max_view_angle_deg": args.refine_view_angle}
+    return RefinementConfig(**{name: value for name, value in given.items() if value is not None})
+
+
 def evaluate(localizer: FrameLocalizer, dataset: FolderDataset, queries: Sequence[int],
              mode: str, map_bytes: int) -> dict[str, Any]:
     """The evaluation report (DESIGN.md keys) of ``localizer`` on the queries."""
@@ -162,7 +170,8 @@ def run_split(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         }
         for method in methods(args):
             mode, refine = method.removesuffix(REFINED), method.endswith(REFINED)
-            config = mode_config(mode).with_frame(LocalizerConfig(refine=refine))
+            config = mode_config(mode).with_frame(
+                LocalizerConfig(refine=refine, refinement=refinement_config(args)))
             result[kind][method] = evaluate(create_localizer(scene_map, config, "cpu"), dataset,
                                             queries, mode, map_path.stat().st_size)
         print(f"{split.name} {kind}: {time.perf_counter() - start:.0f} s", file=sys.stderr,
@@ -218,6 +227,12 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true", help="leave the peer out")
     parser.add_argument("--refine", action="store_true",
                         help="also run each mode with refinement against the map's keyframes")
+    parser.add_argument("--refine-candidates", type=int, default=None,
+                        help="pose-nearest keyframes that sensor-depth keyframes are chosen from "
+                             "by shared view (default: RefinementConfig's)")
+    parser.add_argument("--refine-view-angle", type=float, default=None,
+                        help="largest angle (deg) between a keyframe's and the query's rays to a "
+                             "point that still counts as shared (default: RefinementConfig's)")
     parser.add_argument("--rebuild-keyframes", action="store_true",
                         help="with --refine: build keyframes as mapping builds them now, also "
                              "for cached maps that have keyframes")
@@ -235,7 +250,7 @@ def main() -> int:
     print(table(results, args.kinds, methods(args)), file=sys.stderr)
     emit_report({"benchmark": "splits", "preset": args.preset, "iterations": args.iterations,
                  "seed": args.seed, "threads": args.threads, "query_step": args.query_step,
-                 "refine": args.refine,
+                 "refine": args.refine, "refinement": asdict(refinement_config(args)),
                  "results": results, "table": table(results, args.kinds, methods(args)),
                  "load_average_start": load_start, "load_average_end": os.getloadavg(),
                  "platform": platform_info()}, args.json)
