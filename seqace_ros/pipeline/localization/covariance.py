@@ -24,9 +24,8 @@ The covariance has two terms (:func:`calibrated_pose_covariance`):
    With ``J`` (2N x 6) stacked over the inliers and the residual variance
    ``sigma^2 = sum(r^2) / (2N - 6)`` (floored at ``min_sigma_px^2``), this term is
    ``sigma^2 (J^T J)^-1``. It treats the inliers as independent, and they are not: a
-   scene-coordinate head errs alike on neighbouring patches, so this term alone is about 20
-   (real scenes) and 7 (synthetic) times too small in standard deviation
-   (``bench/covariance_bench.py``: no frame inside its 95 % ellipsoid).
+   scene-coordinate head errs alike on neighbouring patches, so this term alone is far too
+   small (``bench/covariance_bench.py`` measures by how much; README, "Covariance").
 2. **Map error** (:func:`map_error_covariance`): the scene points an image's inliers regress
    are, as a set, displaced from the truth by a small rigid motion: a translation ``b`` and a
    rotation ``omega`` about their median point ``m``. The pose solved from them inherits it:

@@ -1,9 +1,9 @@
 """Frame-to-frame point tracking by pyramidal Lucas-Kanade optical flow, checked both ways.
 
 Flow runs on a downscaled grey image (:func:`flow_image`, ``image_scale``; pixels in and out
-are full-resolution pixels): at half resolution with a 9 px window it took a fifth of the
-time of full resolution with a 21 px window on the dev frames, and its tracks stay far more
-precise than the scene coordinates they carry. A point is tracked from the previous image
+are full-resolution pixels): a downscaled image with a small window costs a fraction of
+full resolution with a large one, and its tracks stay far more precise than the scene
+coordinates they carry. A point is tracked from the previous image
 into the current one and back again; it survives only when the round trip lands within
 ``max_fb_error_px`` of where it started and the forward position lies inside the current
 image. That check rejects most tracks lost to occlusion, blur or a jump of the camera (a

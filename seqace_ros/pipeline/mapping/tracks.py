@@ -5,9 +5,9 @@ mapping frame is matched against its keyframe directly (mutual nearest neighbour
 cosine similarity), and every match must fit the known mapping poses: its distance to the
 epipolar line is at most ``max_epipolar_px``. A match is an observation of that keyframe
 track. Matching to the keyframe rather than chaining frame-to-frame matches keeps tracks alive
-over a wider baseline (a chain breaks as soon as one link misses: on redkitchen_dev a quarter
-of chained tracks died per frame, so keyframes came every 2-3 frames, 2-20 mm apart), and a
-wrong link in the middle cannot carry a track onto another point.
+over a wider baseline (a chain breaks as soon as one link misses, so chained tracks die fast
+and keyframes would come every few frames, millimetres apart), and a wrong link in the middle
+cannot carry a track onto another point.
 
 A frame becomes the next keyframe when too few of the current keyframe's tracks survive into
 it, or when it is far from the keyframe (translation or rotation: large parallax); its
