@@ -58,6 +58,20 @@ class Intrinsics:
         return np.stack([(pixels[:, 0] - self.cx) / self.fx * z,
                          (pixels[:, 1] - self.cy) / self.fy * z, z], axis=1)
 
+    def project(self, points_cam_N3: NDArray[np.floating]) -> tuple[NDArray[np.float64],
+                                                                    NDArray[np.bool_]]:
+        """Pixels (N, 2) (u, v) of camera-frame points ``points_cam_N3`` (N, 3), and (N,)
+        whether each lies in front of the camera (z > 1e-6); the pixels of the others are NaN.
+        The inverse of :meth:`backproject`."""
+        points = np.asarray(points_cam_N3, dtype=np.float64)
+        z = points[:, 2]
+        in_front_N = z > 1e-6
+        safe_z = np.where(in_front_N, z, 1.0)
+        pixels_N2 = np.stack([self.fx * points[:, 0] / safe_z + self.cx,
+                              self.fy * points[:, 1] / safe_z + self.cy], axis=1)
+        pixels_N2[~in_front_N] = np.nan
+        return pixels_N2, in_front_N
+
     def resized(self, width: int, height: int) -> Intrinsics:
         """Intrinsics of the same camera after resizing the image to ``width`` x ``height``.
 

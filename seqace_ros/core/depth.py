@@ -145,14 +145,12 @@ def register_depth(
     v, u = np.nonzero(in_range)
     points_depth_N3 = K_d.backproject(np.stack([u, v], axis=1), depth_m_HW[v, u])
     points_colour_N3 = transform_points(calibration.T_colour_depth, points_depth_N3)
-    z_c = points_colour_N3[:, 2]
-    front = z_c > 1e-6
-    u_c = np.rint(colour.fx * points_colour_N3[front, 0] / z_c[front] + colour.cx).astype(np.int64)
-    v_c = np.rint(colour.fy * points_colour_N3[front, 1] / z_c[front] + colour.cy).astype(np.int64)
+    pixels_N2, front = colour.project(points_colour_N3)
+    u_c, v_c = np.rint(pixels_N2[front]).astype(np.int64).T
     inside = (u_c >= 0) & (u_c < colour.width) & (v_c >= 0) & (v_c < colour.height)
     flat = v_c[inside] * colour.width + u_c[inside]
     registered = np.full(colour.width * colour.height, np.inf, dtype=np.float64)
-    np.minimum.at(registered, flat, z_c[front][inside])
+    np.minimum.at(registered, flat, points_colour_N3[front, 2][inside])
     registered[~np.isfinite(registered)] = 0.0
     return registered.reshape(colour.height, colour.width).astype(np.float32)
 

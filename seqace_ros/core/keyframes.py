@@ -111,18 +111,16 @@ class Keyframes:
         distances_K = pose_distances(self.T_world_cam_K44.astype(np.float64), T,
                                      rotation_weight_m)
         nearest_C = np.argsort(distances_K, kind="stable")[:candidates]
-        owner_N = np.repeat(np.arange(self.count), np.diff(self.offsets_K1))
+        points_per_keyframe_K = np.diff(self.offsets_K1)
+        owner_N = np.repeat(np.arange(self.count), points_per_keyframe_K)
         rows_N = np.isin(owner_N, nearest_C)
         owner_N = owner_N[rows_N]
         points_N3 = self.points_N3[rows_N].astype(np.float64)
-        in_camera_N3 = (points_N3 - T[:3, 3]) @ T[:3, :3]
-        z = in_camera_N3[:, 2]
-        front = z > 1e-6
-        u = np.full(len(z), -1.0)
-        v = np.full(len(z), -1.0)
-        u[front] = intrinsics.fx * in_camera_N3[front, 0] / z[front] + intrinsics.cx
-        v[front] = intrinsics.fy * in_camera_N3[front, 1] / z[front] + intrinsics.cy
-        in_image = front & (u >= 0) & (u < intrinsics.width) & (v >= 0) & (v < intrinsics.height)
+        pixels_N2, front = intrinsics.project((points_N3 - T[:3, 3]) @ T[:3, :3])
+        in_image = front.copy()
+        in_image[front] = ((pixels_N2[front, 0] >= 0) & (pixels_N2[front, 0] < intrinsics.width)
+                           & (pixels_N2[front, 1] >= 0)
+                           & (pixels_N2[front, 1] < intrinsics.height))
         from_keyframe_N3 = points_N3 - self.T_world_cam_K44[owner_N, :3, 3]
         from_pose_N3 = points_N3 - T[:3, 3]
         cosines = np.einsum("ij,ij->i", from_keyframe_N3, from_pose_N3) / np.maximum(
@@ -130,7 +128,7 @@ class Keyframes:
             1e-12)
         seen = in_image & (cosines > np.cos(np.radians(max_view_angle_deg)))
         seen_fraction_C = (np.bincount(owner_N[seen], minlength=self.count)[nearest_C]
-                           / np.maximum(np.diff(self.offsets_K1)[nearest_C], 1))
+                           / np.maximum(points_per_keyframe_K[nearest_C], 1))
         order = np.lexsort((np.arange(len(nearest_C)), -seen_fraction_C))
         return nearest_C[order][:count].astype(np.int64)
 

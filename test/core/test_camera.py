@@ -1,4 +1,5 @@
-"""Intrinsics: K, back-projection, validation, and resizing with the pixel-centre convention."""
+"""Intrinsics: K, projection and back-projection, validation, and resizing with the
+pixel-centre convention."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ def test_backproject_inverts_the_projection() -> None:
     pixels_N2 = projected_N3[:, :2] / projected_N3[:, 2:]
     np.testing.assert_allclose(intrinsics.backproject(pixels_N2, points_N3[:, 2]), points_N3,
                                atol=1e-12)
+
+
+def test_project_matches_K_and_marks_points_behind_the_camera() -> None:
+    intrinsics = Intrinsics(525.0, 520.0, 319.5, 241.0, 640, 480)
+    points_N3 = np.random.default_rng(1).uniform([-1.0, -1.0, 0.5], [1.0, 1.0, 4.0], (50, 3))
+    points_N3[:5, 2] *= -1.0  # behind
+    points_N3[5, 2] = 0.0  # on the camera plane
+    pixels_N2, in_front_N = intrinsics.project(points_N3)
+    assert in_front_N.tolist() == [False] * 6 + [True] * 44
+    assert np.isnan(pixels_N2[:6]).all()
+    projected_N3 = points_N3[6:] @ intrinsics.K.T
+    np.testing.assert_allclose(pixels_N2[6:], projected_N3[:, :2] / projected_N3[:, 2:],
+                               atol=1e-9)
+    np.testing.assert_allclose(intrinsics.backproject(pixels_N2[6:], points_N3[6:, 2]),
+                               points_N3[6:], atol=1e-12)
 
 
 def test_resized_halves_focals_and_maps_pixel_centres() -> None:

@@ -66,13 +66,9 @@ def reprojection_errors_px(
 
     Points behind the camera (or on its plane) get an infinite error.
     """
-    points_cam_N3 = transform_points(invert_transform(T_world_cam), scene_points_N3)
-    depth_N = points_cam_N3[:, 2]
-    in_front_N = depth_N > 1e-6
-    safe_depth_N = np.where(in_front_N, depth_N, 1.0)
-    u = intrinsics.fx * points_cam_N3[:, 0] / safe_depth_N + intrinsics.cx
-    v = intrinsics.fy * points_cam_N3[:, 1] / safe_depth_N + intrinsics.cy
-    errors_N = np.hypot(u - points2d_N2[:, 0], v - points2d_N2[:, 1])
+    pixels_N2, in_front_N = intrinsics.project(
+        transform_points(invert_transform(T_world_cam), scene_points_N3))
+    errors_N = np.hypot(pixels_N2[:, 0] - points2d_N2[:, 0], pixels_N2[:, 1] - points2d_N2[:, 1])
     return np.where(in_front_N, errors_N, np.inf)
 
 
