@@ -13,15 +13,15 @@ matching + depth + PnP) on the same queries:
   views.
 
 Maps are trained in-process with the same request as ``seqace map [--depth]`` and cached
-in ``--cache-dir`` (named by split, kind, preset, steps and seed), synthetic scenes are
+in ``--cache-dir`` (named by split, kind, preset, steps, batch size and seed), synthetic scenes are
 rendered there once. Each map's self-check comes from its report. ``--refine`` adds each
 mode with refinement against the map's keyframes (``single+refine``, ``sequence+refine``).
 Prints JSON and a markdown table; ``--json`` also writes the JSON. Usage::
 
     .venv/bin/python bench/splits_bench.py [--splits dev,A,B,offset_10cm,...] \
         [--kinds rgb,rgbd] [--modes single,sequence] [--refine] [--no-peer] [--preset cpu] \
-        [--iterations N] [--seed 0] [--threads 2] [--query-step 1] [--cache-dir DIR] \
-        [--json bench/results/splits.json]
+        [--iterations N] [--batch-size N] [--seed 0] [--threads 2] [--query-step 1] \
+        [--cache-dir DIR] [--json bench/results/splits.json]
 """
 
 from __future__ import annotations
@@ -96,8 +96,9 @@ def resolve_split(name: str, data: Path, cache_dir: Path, seed: int) -> Split:
 def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
     """The cached map of ``split`` (``kind`` rgb or rgbd), trained now when absent."""
     steps = f"-i{args.iterations}" if args.iterations else ""
+    batch = f"-b{args.batch_size}" if args.batch_size else ""
     path = (args.cache_dir / "maps"
-            / f"{split.name}-{kind}-{args.preset}{steps}-s{args.seed}.map")
+            / f"{split.name}-{kind}-{args.preset}{steps}{batch}-s{args.seed}.map")
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +107,7 @@ def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
     request = MappingRequest.from_values({
         "dataset": split.folder, "frames": split.map_frames, "depth": kind == "rgbd",
         "map_path": path, "preset": args.preset, "iterations": args.iterations,
-        "seed": args.seed, "device": "cpu"})
+        "batch_size": args.batch_size, "seed": args.seed, "device": "cpu"})
     run_request(request, progress=False)
     return path
 
@@ -205,11 +206,13 @@ def table(results: dict[str, Any], kinds: Sequence[str], methods: Sequence[str])
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
-    """The options that name the cached maps and scenes (preset, steps, seed, data, cache
-    folder), torch threads (default ``threads``) and ``--json``."""
+    """The options that name the cached maps and scenes (preset, steps, batch size, seed, data,
+    cache folder), torch threads (default ``threads``) and ``--json``."""
     parser.add_argument("--preset", default="cpu", help="mapping preset")
     parser.add_argument("--iterations", type=int, default=None,
                         help="training steps (default: the preset's)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="patches per training step (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0, help="mapping and scene seed")
     parser.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -249,6 +252,7 @@ def main() -> int:
                for name in args.splits.split(",")}
     print(table(results, args.kinds, methods(args)), file=sys.stderr)
     emit_report({"benchmark": "splits", "preset": args.preset, "iterations": args.iterations,
+                 "batch_size": args.batch_size,
                  "seed": args.seed, "threads": args.threads, "query_step": args.query_step,
                  "refine": args.refine, "refinement": asdict(refinement_config(args)),
                  "results": results, "table": table(results, args.kinds, methods(args)),

@@ -60,6 +60,8 @@ NUMBERS_OF_TRAINING = [  # map and bag-map take them
     (["--iterations", "-3"], "iterations must be >= 0 and <= 10000000, got -3"),
     (["--iterations", "0"], "augmentation_passes, iterations and batch_size must be >= 1"),
     (["--iterations", "nan"], "argument --iterations: invalid int value: 'nan'"),
+    (["--batch-size", "0"], "augmentation_passes, iterations and batch_size must be >= 1"),
+    (["--batch-size", "-5"], "batch_size must be >= 0 and <= 10000000, got -5"),
     (["--seed", "-1"], "seed must be >= 0 and <= 2147483647, got -1"),
     (["--seed", "2147483648"], "seed must be >= 0 and <= 2147483647, got 2147483648"),
 ]

@@ -178,6 +178,10 @@ TRAINING_FIELDS: tuple[RequestField, ...] = (
                  choices=tuple(sorted(PRESETS))),
     RequestField("iterations", int, None, "Training steps; unset: the preset's.",
                  bounds=(0, 10_000_000)),
+    RequestField("batch_size", int, None, "Patches per training step; unset: the preset's. "
+                 "Training time grows with steps x batch size; at the same product, fewer "
+                 "patches per step with the preset's steps keep more accuracy than fewer "
+                 "steps (README, Benchmarks).", bounds=(0, 10_000_000)),
     RequestField("sequence", bool, False, "SeqACE's sequence loss: feature tracks across the "
                  "frames (in temporal order) and the reprojection of tracked patches into their "
                  "keyframe."),
@@ -359,8 +363,9 @@ class MappingRequest:
                 f"{'depth_topic' if is_bag else 'depth'} too, or drop it")
         overrides: dict[str, object] = {"seed": given["seed"], "sequence": given["sequence"],
                                         "depth": depth}
-        if given["iterations"] is not None:
-            overrides["iterations"] = given["iterations"]
+        for name in ("iterations", "batch_size"):
+            if given[name] is not None:
+                overrides[name] = given[name]
         try:
             config = preset(str(given["preset"]), **overrides)
             if given["keyframes"] is not None:
