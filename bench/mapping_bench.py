@@ -9,7 +9,7 @@ peak memory is then not measured (``null``).
 Usage::
 
     .venv/bin/python bench/mapping_bench.py --out MAP [--data DIR] [--frames 0:500] \
-        [--preset cpu] [--threads 1] [--device cpu] [--json OUT.json]
+        [--preset cpu] [--batch-size N] [--threads 1] [--device cpu] [--json OUT.json]
     .venv/bin/python bench/mapping_bench.py --reuse MAP [--json OUT.json]
 """
 
@@ -38,9 +38,11 @@ class MappingRunError(RuntimeError):
 
 
 def run_seqace_map(data: Path, frames: str, out: Path, preset: str, threads: int,
-                   device: str = "cpu", iterations: int | None = None) -> dict[str, Any]:
+                   device: str = "cpu", iterations: int | None = None,
+                   batch_size: int | None = None) -> dict[str, Any]:
     """Map ``frames`` of ``data`` into ``out`` with ``seqace map`` in a child process, on
-    ``device`` (cpu, cuda or auto), with ``iterations`` training steps (None: the preset's).
+    ``device`` (cpu, cuda or auto), with ``iterations`` training steps of ``batch_size``
+    patches (None: the preset's).
 
     Returns:
         ``wall_s`` (child's wall time), ``peak_rss_mb`` (child's peak resident set, MiB) and
@@ -54,6 +56,8 @@ def run_seqace_map(data: Path, frames: str, out: Path, preset: str, threads: int
                "--device", device]
     if iterations is not None:
         command += ["--iterations", str(iterations)]
+    if batch_size is not None:
+        command += ["--batch-size", str(batch_size)]
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -79,7 +83,8 @@ def mapping_summary(map_path: Path) -> dict[str, Any]:
     report = json.loads(report_path.read_text())
     return {"map": str(map_path), "map_bytes": report["map"]["bytes"],
             "frames_used": report["frames"]["used"], "source": report["source"],
-            "iterations": report["training"]["iterations"], "timing_s": report["timing_s"],
+            "iterations": report["training"]["iterations"],
+            "batch_size": report["mapping_config"]["batch_size"], "timing_s": report["timing_s"],
             "device": report["training"]["device"], "self_check": report["self_check"]}
 
 
@@ -91,6 +96,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--frames", default="0:500")
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="patches per training step (default: the preset's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--json", type=Path, default=None, help="report file to write")
@@ -98,7 +105,7 @@ def main() -> int:
     report: dict[str, Any] = {"benchmark": "mapping", "load_average_start": os.getloadavg()}
     if args.out is not None:
         report["run"] = run_seqace_map(args.data, args.frames, args.out, args.preset,
-                                       args.threads, args.device)
+                                       args.threads, args.device, batch_size=args.batch_size)
         report["threads"] = args.threads
         map_path = args.out
     else:
