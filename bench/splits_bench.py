@@ -13,15 +13,16 @@ matching + depth + PnP) on the same queries:
   views.
 
 Maps are trained in-process with the same request as ``seqace map [--depth]`` and cached
-in ``--cache-dir`` (named by split, kind, preset, steps, batch size and seed), synthetic scenes are
-rendered there once. Each map's self-check comes from its report. ``--refine`` adds each
-mode with refinement against the map's keyframes (``single+refine``, ``sequence+refine``).
+in ``--cache-dir`` (named by split, kind, preset, steps, batch size, augmentation passes and
+seed), synthetic scenes are rendered there once. Each map's self-check comes from its report.
+``--refine`` adds each mode with refinement against the map's keyframes (``single+refine``,
+``sequence+refine``).
 Prints JSON and a markdown table; ``--json`` also writes the JSON. Usage::
 
     .venv/bin/python bench/splits_bench.py [--splits dev,A,B,offset_10cm,...] \
         [--kinds rgb,rgbd] [--modes single,sequence] [--refine] [--no-peer] [--preset cpu] \
-        [--iterations N] [--batch-size N] [--seed 0] [--threads 2] [--query-step 1] \
-        [--cache-dir DIR] [--json bench/results/splits.json]
+        [--iterations N] [--batch-size N] [--augmentation-passes N] [--seed 0] [--threads 2] \
+        [--query-step 1] [--cache-dir DIR] [--json bench/results/splits.json]
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
     """The cached map of ``split`` (``kind`` rgb or rgbd), trained now when absent."""
     steps = f"-i{args.iterations}" if args.iterations else ""
     batch = f"-b{args.batch_size}" if args.batch_size else ""
+    passes = f"-a{args.augmentation_passes}" if args.augmentation_passes else ""
     path = (args.cache_dir / "maps"
-            / f"{split.name}-{kind}-{args.preset}{steps}{batch}-s{args.seed}.map")
+            / f"{split.name}-{kind}-{args.preset}{steps}{batch}{passes}-s{args.seed}.map")
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,8 @@ def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
     request = MappingRequest.from_values({
         "dataset": split.folder, "frames": split.map_frames, "depth": kind == "rgbd",
         "map_path": path, "preset": args.preset, "iterations": args.iterations,
-        "batch_size": args.batch_size, "seed": args.seed, "device": "cpu"})
+        "batch_size": args.batch_size, "augmentation_passes": args.augmentation_passes,
+        "seed": args.seed, "device": "cpu"})
     run_request(request, progress=False)
     return path
 
@@ -213,6 +216,8 @@ def add_cache_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
                         help="training steps (default: the preset's)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="patches per training step (default: the preset's)")
+    parser.add_argument("--augmentation-passes", type=int, default=None,
+                        help="augmented copies of each mapping image (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0, help="mapping and scene seed")
     parser.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -252,7 +257,7 @@ def main() -> int:
                for name in args.splits.split(",")}
     print(table(results, args.kinds, methods(args)), file=sys.stderr)
     emit_report({"benchmark": "splits", "preset": args.preset, "iterations": args.iterations,
-                 "batch_size": args.batch_size,
+                 "batch_size": args.batch_size, "augmentation_passes": args.augmentation_passes,
                  "seed": args.seed, "threads": args.threads, "query_step": args.query_step,
                  "refine": args.refine, "refinement": asdict(refinement_config(args)),
                  "results": results, "table": table(results, args.kinds, methods(args)),

@@ -182,6 +182,9 @@ TRAINING_FIELDS: tuple[RequestField, ...] = (
                  "Training time grows with steps x batch size; at the same product, fewer "
                  "patches per step with the preset's steps keep more accuracy than fewer "
                  "steps (README, Benchmarks).", bounds=(0, 10_000_000)),
+    RequestField("augmentation_passes", int, None, "Augmented copies of each mapping image in "
+                 "the training buffer (each adds encoding time and buffer memory); unset: the "
+                 "preset's.", bounds=(0, 64)),
     RequestField("sequence", bool, False, "SeqACE's sequence loss: feature tracks across the "
                  "frames (in temporal order) and the reprojection of tracked patches into their "
                  "keyframe."),
@@ -363,7 +366,7 @@ class MappingRequest:
                 f"{'depth_topic' if is_bag else 'depth'} too, or drop it")
         overrides: dict[str, object] = {"seed": given["seed"], "sequence": given["sequence"],
                                         "depth": depth}
-        for name in ("iterations", "batch_size"):
+        for name in ("iterations", "batch_size", "augmentation_passes"):
             if given[name] is not None:
                 overrides[name] = given[name]
         try:

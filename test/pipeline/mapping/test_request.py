@@ -26,11 +26,12 @@ from seqace_ros.pipeline.mapping.request import (
 def test_folder_request_takes_defaults_and_overrides() -> None:
     request = MappingRequest.from_values({"dataset": Path("scene"), "map_path": "m.map",
                                           "preset": "test", "iterations": 30, "seed": 4,
-                                          "batch_size": 700,
+                                          "batch_size": 700, "augmentation_passes": 3,
                                           "intrinsics": "500,501,320,240", "focal": None})
     assert request.source == FolderSource(Path("scene"), ":", (500.0, 501.0, 320.0, 240.0))
     assert request.map_path == Path("m.map")
-    assert request.config == preset("test", iterations=30, seed=4, batch_size=700)
+    assert request.config == preset("test", iterations=30, seed=4, batch_size=700,
+                                    augmentation_passes=3)
     assert request.device == "auto"
     assert request.summary() == "scene (frames :) -> m.map, 30 steps"
 
@@ -57,6 +58,7 @@ def test_node_parameters_unset_text_and_zero_mean_default() -> None:
     assert values["max_frames"] is None
     assert values["iterations"] is None
     assert values["batch_size"] is None
+    assert values["augmentation_passes"] is None
     assert values["seed"] == 0  # has a default: 0 is a value
     assert values["sequence"] is False
     request = MappingRequest.from_values(values)
@@ -82,6 +84,7 @@ def test_node_parameters_unset_text_and_zero_mean_default() -> None:
     ({"bag_path": "b", "map_path": "m", "preset": "fast"}, "unknown mapping preset 'fast'"),
     ({"bag_path": "b", "map_path": "m", "iterations": 0}, "iterations and batch_size must be"),
     ({"dataset": "d", "map_path": "m", "batch_size": 0}, "iterations and batch_size must be"),
+    ({"dataset": "d", "map_path": "m", "augmentation_passes": 0}, "augmentation_passes, "),
     ({"bag_path": "b", "map_path": "m", "pose_source": "odometry"}, "needs a topic"),
     ({"bag_path": "b", "map_path": "m", "max_frames": 0}, "max_frames must be >= 1"),
     ({"bag_path": "b", "map_path": "m", "min_rotation_deg": -1.0}, "must be >= 0"),
