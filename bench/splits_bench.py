@@ -209,8 +209,9 @@ def table(results: dict[str, Any], kinds: Sequence[str], methods: Sequence[str])
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
-    """The options that name the cached maps and scenes (preset, steps, batch size, seed, data,
-    cache folder), torch threads (default ``threads``) and ``--json``."""
+    """The options that name the cached maps and scenes (preset, steps, batch size,
+    augmentation passes, seed, data, cache folder), torch threads (default ``threads``) and
+    ``--json``."""
     parser.add_argument("--preset", default="cpu", help="mapping preset")
     parser.add_argument("--iterations", type=int, default=None,
                         help="training steps (default: the preset's)")

@@ -117,10 +117,9 @@ class Keyframes:
         owner_N = owner_N[rows_N]
         points_N3 = self.points_N3[rows_N].astype(np.float64)
         pixels_N2, front = intrinsics.project((points_N3 - T[:3, 3]) @ T[:3, :3])
-        in_image = front.copy()
-        in_image[front] = ((pixels_N2[front, 0] >= 0) & (pixels_N2[front, 0] < intrinsics.width)
-                           & (pixels_N2[front, 1] >= 0)
-                           & (pixels_N2[front, 1] < intrinsics.height))
+        u_N, v_N = pixels_N2.T  # NaN behind the camera, which no comparison passes
+        in_image = (front & (u_N >= 0) & (u_N < intrinsics.width)
+                    & (v_N >= 0) & (v_N < intrinsics.height))
         from_keyframe_N3 = points_N3 - self.T_world_cam_K44[owner_N, :3, 3]
         from_pose_N3 = points_N3 - T[:3, 3]
         cosines = np.einsum("ij,ij->i", from_keyframe_N3, from_pose_N3) / np.maximum(
