@@ -91,7 +91,9 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("ransac_hypotheses", _LOCALIZER_DEFAULTS.max_hypotheses, "RANSAC hypotheses "
                   "per image.", bounds=(1, 100000)),
     ParameterSpec("ransac_threshold_px", _LOCALIZER_DEFAULTS.threshold_px, "RANSAC inlier "
-                  "threshold, pixels of the input image.", bounds=(0.1, 100.0)),
+                  "threshold in pixels of the image scaled to the map's image height (480 for "
+                  "the presets); scaled to the camera's image size at run time.",
+                  bounds=(0.1, 100.0)),
     ParameterSpec("ransac_seed", 0 if _LOCALIZER_DEFAULTS.seed is None else
                   _LOCALIZER_DEFAULTS.seed, "RANSAC random seed (same seed, same image: same "
                   "pose, as offline). -1: a different random sequence each frame.",

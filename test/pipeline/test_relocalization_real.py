@@ -11,6 +11,7 @@ import torch
 from pinhole import project_world
 from real_map import MAPPING_FRAMES
 
+from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.encoder import XFeatEncoder
 from seqace_ros.core.geometry import pose_error
 from seqace_ros.core.map_file import MapFileError, SceneMap, load_map, save_map
@@ -87,6 +88,31 @@ def test_stages_match_localize(dataset: FolderDataset, localizer: Localizer) -> 
     result = localizer.localize(frame.image_rgb, frame.intrinsics)
     np.testing.assert_allclose(points, result.scene_points_N3)
     np.testing.assert_allclose(encoded.points2d_K2, result.points2d_N2)
+
+
+@pytest.mark.parametrize("image_height", [480, 240, 720])
+def test_inlier_threshold_is_in_network_input_pixels(localizer: Localizer,
+                                                      image_height: int) -> None:
+    """``threshold_px`` counts pixels of the image scaled to the map's image height (ACE's
+    convention): correspondences off by half of it are inliers, off by 1.6 times it outliers, in
+    pixels of the image itself at every image size."""
+    assert localizer.scene_map.image_height == 480
+    scale = image_height / 480
+    intrinsics = Intrinsics(525.0 * scale, 525.0 * scale, 320.0 * scale, 240.0 * scale,
+                            round(640 * scale), image_height)
+    threshold = localizer.settings.threshold_px * scale
+    assert localizer.inlier_threshold_px(intrinsics) == pytest.approx(threshold)
+    rng = np.random.default_rng(0)
+    points_N3 = rng.uniform((-1.5, -1.0, 2.0), (1.5, 1.0, 4.0), size=(400, 3))
+    pixels_N2 = project_world(np.eye(4), points_N3, intrinsics.K)
+    offset_N = np.where(np.arange(400) % 4 == 0, 1.6, 0.5) * threshold
+    angle_N = rng.uniform(0.0, 2.0 * np.pi, 400)
+    pixels_N2 += offset_N[:, None] * np.stack([np.cos(angle_N), np.sin(angle_N)], axis=1)
+    T_world_cam, inliers_N = localizer.solve(pixels_N2, points_N3, intrinsics)
+    assert T_world_cam is not None
+    # the 0.5 offsets pull the pose a little; the split holds away from the threshold
+    assert inliers_N.sum() == pytest.approx(300, abs=15)
+    assert inliers_N[offset_N < threshold].mean() > 0.95
 
 
 def test_map_file_round_trip_gives_same_poses(

@@ -319,7 +319,7 @@ class SequenceLocalizer:
             num_inliers += single.num_inliers
         errors_K = reprojection_errors_px(T_world_cam, intrinsics, current.points2d_M2,
                                           current.scene_points_M3)
-        current_inliers = int((errors_K < config.localizer.threshold_px).sum())
+        current_inliers = int((errors_K < self._single.inlier_threshold_px(intrinsics)).sum())
         return PoseEstimate(T_world_cam, num_inliers, current_inliers)
 
     def _smooth(
@@ -331,8 +331,9 @@ class SequenceLocalizer:
         config = self._settings
         if config.smoothing >= 1.0 or not self._T_world_cam_history:
             return None
-        inliers_M = reprojection_errors_px(accepted.T_world_cam, intrinsics, carried.points2d_M2,
-                                           carried.scene_points_M3) < config.localizer.threshold_px
+        errors_M = reprojection_errors_px(accepted.T_world_cam, intrinsics, carried.points2d_M2,
+                                          carried.scene_points_M3)
+        inliers_M = errors_M < self._single.inlier_threshold_px(intrinsics)
         T_previous_current = relative_motion(
             self._single.solve, carried_before.points2d_M2[inliers_M],
             carried.points2d_M2[inliers_M], carried.scene_points_M3[inliers_M], intrinsics,
@@ -443,7 +444,8 @@ class SequenceLocalizer:
                 self._T_world_cam_history = []
             base = carried if decision.source is PoseSource.SEQUENCE else LocalMap.empty()
             self._local_map = update_local_map(
-                base, current, accepted.T_world_cam, intrinsics, config.localizer.threshold_px,
+                base, current, accepted.T_world_cam, intrinsics,
+                self._single.inlier_threshold_px(intrinsics),
                 frame_index, config.buffer_length, config.max_local_points)
             self._T_world_cam_history = [*self._T_world_cam_history[-1:], accepted.T_world_cam]
             self._previous_gray = gray
@@ -467,7 +469,8 @@ class SequenceLocalizer:
         T_world_cam = None if accepted is None else accepted.T_world_cam
         inliers_N = (np.zeros(len(points), dtype=bool) if T_world_cam is None else
                      reprojection_errors_px(T_world_cam, intrinsics, points.points2d_M2,
-                                            points.scene_points_M3) < config.localizer.threshold_px)
+                                            points.scene_points_M3)
+                     < self._single.inlier_threshold_px(intrinsics))
         return replace(LocalizationResult.from_inliers(
             T_world_cam, points.points2d_M2, points.scene_points_M3, inliers_N, timings_ms),
             refined=refined)

@@ -54,7 +54,11 @@ class LocalizerConfig:
         uses_odometry: whether the mode uses ``T_odom_cam`` (it does not).
         top_k: salient patches regressed per image.
         nms_radius: keypoint NMS radius in grid cells.
-        threshold_px: RANSAC inlier threshold in original-image pixels.
+        threshold_px: RANSAC inlier threshold in pixels of the network input, the image
+            scaled to the map's ``image_height`` (ACE's convention); in original-image pixels
+            it is ``threshold_px * image height / map image_height`` (see
+            :meth:`Localizer.inlier_threshold_px`), so it covers the same part of the scene
+            at every image size.
         max_hypotheses: RANSAC hypotheses.
         min_inliers: fewer inliers than this is a failure.
         seed: RANSAC seed (``None``: nondeterministic).
@@ -280,13 +284,18 @@ class Localizer:
     ) -> tuple[NDArray[np.float64] | None, NDArray[np.bool_]]:
         """RANSAC stage: pose (4, 4) camera-to-world or ``None``, and the (N,) inlier mask."""
         settings = self.settings
-        options = RansacOptions(threshold_px=settings.threshold_px,
+        options = RansacOptions(threshold_px=self.inlier_threshold_px(intrinsics),
                                 max_hypotheses=settings.max_hypotheses, seed=settings.seed)
         result = solve_pnp(points2d_N2, scene_points_N3, intrinsics.as_tuple, options)
         inliers = np.asarray(result.inliers, dtype=bool)
         if not result.success:
             return None, np.zeros(len(points2d_N2), dtype=bool)
         return np.asarray(result.T_world_cam, dtype=np.float64), inliers
+
+    def inlier_threshold_px(self, intrinsics: Intrinsics) -> float:
+        """The inlier threshold in pixels of the image ``intrinsics`` describes: ``threshold_px``
+        (network-input pixels) scaled from the map's ``image_height`` to the image's height."""
+        return self.settings.threshold_px * intrinsics.height / self.scene_map.image_height
 
     def refine(
         self, T_world_cam: NDArray[np.float64], keypoints: SparseFeatures | None,
