@@ -23,7 +23,7 @@ fits the matches, it is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,7 +51,9 @@ class RefinementConfig:
         rotation_weight_m: metres one radian of viewing-direction difference counts as when
             ranking keyframes by pose distance.
         min_similarity: minimum descriptor cosine similarity of a match.
-        threshold_px: RANSAC inlier threshold (original-image pixels).
+        threshold_px: RANSAC inlier threshold. This and the other ``_px`` settings are in
+            pixels of the network input, the image scaled to the map's image height (see
+            :meth:`in_image_pixels`).
         max_hypotheses: RANSAC hypotheses.
         min_inliers: fewer match inliers than this keeps the coarse pose.
         max_translation_m: a refined pose farther than this from the coarse one is rejected.
@@ -96,6 +98,13 @@ class RefinementConfig:
                 f"max_view_angle_deg must be in (0, 180], got {self.max_view_angle_deg}")
         if self.rotation_weight_m < 0:
             raise ValueError(f"rotation_weight_m must be >= 0, got {self.rotation_weight_m}")
+
+    def in_image_pixels(self, scale: float) -> RefinementConfig:
+        """These settings with the pixel thresholds multiplied by ``scale``, the image's
+        height over the map's image height: in the pixels of the image itself."""
+        return replace(self, threshold_px=self.threshold_px * scale,
+                       agreement_px=self.agreement_px * scale,
+                       patch_threshold_px=self.patch_threshold_px * scale)
 
 
 @dataclass(frozen=True)

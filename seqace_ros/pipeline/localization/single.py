@@ -292,10 +292,15 @@ class Localizer:
             return None, np.zeros(len(points2d_N2), dtype=bool)
         return np.asarray(result.T_world_cam, dtype=np.float64), inliers
 
+    def pixel_scale(self, intrinsics: Intrinsics) -> float:
+        """Pixels of the image ``intrinsics`` describes per network-input pixel: its height
+        over the map's ``image_height``. The settings' pixel thresholds are in network-input
+        pixels and are multiplied by this."""
+        return intrinsics.height / self.scene_map.image_height
+
     def inlier_threshold_px(self, intrinsics: Intrinsics) -> float:
-        """The inlier threshold in pixels of the image ``intrinsics`` describes: ``threshold_px``
-        (network-input pixels) scaled from the map's ``image_height`` to the image's height."""
-        return self.settings.threshold_px * intrinsics.height / self.scene_map.image_height
+        """The RANSAC inlier threshold in pixels of the image ``intrinsics`` describes."""
+        return self.settings.threshold_px * self.pixel_scale(intrinsics)
 
     def refine(
         self, T_world_cam: NDArray[np.float64], keypoints: SparseFeatures | None,
@@ -308,9 +313,9 @@ class Localizer:
         else ``T_world_cam``; and whether it was refined."""
         if not self.settings.refine or keypoints is None or self._matcher is None:
             return T_world_cam, False
-        refinement = refine_pose(T_world_cam, keypoints, intrinsics, self._matcher,
-                                 self.settings.refinement, points2d_N2, scene_points_N3,
-                                 self.settings.seed)
+        config = self.settings.refinement.in_image_pixels(self.pixel_scale(intrinsics))
+        refinement = refine_pose(T_world_cam, keypoints, intrinsics, self._matcher, config,
+                                 points2d_N2, scene_points_N3, self.settings.seed)
         return refinement.T_world_cam, refinement.accepted
 
     def localize(

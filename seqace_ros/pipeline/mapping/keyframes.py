@@ -42,7 +42,8 @@ class KeyframeConfig:
             counts as, when spreading keyframes over the mapped poses.
         max_error_px: a keypoint whose head point reprojects farther than this from it in
             its own keyframe is dropped (the head is wrong there; matching it would pull
-            refined poses off).
+            refined poses off); pixels of the network input, like the localizer's thresholds
+            (scaled to the keyframe image's own pixels).
     """
 
     count: int = 96
@@ -121,8 +122,9 @@ def build_keyframes(
         points_N3 = sample_at_pixels(field_3hw.float(), pixels_N2, frame.image_rgb.shape[:2],
                                      "bilinear").cpu().double().numpy()
         keypoints_N2 = output.sparse.keypoints_N2.astype(np.float64)
+        max_error_px = config.max_error_px * frame.image_rgb.shape[0] / output.input_height
         right_N = reprojection_errors_px(frame.T_world_cam, frame.intrinsics, keypoints_N2,
-                                         points_N3) < config.max_error_px
+                                         points_N3) < max_error_px
         if sensor_depth is not None:
             if frame.depth is None:
                 raise ValueError(f"keyframe {frame.name} has no depth image")

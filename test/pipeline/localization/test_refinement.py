@@ -104,6 +104,27 @@ def test_keeps_a_coarse_pose_that_already_explains_the_matches() -> None:
     np.testing.assert_array_equal(refinement.T_world_cam, coarse)
 
 
+def test_pixel_thresholds_scale_with_the_image() -> None:
+    """The ``_px`` settings are in network-input pixels: on an image half as tall as the map's
+    input (``in_image_pixels(0.5)``), a coarse pose that explains every match within 4 px but
+    not within 2 px is refined, where at full scale it is kept."""
+    half = RefinementConfig().in_image_pixels(0.5)
+    assert (half.threshold_px, half.agreement_px, half.patch_threshold_px) == (4.0, 2.0, 5.0)
+    assert replace(half, threshold_px=8.0, agreement_px=4.0,
+                   patch_threshold_px=10.0) == RefinementConfig()
+    T_true, keyframes, descriptors = _scene()
+    query = _query(T_true, keyframes, descriptors)
+    coarse = _perturbed(T_true, 0.01, 0.2)
+    kept = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes), RefinementConfig(),
+                       *NO_PATCHES)
+    assert not kept.accepted
+    assert "coarse pose explains" in kept.reason
+    refined = refine_pose(coarse, query, INTRINSICS, KeyframeMatcher(keyframes), half,
+                          *NO_PATCHES)
+    assert refined.accepted, refined.reason
+    assert pose_error(refined.T_world_cam, T_true)[0] < pose_error(coarse, T_true)[0]
+
+
 def _exact_patches(T_world_cam: NDArray[np.float64], count: int,
                    seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``count`` head correspondences (pixels, map points) exact under ``T_world_cam``."""
