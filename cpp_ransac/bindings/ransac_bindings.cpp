@@ -155,13 +155,19 @@ void require_shape(const py::array& a, const char* name, py::ssize_t rows, py::s
 }
 
 py::tuple solve_pnp_py(const DoubleArray& points2d, const DoubleArray& points3d,
-                       const std::array<double, 4>& intrinsics, const RansacOptions& options) {
+                       const std::array<double, 4>& intrinsics, const RansacOptions& options,
+                       const std::optional<DoubleArray>& weights) {
     require_shape(points2d, "points2d", -1, 2);
     require_shape(points3d, "points3d", points2d.shape(0), 3);
+    if (weights && (weights->ndim() != 1 || weights->shape(0) != points2d.shape(0)))
+        throw std::invalid_argument("weights must have shape (N,) with N = " +
+                                    std::to_string(points2d.shape(0)) + ", got " +
+                                    shape_of(*weights));
     PoseSolution solution;
     {
         py::gil_scoped_release release;
         solution = solve_pnp(points2d.data(), points3d.data(),
+                             weights ? weights->data() : nullptr,
                              static_cast<std::size_t>(points2d.shape(0)),
                              {intrinsics[0], intrinsics[1], intrinsics[2], intrinsics[3]},
                              options);
@@ -218,6 +224,6 @@ PYBIND11_MODULE(_ransac, m) {
         });
 
     m.def("solve_pnp", &solve_pnp_py, py::arg("points2d"), py::arg("points3d"),
-          py::arg("intrinsics"), py::arg("options"),
+          py::arg("intrinsics"), py::arg("options"), py::arg("weights") = py::none(),
           "Robust PnP; returns (success, T_world_cam (4, 4), inliers (N,), RansacStats).");
 }

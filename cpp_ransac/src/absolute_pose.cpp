@@ -16,7 +16,8 @@ constexpr double kLossScaleOfThreshold = 1.0;  // robust loss scale in refinemen
 }  // namespace
 
 AbsolutePoseEstimator::AbsolutePoseEstimator(const double* points2d, const double* points3d,
-                                             std::size_t num_points, const Intrinsics& intrinsics,
+                                             const double* weights, std::size_t num_points,
+                                             const Intrinsics& intrinsics,
                                              const RansacOptions& options)
     : K_(intrinsics),
       tau2_(options.threshold_px * options.threshold_px),
@@ -30,6 +31,7 @@ AbsolutePoseEstimator::AbsolutePoseEstimator(const double* points2d, const doubl
         all_.Z[i] = points3d[3 * i + 2];
         all_.xn[i] = (points2d[2 * i] - K_.cx) / K_.fx;
         all_.yn[i] = (points2d[2 * i + 1] - K_.cy) / K_.fy;
+        all_.W[i] = weights != nullptr ? weights[i] : 1.0;
         const Vec3 ray{all_.xn[i], all_.yn[i], 1.0};
         bearing_[i] = ray * (1.0 / norm(ray));
     }
@@ -46,8 +48,12 @@ AbsolutePoseEstimator::AbsolutePoseEstimator(const double* points2d, const doubl
             ranking_.Z[r] = all_.Z[j];
             ranking_.xn[r] = all_.xn[j];
             ranking_.yn[r] = all_.yn[j];
+            ranking_.W[r] = all_.W[j];
         }
     }
+    const std::vector<double>& ranked = ranking_.X.empty() ? all_.W : ranking_.W;
+    ranking_weight_ = 0.0;
+    for (const double w : ranked) ranking_weight_ += w;
 }
 
 bool AbsolutePoseEstimator::draw_sample(Rng& rng, int* sample) const {
@@ -93,24 +99,26 @@ int AbsolutePoseEstimator::generate(const int* sample, Model* models) const {
 }
 
 Score AbsolutePoseEstimator::score(const Model& T_cam_world, const Score& bail) const {
-    return score_points(ranking_.X.empty() ? all_ : ranking_, T_cam_world, bail);
+    return score_points(ranking_.X.empty() ? all_ : ranking_, ranking_weight_, T_cam_world, bail);
 }
 
 Score AbsolutePoseEstimator::score_all(const Model& T_cam_world) const {
-    return score_points(all_, T_cam_world, Score{});
+    return score_points(all_, 0.0, T_cam_world, Score{});
 }
 
-Score AbsolutePoseEstimator::score_points(const PointArrays& points, const Model& T,
-                                          const Score& bail) const {
+Score AbsolutePoseEstimator::score_points(const PointArrays& points, double total_weight,
+                                          const Model& T, const Score& bail) const {
     const double inv_tau2 = 1.0 / tau2_;
     const double tau2 = tau2_;
     const double n_total = static_cast<double>(points.X.size());
-    double soft = 0.0, inliers = 0.0, processed = 0.0;
+    // Bail-out bounds: what the points not yet scored could still add.
+    double soft = 0.0, inliers = 0.0, processed = 0.0, processed_weight = 0.0;
     const double* X = points.X.data();
     const double* Y = points.Y.data();
     const double* Z = points.Z.data();
     const double* xn = points.xn.data();
     const double* yn = points.yn.data();
+    const double* W = points.W.data();
     const double r00 = T.R.m[0][0], r01 = T.R.m[0][1], r02 = T.R.m[0][2];
     const double r10 = T.R.m[1][0], r11 = T.R.m[1][1], r12 = T.R.m[1][2];
     const double r20 = T.R.m[2][0], r21 = T.R.m[2][1], r22 = T.R.m[2][2];
@@ -119,8 +127,8 @@ Score AbsolutePoseEstimator::score_points(const PointArrays& points, const Model
     const std::size_t end = points.X.size();
     for (std::size_t b = 0; b < end; b += kScoreBlock) {
         const std::size_t e = std::min(b + kScoreBlock, end);
-        double block_soft = 0.0, block_inliers = 0.0;
-#pragma omp simd reduction(+ : block_soft, block_inliers)
+        double block_soft = 0.0, block_inliers = 0.0, block_weight = 0.0;
+#pragma omp simd reduction(+ : block_soft, block_inliers, block_weight)
         for (std::size_t i = b; i < e; ++i) {
             const double x = r00 * X[i] + r01 * Y[i] + r02 * Z[i] + t0;
             const double y = r10 * X[i] + r11 * Y[i] + r12 * Z[i] + t1;
@@ -130,16 +138,18 @@ Score AbsolutePoseEstimator::score_points(const PointArrays& points, const Model
             const double dv = fy * (y * iz - yn[i]);
             const double e2 = du * du + dv * dv;
             const bool inlier = (z > 0.0) & (e2 < tau2);  // NaN compares false
-            block_soft += inlier ? 1.0 - e2 * inv_tau2 : 0.0;
+            block_soft += inlier ? W[i] * (1.0 - e2 * inv_tau2) : 0.0;
             block_inliers += inlier ? 1.0 : 0.0;
+            block_weight += W[i];
         }
         soft += block_soft;
         inliers += block_inliers;
         processed += static_cast<double>(e - b);
+        processed_weight += block_weight;
         if (bail.valid()) {
-            const double remaining = n_total - processed;
-            const bool hopeless = soft_scoring_ ? soft + remaining < bail.soft
-                                                : inliers + remaining < bail.inliers;
+            const bool hopeless = soft_scoring_
+                                      ? soft + (total_weight - processed_weight) < bail.soft
+                                      : inliers + (n_total - processed) < bail.inliers;
             if (hopeless) return Score::bailed();
         }
     }
@@ -183,15 +193,15 @@ int AbsolutePoseEstimator::refine(Model* T_cam_world, std::size_t max_points,
         for (const std::uint32_t i : idx) {
             const Vec3 p = T.apply({all_.X[i], all_.Y[i], all_.Z[i]});
             if (!(p.z > 0.0)) {
-                cost += behind_cost;  // behind the camera: a full outlier
+                cost += all_.W[i] * behind_cost;  // behind the camera: a full outlier
                 continue;
             }
             const double iz = 1.0 / p.z, u = p.x * iz, v = p.y * iz;
             const double ru = fx * (u - all_.xn[i]), rv = fy * (v - all_.yn[i]);
             const double s = (ru * ru + rv * rv) / c2;
             const double inv = 1.0 / (1.0 + s);
-            cost += s * inv;
-            const double w = inv * inv;
+            cost += all_.W[i] * s * inv;
+            const double w = all_.W[i] * inv * inv;
             // d(residual)/d(p) rows; the perturbation p -> p + omega x p + nu gives
             // d/d omega = p x row.
             const Vec3 du_dp{fx * iz, 0.0, -fx * u * iz}, dv_dp{0.0, fy * iz, -fy * v * iz};
@@ -261,7 +271,7 @@ Score AbsolutePoseEstimator::evaluate(const Model& T_cam_world, std::uint8_t* in
         inliers_N[i] = inlier ? 1 : 0;
         if (inlier) {
             sum += e2;
-            soft += 1.0 - e2 / tau2_;
+            soft += all_.W[i] * (1.0 - e2 / tau2_);
             ++count;
         }
     }

@@ -63,6 +63,15 @@ void check_finite(const char* name, const double* values, std::size_t n, std::si
                                         std::to_string(i / dim));
 }
 
+// Throws unless every weight is finite and > 0, naming the first that is not.
+void check_weights(const double* weights, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i)
+        if (!(std::isfinite(weights[i]) && weights[i] > 0.0))
+            throw std::invalid_argument("weights must be finite and > 0, got " +
+                                        std::to_string(weights[i]) + " in row " +
+                                        std::to_string(i));
+}
+
 // Nearest rotation by Newton's polar iteration R <- (R + R^-T) / 2 (R is near-orthonormal).
 Mat3 nearest_rotation(Mat3 R) {
     for (int it = 0; it < 3; ++it) {
@@ -77,8 +86,9 @@ Mat3 nearest_rotation(Mat3 R) {
 
 }  // namespace
 
-PoseSolution solve_pnp(const double* points2d, const double* points3d, std::size_t num_points,
-                       const Intrinsics& intrinsics, const RansacOptions& options) {
+PoseSolution solve_pnp(const double* points2d, const double* points3d, const double* weights,
+                       std::size_t num_points, const Intrinsics& intrinsics,
+                       const RansacOptions& options) {
     const auto t0 = std::chrono::steady_clock::now();
     check_options(options);
     if (num_points < 4)
@@ -89,8 +99,9 @@ PoseSolution solve_pnp(const double* points2d, const double* points3d, std::size
     check_intrinsics(intrinsics);
     check_finite("points2d", points2d, num_points, 2);
     check_finite("points3d", points3d, num_points, 3);
+    if (weights != nullptr) check_weights(weights, num_points);
 
-    AbsolutePoseEstimator estimator(points2d, points3d, num_points, intrinsics, options);
+    AbsolutePoseEstimator estimator(points2d, points3d, weights, num_points, intrinsics, options);
     PoseSolution solution;
     solution.inliers.assign(num_points, 0);
     const RansacOutput<Rigid> best = ransac(estimator, options, &solution.stats);

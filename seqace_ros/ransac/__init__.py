@@ -9,7 +9,9 @@ the best inlier ratio makes an all-inlier sample near certain (``confidence``), 
 scoring (sum of ``max(0, 1 - e^2 / threshold^2)`` over reprojection errors ``e``) with early
 bail-out, then Levenberg-Marquardt on SE(3) over (a subsample of) the inliers of the best
 ``refine_top_k`` hypotheses, repeated while the inlier set grows, and a final polish on all
-inliers. Equal seeds give equal results. Poses are camera-to-world 4x4 float64, OpenCV
+inliers. Optional per-correspondence weights scale each one's soft score and least-squares
+term (inlier counts stay counts): sources of different precision fused in one solve, e.g. by
+inverse variance. Equal seeds give equal results. Poses are camera-to-world 4x4 float64, OpenCV
 camera axes (x right, y down, z forward); pixels follow OpenCV (origin at the centre of the
 top-left pixel). ``result.stats`` carries per-stage times (C++ side, milliseconds).
 
@@ -18,7 +20,7 @@ documented in ``_ransac.pyi``); an unknown option or a value of the wrong type r
 ``TypeError`` when set, an out-of-range value ``ValueError`` from the solve (the C++ solver
 validates options, once, for C++ and Python callers alike).
 
-Errors: invalid input (shapes, dtypes, non-finite values, N < 4, non-positive focal
+Errors: invalid input (shapes, dtypes, non-finite values, N < 4, non-positive weights or focal
 lengths, bad option values) raises ``ValueError`` naming the problem; degenerate data
 (collinear points, all outliers) gives ``success=False``.
 """
@@ -80,6 +82,7 @@ def solve_pnp(
     points3d_N3: ArrayLike,
     intrinsics: Sequence[float] | Intrinsics,
     options: RansacOptions | None = None,
+    weights_N: ArrayLike | None = None,
 ) -> PnPResult:
     """Camera pose from 2D-3D correspondences, robust to outliers.
 
@@ -89,14 +92,18 @@ def solve_pnp(
         intrinsics: (fx, fy, cx, cy) in pixels, or an :class:`Intrinsics`.
         options: solver options; None means ``RansacOptions()`` (its defaults, a seed
             drawn per solve and reported in ``result.stats.seed``).
+        weights_N: (N,) finite weights > 0 of the correspondences, or None for all 1. A
+            weight scales the correspondence's soft score and least-squares term;
+            ``stats.num_inliers`` and ``min_inliers`` still count correspondences and
+            ``stats.score`` is the weighted soft count.
 
     Returns:
         :class:`PnPResult` with ``T_world_cam`` (4, 4) camera-to-world, OpenCV axes.
 
     Raises:
         TypeError: ``options`` is not a :class:`RansacOptions`.
-        ValueError: invalid shapes, dtypes, non-finite values, N < 4, non-positive focal
-            lengths or option values.
+        ValueError: invalid shapes, dtypes, non-finite values, N < 4, non-positive weights,
+            focal lengths or option values.
     """
     if options is None:
         options = RansacOptions()
@@ -112,6 +119,11 @@ def solve_pnp(
     intrinsics_4 = np.asarray(values, dtype=np.float64)
     if intrinsics_4.shape != (4,):
         raise ValueError(f"intrinsics must be (fx, fy, cx, cy), got shape {intrinsics_4.shape}")
+    weights = None
+    if weights_N is not None:
+        weights = np.ascontiguousarray(weights_N, dtype=np.float64)
+        if weights.shape != (len(points2d),):
+            raise ValueError(f"weights must have shape ({len(points2d)},), got {weights.shape}")
     success, T_world_cam, inliers, stats = _ransac.solve_pnp(
-        points2d, points3d, tuple(intrinsics_4.tolist()), options)
+        points2d, points3d, tuple(intrinsics_4.tolist()), options, weights)
     return PnPResult(success=success, inliers=inliers, stats=stats, T_world_cam=T_world_cam)

@@ -100,4 +100,5 @@ def solve_pnp(
     points3d: NDArray[np.float64],
     intrinsics: tuple[float, float, float, float],
     options: RansacOptions,
+    weights: NDArray[np.float64] | None = None,
 ) -> tuple[bool, NDArray[np.float64], NDArray[np.bool_], RansacStats]: ...

@@ -19,10 +19,13 @@ struct PoseSolution {
 };
 
 // Camera pose from N >= 4 correspondences: points2d (N, 2) pixels, points3d (N, 3) world,
-// row-major. Throws std::invalid_argument naming the problem on invalid input (N < 4,
-// non-finite values, non-finite intrinsics or non-positive focal lengths, out-of-range
+// row-major; weights (N,) finite and > 0, or nullptr for all 1 (a weight scales the
+// correspondence's soft score and least-squares term; inlier counts stay counts). Throws
+// std::invalid_argument naming the problem on invalid input (N < 4, non-finite values,
+// non-positive weights, non-finite intrinsics or non-positive focal lengths, out-of-range
 // option values: the one place options are validated); never throws for degenerate data.
-PoseSolution solve_pnp(const double* points2d, const double* points3d, std::size_t num_points,
-                       const Intrinsics& intrinsics, const RansacOptions& options);
+PoseSolution solve_pnp(const double* points2d, const double* points3d, const double* weights,
+                       std::size_t num_points, const Intrinsics& intrinsics,
+                       const RansacOptions& options);
 
 }  // namespace seqace_ransac

@@ -4,21 +4,24 @@ The scene head is right where the mapping views were and drifts away from them; 
 pose from it is still good enough to say which mapped views the query looks at. Refinement
 takes keyframes that see what the query sees under the coarse pose, matches the query's XFeat
 keypoints to theirs (mutual nearest neighbours), and solves a new pose from those 2D-3D
-matches with the C++ RANSAC PnP solver. The keyframes' 3D points come from sensor depth in
-RGB-D maps, else from the head at the keyframe views, where it is accurate
-(:mod:`seqace_ros.pipeline.mapping.keyframes`), and that decides which keyframes are taken
-(:meth:`~seqace_ros.core.keyframes.Keyframes.covisible`): sensor-depth points are right from
-any viewpoint, so of the ``candidates`` keyframes nearest to the coarse pose (camera distance
-plus viewing direction) the ``keyframes`` whose views the query shares most (the fraction of
-their points it sees, from within ``max_view_angle_deg`` of the keyframe's direction); the
-head's points are right near their own view only, so the ``keyframes`` nearest ones.
+matches jointly with the image's own head correspondences in the C++ RANSAC PnP solver. The
+keyframes' 3D points come from sensor depth in RGB-D maps, else from the head at the keyframe
+views, where it is accurate (:mod:`seqace_ros.pipeline.mapping.keyframes`), and that decides
+which keyframes are taken (:meth:`~seqace_ros.core.keyframes.Keyframes.covisible`):
+sensor-depth points are right from any viewpoint, so of the ``candidates`` keyframes nearest to
+the coarse pose (camera distance plus viewing direction) the ``keyframes`` whose views the
+query shares most (the fraction of their points it sees, from within ``max_view_angle_deg`` of
+the keyframe's direction); the head's points are right near their own view only, so the
+``keyframes`` nearest ones.
 
-The refined pose replaces the coarse one only when the evidence prefers it: enough RANSAC
-inliers, a move from the coarse pose within the gate, more keyframe matches within
-``agreement_px`` than the coarse pose explains, and at least ``min_patch_fraction`` of the
-image's own head correspondences that the coarse pose explains (within
-``patch_threshold_px``): the keyframes decide, the head can veto. Where the coarse pose already
-fits the matches, it is kept.
+The joint solve weighs the two sources by inverse variance: each keyframe match counts
+``(sigma_head / sigma_keyframes)**2`` times a head correspondence, where each sigma is the RMS
+reprojection error of that source's inliers under its own pose (the head's under the coarse
+pose, the matches' under a pose solved from them alone). Where the keyframes' 3D is exact
+(a synthetic scene) their matches dominate; where depth lifting is less precise than the head
+(7-Scenes' unregistered colour and depth) the head keeps its say. The refined pose replaces
+the coarse one unless the matches are too few, their own solve has too few inliers, or the
+joint pose moved beyond the gate.
 """
 
 from __future__ import annotations
@@ -51,17 +54,17 @@ class RefinementConfig:
         rotation_weight_m: metres one radian of viewing-direction difference counts as when
             ranking keyframes by pose distance.
         min_similarity: minimum descriptor cosine similarity of a match.
-        threshold_px: RANSAC inlier threshold. This and the other ``_px`` settings are in
-            pixels of the network input, the image scaled to the map's image height (see
-            :meth:`in_image_pixels`).
-        max_hypotheses: RANSAC hypotheses.
-        min_inliers: fewer match inliers than this keeps the coarse pose.
+        threshold_px: RANSAC inlier threshold of both solves (and of the inliers whose
+            errors give the weights), in pixels of the network input, the image scaled to the
+            map's image height (see :meth:`in_image_pixels`).
+        max_hypotheses: RANSAC hypotheses per solve.
+        min_inliers: fewer match inliers than this (in the matches' own solve) keeps the
+            coarse pose.
         max_translation_m: a refined pose farther than this from the coarse one is rejected.
         max_rotation_deg: a refined pose turned more than this from the coarse one is rejected.
-        agreement_px: a keyframe match agrees with a pose within this reprojection error.
-        patch_threshold_px: a head correspondence agrees with a pose within this error.
-        min_patch_fraction: a refined pose must explain at least this fraction of the head
-            correspondences the coarse pose explains.
+        max_weight_ratio: the keyframe matches' inverse-variance weight is clipped to
+            ``[1 / max_weight_ratio, max_weight_ratio]`` (a source whose inliers fit almost
+            exactly would otherwise silence the other).
     """
 
     keyframes: int = 4
@@ -75,9 +78,7 @@ class RefinementConfig:
     min_inliers: int = 30
     max_translation_m: float = 0.3
     max_rotation_deg: float = 10.0
-    agreement_px: float = 4.0
-    patch_threshold_px: float = 10.0
-    min_patch_fraction: float = 0.8
+    max_weight_ratio: float = 16.0
 
     def __post_init__(self) -> None:
         if self.keyframes < 1 or self.keypoints < 16 or self.min_inliers < 4:
@@ -87,12 +88,10 @@ class RefinementConfig:
         if self.candidates < self.keyframes:
             raise ValueError(f"refinement needs candidates >= keyframes, got {self.candidates} "
                              f"< {self.keyframes}")
-        if min(self.threshold_px, self.max_translation_m, self.max_rotation_deg,
-               self.agreement_px, self.patch_threshold_px) <= 0:
+        if min(self.threshold_px, self.max_translation_m, self.max_rotation_deg) <= 0:
             raise ValueError("refinement thresholds and gate bounds must be positive")
-        if not 0.0 <= self.min_patch_fraction <= 1.0:
-            raise ValueError(
-                f"min_patch_fraction must be in [0, 1], got {self.min_patch_fraction}")
+        if self.max_weight_ratio < 1.0:
+            raise ValueError(f"max_weight_ratio must be >= 1, got {self.max_weight_ratio}")
         if not 0.0 < self.max_view_angle_deg <= 180.0:
             raise ValueError(
                 f"max_view_angle_deg must be in (0, 180], got {self.max_view_angle_deg}")
@@ -100,11 +99,9 @@ class RefinementConfig:
             raise ValueError(f"rotation_weight_m must be >= 0, got {self.rotation_weight_m}")
 
     def in_image_pixels(self, scale: float) -> RefinementConfig:
-        """These settings with the pixel thresholds multiplied by ``scale``, the image's
+        """These settings with the pixel threshold multiplied by ``scale``, the image's
         height over the map's image height: in the pixels of the image itself."""
-        return replace(self, threshold_px=self.threshold_px * scale,
-                       agreement_px=self.agreement_px * scale,
-                       patch_threshold_px=self.patch_threshold_px * scale)
+        return replace(self, threshold_px=self.threshold_px * scale)
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,10 @@ class Refinement:
         accepted: the refined pose replaced the coarse one.
         reason: why it was not (``""`` when accepted).
         matches: 2D-3D matches found in the keyframes.
-        inliers: RANSAC inliers among them (0 when no pose was solved).
+        inliers: inliers among them: of the joint pose when one was solved, else of the
+            matches' own solve (0 when none was solved).
+        keyframe_weight: weight of a keyframe match relative to a head correspondence in the
+            joint solve (0 when there was none).
     """
 
     T_world_cam: NDArray[np.float64]
@@ -124,6 +124,7 @@ class Refinement:
     reason: str
     matches: int
     inliers: int
+    keyframe_weight: float = 0.0
 
 
 class KeyframeMatcher:
@@ -166,21 +167,39 @@ class KeyframeMatcher:
         return np.concatenate(pixels), np.concatenate(points)
 
 
+def inlier_rms_px(errors_px: NDArray[np.float64], threshold_px: float) -> float | None:
+    """RMS of the reprojection errors (pixels) below ``threshold_px``; None without any."""
+    inlying = errors_px[errors_px < threshold_px]
+    return float(np.sqrt(np.mean(inlying ** 2))) if len(inlying) else None
+
+
+def keyframe_weight(head_rms_px: float | None, keyframe_rms_px: float,
+                    max_ratio: float) -> float:
+    """Inverse-variance weight of a keyframe match relative to a head correspondence,
+    ``(head_rms / keyframe_rms)**2`` clipped to ``[1 / max_ratio, max_ratio]`` (1 without head
+    inliers: the matches then solve alone)."""
+    if head_rms_px is None:
+        return 1.0
+    ratio = (head_rms_px / max(keyframe_rms_px, 1e-9)) ** 2
+    return float(np.clip(ratio, 1.0 / max_ratio, max_ratio))
+
+
 def refine_pose(
     T_world_cam: NDArray[np.float64], query: SparseFeatures, intrinsics: Intrinsics,
     matcher: KeyframeMatcher, config: RefinementConfig, points2d_N2: NDArray[np.float64],
     scene_points_N3: NDArray[np.float64], seed: int | None = 0,
 ) -> Refinement:
     """Refine the coarse (4, 4) camera-to-world pose of the image whose keypoints are
-    ``query`` against the keyframes of ``matcher`` (see the module docstring).
+    ``query`` against the keyframes of ``matcher``, jointly with the image's head
+    correspondences (see the module docstring).
 
     Args:
         T_world_cam: the coarse pose.
         query: the image's XFeat keypoints (original-image pixels).
         intrinsics: its pinhole camera.
         matcher: the map's keyframes, with this query's matches so far.
-        config: refinement settings.
-        points2d_N2: (N, 2) pixels of the image's head correspondences.
+        config: refinement settings (pixel threshold in this image's pixels).
+        points2d_N2: (N, 2) pixels of the image's head correspondences (N may be 0).
         scene_points_N3: (N, 3) their map points (metres).
         seed: RANSAC seed.
     """
@@ -191,36 +210,30 @@ def refine_pose(
     pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity)
     matches = len(pixels_M2)
 
-    def keep(reason: str, inliers: int = 0) -> Refinement:
-        return Refinement(T_world_cam, False, reason, matches, inliers)
+    def keep(reason: str, inliers: int = 0, weight: float = 0.0) -> Refinement:
+        return Refinement(T_world_cam, False, reason, matches, inliers, weight)
 
     if matches < config.min_inliers:
         return keep(f"{matches} keyframe matches (need {config.min_inliers})")
     options = RansacOptions(threshold_px=config.threshold_px,
                             max_hypotheses=config.max_hypotheses, seed=seed)
-    solved = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple, options)
-    inliers = int(np.sum(solved.inliers)) if solved.success else 0
+    alone = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple, options)
+    inliers = int(np.sum(alone.inliers)) if alone.success else 0
     if inliers < config.min_inliers:
         return keep(f"{inliers} match inliers (need {config.min_inliers})", inliers)
-    T_refined = np.asarray(solved.T_world_cam, dtype=np.float64)
+    head_rms = inlier_rms_px(
+        reprojection_errors_px(T_world_cam, intrinsics, points2d_N2, scene_points_N3),
+        config.threshold_px)
+    weight = keyframe_weight(head_rms, alone.stats.rmse_px, config.max_weight_ratio)
+    joint = solve_pnp(np.concatenate([pixels_M2, points2d_N2]),
+                      np.concatenate([points_M3, scene_points_N3]), intrinsics.as_tuple, options,
+                      np.concatenate([np.full(matches, weight), np.ones(len(points2d_N2))]))
+    if not joint.success:
+        return keep("the joint solve found no pose", inliers, weight)
+    inliers = int(np.sum(joint.inliers[:matches]))
+    T_refined = np.asarray(joint.T_world_cam, dtype=np.float64)
     moved_m, turned_deg = pose_error(T_refined, T_world_cam)
     if moved_m > config.max_translation_m or turned_deg > config.max_rotation_deg:
         return keep(f"refined pose {moved_m:.2f} m / {turned_deg:.1f} deg from the coarse one",
-                    inliers)
-
-    def agreeing(T: NDArray[np.float64]) -> tuple[int, int]:
-        """(keyframe matches, head correspondences) that pose ``T`` explains."""
-        matched = reprojection_errors_px(T, intrinsics, pixels_M2, points_M3)
-        patches = reprojection_errors_px(T, intrinsics, points2d_N2, scene_points_N3)
-        return (int(np.sum(matched < config.agreement_px)),
-                int(np.sum(patches < config.patch_threshold_px)))
-
-    (coarse_matches, coarse_patches), (refined_matches, refined_patches) = (
-        agreeing(T_world_cam), agreeing(T_refined))
-    if coarse_matches >= refined_matches:
-        return keep(f"coarse pose explains {coarse_matches} keyframe matches, the refined one "
-                    f"{refined_matches}", inliers)
-    if refined_patches < config.min_patch_fraction * coarse_patches:
-        return keep(f"refined pose explains {refined_patches} head correspondences, the coarse "
-                    f"one {coarse_patches}", inliers)
-    return Refinement(T_refined, True, "", matches, inliers)
+                    inliers, weight)
+    return Refinement(T_refined, True, "", matches, inliers, weight)
