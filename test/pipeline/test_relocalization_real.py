@@ -16,6 +16,7 @@ from seqace_ros.core.encoder import XFeatEncoder
 from seqace_ros.core.geometry import pose_error
 from seqace_ros.core.map_file import MapFileError, SceneMap, load_map, save_map
 from seqace_ros.datasets.folder import FolderDataset
+from seqace_ros.pipeline.localization.refinement import RefinementConfig
 from seqace_ros.pipeline.localization.single import (
     LocalizationError,
     Localizer,
@@ -113,6 +114,33 @@ def test_inlier_threshold_is_in_network_input_pixels(localizer: Localizer,
     # the 0.5 offsets pull the pose a little; the split holds away from the threshold
     assert inliers_N.sum() == pytest.approx(300, abs=15)
     assert inliers_N[offset_N < threshold].mean() > 0.95
+
+
+def test_recovers_from_the_keyframes_where_ransac_finds_no_pose(
+        dataset: FolderDataset, scene_map: SceneMap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With refinement on, a frame the head's RANSAC finds no pose for (simulated: the solve
+    stage patched to report none) gets one from the keyframes its keypoints vote for, with
+    those matches as its correspondences; with ``recover`` off it stays without a pose. (The
+    test preset's 8 keyframes hold 16 to 60 points each, hence the lower inlier bar.)"""
+    frame = dataset[21]
+    results = {}
+    for recover in (True, False):
+        localizer = Localizer(scene_map, LocalizerConfig(refine=True, refinement=RefinementConfig(
+            recover=recover, min_recovery_inliers=50)), device="cpu")
+        monkeypatch.setattr(localizer, "solve", lambda points2d_N2, *_: (
+            None, np.zeros(len(points2d_N2), dtype=bool)))
+        results[recover] = localizer.localize(frame.image_rgb, frame.intrinsics)
+    recovered = results[True]
+    assert recovered.success
+    assert recovered.refined
+    translation_m, rotation_deg = pose_error(recovered.T_world_cam, frame.T_world_cam)
+    assert translation_m < 0.10, translation_m
+    assert rotation_deg < 3.0, rotation_deg
+    assert recovered.num_inliers == int(recovered.inliers_N.sum()) >= 50
+    assert len(recovered.points2d_N2) == len(recovered.scene_points_N3)
+    assert recovered.num_correspondences == len(recovered.points2d_N2)
+    assert not results[False].success
+    assert results[False].T_world_cam is None
 
 
 def test_map_file_round_trip_gives_same_poses(

@@ -22,6 +22,12 @@ pose, the matches' under a pose solved from them alone). Where the keyframes' 3D
 (7-Scenes' unregistered colour and depth) the head keeps its say. The refined pose replaces
 the coarse one unless the matches are too few, their own solve has too few inliers, or the
 joint pose moved beyond the gate.
+
+Where the head finds no pose at all, :func:`recover_pose` solves one from the keyframes alone:
+the query's ``voters`` strongest keypoints each vote for the keyframe that holds their nearest
+descriptor, the ``keyframes`` with most votes are matched as above, and their matches give the
+pose when at least ``min_recovery_inliers`` of them agree (a place the head has not learnt but
+the keyframes saw).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
@@ -65,6 +72,10 @@ class RefinementConfig:
         max_weight_ratio: the keyframe matches' inverse-variance weight is clipped to
             ``[1 / max_weight_ratio, max_weight_ratio]`` (a source whose inliers fit almost
             exactly would otherwise silence the other).
+        recover: where the head finds no pose, solve one from the keyframes the query's
+            keypoints vote for (:func:`recover_pose`).
+        voters: strongest query keypoints that vote for keyframes in recovery.
+        min_recovery_inliers: a recovered pose needs at least this many match inliers.
     """
 
     keyframes: int = 4
@@ -79,6 +90,9 @@ class RefinementConfig:
     max_translation_m: float = 0.3
     max_rotation_deg: float = 10.0
     max_weight_ratio: float = 16.0
+    recover: bool = True
+    voters: int = 512
+    min_recovery_inliers: int = 100
 
     def __post_init__(self) -> None:
         if self.keyframes < 1 or self.keypoints < 16 or self.min_inliers < 4:
@@ -90,6 +104,10 @@ class RefinementConfig:
                              f"< {self.keyframes}")
         if min(self.threshold_px, self.max_translation_m, self.max_rotation_deg) <= 0:
             raise ValueError("refinement thresholds and gate bounds must be positive")
+        if self.voters < 1 or self.min_recovery_inliers < self.min_inliers:
+            raise ValueError(
+                "refinement needs voters >= 1 and min_recovery_inliers >= min_inliers; got "
+                f"{self.voters}, {self.min_recovery_inliers} (min_inliers {self.min_inliers})")
         if self.max_weight_ratio < 1.0:
             raise ValueError(f"max_weight_ratio must be >= 1, got {self.max_weight_ratio}")
         if not 0.0 < self.max_view_angle_deg <= 180.0:
@@ -139,11 +157,36 @@ class KeyframeMatcher:
         keyframes: the map's keyframes.
     """
 
+    #: Keyframe descriptors compared with the voters at once (bounds the similarity matrix).
+    VOTE_BLOCK = 8192
+
     def __init__(self, keyframes: Keyframes) -> None:
         self.keyframes = keyframes
+        self._descriptors_ND = torch.from_numpy(keyframes.descriptors_ND.astype(np.float32))
+        self._owner_N = np.repeat(np.arange(keyframes.count), np.diff(keyframes.offsets_K1))
         self._query: SparseFeatures | None = None
         self._matches: dict[tuple[int, float], tuple[NDArray[np.float64],
                                                      NDArray[np.float64]]] = {}
+
+    def voted(self, query: SparseFeatures, count: int, min_similarity: float,
+              voters: int) -> NDArray[np.int64]:
+        """Up to ``count`` keyframes, most votes first: each of the query's ``voters``
+        strongest keypoints votes for the keyframe holding its nearest descriptor, when their
+        cosine similarity exceeds ``min_similarity``; keyframes without votes are left out."""
+        voters_VD = torch.from_numpy(np.ascontiguousarray(query.descriptors_ND[:voters],
+                                                          np.float32))
+        best_V = torch.full((len(voters_VD),), -2.0)
+        index_V = torch.zeros(len(voters_VD), dtype=torch.int64)
+        for start in range(0, len(self._descriptors_ND), self.VOTE_BLOCK):
+            block_similarity, block_index = (
+                voters_VD @ self._descriptors_ND[start:start + self.VOTE_BLOCK].T).max(dim=1)
+            better = block_similarity > best_V
+            best_V = torch.where(better, block_similarity, best_V)
+            index_V = torch.where(better, block_index + start, index_V)
+        owners = self._owner_N[index_V.numpy()[best_V.numpy() > min_similarity]]
+        votes_K = np.bincount(owners, minlength=self.keyframes.count)
+        order = np.argsort(-votes_K, kind="stable")[:count]
+        return order[votes_K[order] > 0].astype(np.int64)
 
     def matches(
         self, query: SparseFeatures, keyframes_K: NDArray[np.int64], min_similarity: float,
@@ -237,3 +280,41 @@ def refine_pose(
         return keep(f"refined pose {moved_m:.2f} m / {turned_deg:.1f} deg from the coarse one",
                     inliers, weight)
     return Refinement(T_refined, True, "", matches, inliers, weight)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """A pose solved from the keyframes alone (the head found none).
+
+    Attributes:
+        T_world_cam: (4, 4) camera-to-world pose.
+        points2d_M2: (M, 2) query pixels of the keyframe matches.
+        points3d_M3: (M, 3) their map points (metres).
+        inliers_M: (M,) bool RANSAC inliers.
+    """
+
+    T_world_cam: NDArray[np.float64]
+    points2d_M2: NDArray[np.float64]
+    points3d_M3: NDArray[np.float64]
+    inliers_M: NDArray[np.bool_]
+
+
+def recover_pose(
+    query: SparseFeatures, intrinsics: Intrinsics, matcher: KeyframeMatcher,
+    config: RefinementConfig, seed: int | None = 0,
+) -> Recovery | None:
+    """A pose for an image the head found none for, from the keyframes its keypoints vote
+    for (see the module docstring); None when fewer than ``min_recovery_inliers`` matches
+    agree on one."""
+    chosen_K = matcher.voted(query, config.keyframes, config.min_similarity, config.voters)
+    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity)
+    if len(pixels_M2) < config.min_recovery_inliers:
+        return None
+    solved = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple,
+                       RansacOptions(threshold_px=config.threshold_px,
+                                     max_hypotheses=config.max_hypotheses, seed=seed))
+    inliers = np.asarray(solved.inliers, dtype=bool)
+    if not solved.success or int(inliers.sum()) < config.min_recovery_inliers:
+        return None
+    return Recovery(np.asarray(solved.T_world_cam, dtype=np.float64), pixels_M2, points_M3,
+                    inliers)

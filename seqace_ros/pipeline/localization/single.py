@@ -9,7 +9,8 @@ Three stages, each a public method so other modes (sequence, ROS node) can reuse
 
 and, with ``refine`` on a map with keyframes, a fourth, :meth:`Localizer.refine`: the coarse
 pose refined against the map's keyframes (:mod:`.refinement`), from XFeat keypoints detected
-in the same encoder pass.
+in the same encoder pass, or, where RANSAC found no pose, :meth:`Localizer.recover`: a pose
+from the keyframes the query's keypoints vote for.
 
 :meth:`Localizer.localize` runs them and times them; its result is also the per-frame
 estimate that the sequence mode builds on.
@@ -36,6 +37,7 @@ from seqace_ros.core.sparse_features import SparseFeatures
 from seqace_ros.pipeline.localization.refinement import (
     KeyframeMatcher,
     RefinementConfig,
+    recover_pose,
     refine_pose,
 )
 from seqace_ros.ransac import RansacOptions, solve_pnp
@@ -156,8 +158,10 @@ class LocalizationResult:
         scene_points_N3: (N, 3) regressed map-frame points (metres).
         inliers_N: (N,) bool inlier mask (all False when the solver found nothing).
         keypoints: the image's XFeat keypoints (``None`` when refinement is off).
-        refined: the pose was refined against the keyframes (``num_inliers`` and
-            ``inliers_N`` stay those of the coarse pose's patches).
+        refined: the pose came from the keyframes: refined from the head's pose
+            (``num_inliers`` and ``inliers_N`` stay those of the coarse pose's patches), or,
+            where the head found none, recovered from the keyframes alone (then the
+            correspondences, counts and inliers are the keyframe matches').
     """
 
     success: bool
@@ -318,6 +322,24 @@ class Localizer:
                                  points2d_N2, scene_points_N3, self.settings.seed)
         return refinement.T_world_cam, refinement.accepted
 
+    def recover(self, keypoints: SparseFeatures | None,
+                intrinsics: Intrinsics) -> LocalizationResult | None:
+        """Recovery stage, for an image the head found no pose for: a result from the
+        keyframes its keypoints vote for (see :func:`.refinement.recover_pose`) when
+        ``refine`` and its ``recover`` setting are on and enough matches agree, else None."""
+        config = self.settings.refinement
+        if (not self.settings.refine or not config.recover or keypoints is None
+                or self._matcher is None):
+            return None
+        recovery = recover_pose(keypoints, intrinsics, self._matcher,
+                                config.in_image_pixels(self.pixel_scale(intrinsics)),
+                                self.settings.seed)
+        if recovery is None:
+            return None
+        return replace(LocalizationResult.from_inliers(
+            recovery.T_world_cam, recovery.points2d_M2, recovery.points3d_M3, recovery.inliers_M,
+            {}, self.settings.min_inliers), keypoints=keypoints, refined=True)
+
     def localize(
         self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
         T_odom_cam: NDArray[np.float64] | None = None,
@@ -347,6 +369,8 @@ class Localizer:
         if T_world_cam is not None:
             T_world_cam, refined = self.refine(T_world_cam, encoded.keypoints, intrinsics,
                                                encoded.points2d_K2, scene_points)
+        elif (recovered := self.recover(encoded.keypoints, intrinsics)) is not None:
+            result, T_world_cam, refined = recovered, recovered.T_world_cam, True
         t4 = time.perf_counter()
         timings_ms = {"encoder": 1000.0 * (t1 - t0), "head": 1000.0 * (t2 - t1),
                       "ransac": 1000.0 * (t3 - t2),

@@ -18,6 +18,7 @@ from seqace_ros.pipeline.localization import refinement as refinement_module
 from seqace_ros.pipeline.localization.refinement import (
     KeyframeMatcher,
     RefinementConfig,
+    recover_pose,
     refine_pose,
 )
 
@@ -180,11 +181,71 @@ def test_unmatched_query_keeps_the_coarse_pose() -> None:
     assert refinement.matches < 30
 
 
+def _with_strangers(keyframes: Keyframes, count: int, seed: int) -> Keyframes:
+    """``keyframes`` and ``count`` more of 100 points each, with random descriptors."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(100 * count, 64))
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    last = keyframes.offsets_K1[-1]
+    return Keyframes(
+        T_world_cam_K44=np.concatenate([keyframes.T_world_cam_K44,
+                                        np.repeat(keyframes.T_world_cam_K44[:1], count, 0)]),
+        offsets_K1=np.concatenate([keyframes.offsets_K1,
+                                   last + 100 * np.arange(1, count + 1)]).astype(np.int64),
+        descriptors_ND=np.concatenate([keyframes.descriptors_ND, noise.astype(np.float16)]),
+        points_N3=np.concatenate([keyframes.points_N3,
+                                  rng.uniform(-1, 1, (100 * count, 3)).astype(np.float32)]),
+    )
+
+
+def test_keypoints_vote_for_the_keyframes_they_match() -> None:
+    """Three keyframes the query sees (100 points each) among 20 it does not: the votes go to
+    the three, ranked by how many of the voters hold their descriptors, and the strangers get
+    none. Voting in blocks smaller than the descriptor set gives the same answer."""
+    T_true, keyframes, descriptors = _scene()
+    matcher = KeyframeMatcher(_with_strangers(keyframes, 20, seed=6))
+    query = _query(T_true, keyframes, descriptors)
+    voted = matcher.voted(query, 4, 0.82, voters=400)
+    assert sorted(voted.tolist()) == [0, 1, 2]
+    few = matcher.voted(query, 2, 0.82, voters=400)
+    assert len(few) == 2
+    assert set(few.tolist()) <= {0, 1, 2}
+    matcher.VOTE_BLOCK = 7
+    np.testing.assert_array_equal(matcher.voted(query, 4, 0.82, voters=400), voted)
+
+
+def test_recovers_a_pose_from_the_keyframes_alone() -> None:
+    """No coarse pose: the keyframes the keypoints vote for give the true pose, with the
+    matches as the result's correspondences; above the inlier bar it gives none."""
+    T_true, keyframes, descriptors = _scene()
+    matcher = KeyframeMatcher(_with_strangers(keyframes, 20, seed=6))
+    query = _query(T_true, keyframes, descriptors)
+    recovery = recover_pose(query, INTRINSICS, matcher, RefinementConfig())
+    assert recovery is not None
+    assert pose_error(recovery.T_world_cam, T_true)[0] < 0.003
+    assert recovery.inliers_M.sum() >= 290
+    assert recovery.points2d_M2.shape == (len(recovery.inliers_M), 2)
+    assert recovery.points3d_M3.shape == (len(recovery.inliers_M), 3)
+    assert recover_pose(query, INTRINSICS, matcher,
+                        RefinementConfig(min_recovery_inliers=400)) is None
+
+
+def test_no_recovery_from_keyframes_the_query_does_not_match() -> None:
+    T_true, keyframes, _ = _scene()
+    strangers = np.random.default_rng(5).normal(size=(300, 64))
+    query = _query(T_true, keyframes, strangers / np.linalg.norm(strangers, axis=1,
+                                                                   keepdims=True))
+    matcher = KeyframeMatcher(keyframes)
+    assert len(matcher.voted(query, 4, 0.82, voters=512)) == 0
+    assert recover_pose(query, INTRINSICS, matcher, RefinementConfig()) is None
+
+
 @pytest.mark.parametrize("bad", [{"keyframes": 0}, {"min_inliers": 3}, {"threshold_px": 0.0},
                                  {"max_translation_m": 0.0}, {"max_rotation_deg": -1.0},
                                  {"rotation_weight_m": -1.0}, {"max_weight_ratio": 0.5},
                                  {"max_view_angle_deg": 0.0}, {"max_view_angle_deg": 190.0},
-                                 {"candidates": 3}])
+                                 {"candidates": 3}, {"voters": 0},
+                                 {"min_recovery_inliers": 20}])
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"refinement|rotation_weight_m|max_weight_ratio|"
                                          r"max_view_angle_deg|candidates"):
