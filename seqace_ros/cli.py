@@ -178,15 +178,21 @@ def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", action="store_true",
                         help="refine each pose against the map's keyframes (maps made with "
                         "--keyframes N > 0, the default of the mapping presets)")
+    parser.add_argument("--no-recover", dest="recover", action="store_false",
+                        help="with --refine: leave frames the head finds no pose for without "
+                        "one, instead of solving one from the keyframes their keypoints vote "
+                        "for")
 
 
 def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> LocalizationMode:
     """The localizer of ``--mode`` (with ``--refine``) on ``scene_map``."""
     from seqace_ros.core.device import resolve_device
     from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
+    from seqace_ros.pipeline.localization.refinement import RefinementConfig
     from seqace_ros.pipeline.localization.single import LocalizerConfig
 
-    config = mode_config(args.mode).with_frame(LocalizerConfig(refine=args.refine))
+    config = mode_config(args.mode).with_frame(LocalizerConfig(
+        refine=args.refine, refinement=RefinementConfig(recover=args.recover)))
     return create_localizer(scene_map, config, resolve_device(args.device))
 
 

@@ -104,6 +104,9 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "with keyframes, the mapping presets' default): higher recall away from the "
                   "mapping views for more time per frame (README, Benchmarks). Rejected for a "
                   "map without keyframes."),
+    ParameterSpec("recover", _LOCALIZER_DEFAULTS.refinement.recover, "With refine on: where "
+                  "the head finds no pose, solve one from the keyframes the image's keypoints "
+                  "vote for (at least 100 agreeing matches; about 0.1 s more on such a frame)."),
     ParameterSpec("covariance_map_translation_std_m", CALIBRATED_MAP_ERROR.translation_std_m,
                   "Map error in the published covariance: standard deviation (metres, per map "
                   "axis) of the local shift of the map the inliers see, added to the solver's "
@@ -222,6 +225,7 @@ class RelocalizationParams:
     ransac_seed: int
     min_inliers: int
     refine: bool
+    recover: bool
     covariance_map_translation_std_m: float
     covariance_map_rotation_std_deg: float
     map_frame: str
@@ -263,6 +267,7 @@ class RelocalizationParams:
             min_inliers=self.min_inliers,
             seed=None if self.ransac_seed < 0 else self.ransac_seed,
             refine=self.refine,
+            refinement=replace(_LOCALIZER_DEFAULTS.refinement, recover=self.recover),
         )
 
     def mode_config(self) -> ModeConfig:

@@ -13,6 +13,7 @@ from seqace_ros.pipeline.localization.covariance import (  # noqa: E402
     CALIBRATED_MAP_ERROR,
     MapErrorModel,
 )
+from seqace_ros.pipeline.localization.refinement import RefinementConfig  # noqa: E402
 from seqace_ros.pipeline.localization.sequence import SequenceConfig  # noqa: E402
 from seqace_ros.pipeline.localization.single import LocalizerConfig  # noqa: E402
 from seqace_ros.ros.params import PARAMETER_SPECS, RelocalizationParams  # noqa: E402
@@ -28,9 +29,10 @@ def _params(**overrides: Any) -> RelocalizationParams:
 
 def test_mode_config_carries_the_frame_settings_of_either_mode() -> None:
     overrides = {"num_keypoints": 800, "ransac_hypotheses": 32, "ransac_threshold_px": 8.0,
-                 "ransac_seed": -1, "min_inliers": 30, "refine": True}
+                 "ransac_seed": -1, "min_inliers": 30, "refine": True, "recover": False}
     frame = LocalizerConfig(top_k=800, max_hypotheses=32, threshold_px=8.0, seed=None,
-                            min_inliers=30, refine=True)
+                            min_inliers=30, refine=True,
+                            refinement=RefinementConfig(recover=False))
     assert _params(mode="single", **overrides).mode_config() == frame
     assert _params(mode="sequence", sequence_length=7, **overrides).mode_config() == (
         SequenceConfig(localizer=frame, buffer_length=7))
