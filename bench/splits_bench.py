@@ -140,8 +140,10 @@ def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split, ki
 
 def refinement_config(args: argparse.Namespace) -> RefinementConfig:
     """The refinement settings: the defaults, with ``--refine-candidates`` and
-    ``--refine-view-angle`` where given (keyframe choice, see Keyframes.covisible)."""
-    given = {"candidates": args.refine_candidates, "max_view_angle_deg": args.refine_view_angle}
+    ``--refine-view-angle`` (keyframe choice, see Keyframes.covisible) and
+    ``--keyframe-max-depth`` where given."""
+    given = {"candidates": args.refine_candidates, "max_view_angle_deg": args.refine_view_angle,
+             "max_point_depth_m": args.keyframe_max_depth}
     return RefinementConfig(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -242,6 +244,10 @@ def main() -> int:
     parser.add_argument("--refine-view-angle", type=float, default=None,
                         help="largest angle (deg) between a keyframe's and the query's rays to a "
                              "point that still counts as shared (default: RefinementConfig's)")
+    parser.add_argument("--keyframe-max-depth", type=float, default=None,
+                        help="leave keyframe points deeper than this (m) in their keyframe's "
+                             "camera out of refinement's matches (default: RefinementConfig's, "
+                             "no limit)")
     parser.add_argument("--rebuild-keyframes", action="store_true",
                         help="with --refine: build keyframes as mapping builds them now, also "
                              "for cached maps that have keyframes")

@@ -182,6 +182,10 @@ def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --refine: leave frames the head finds no pose for without "
                         "one, instead of solving one from the keyframes their keypoints vote "
                         "for")
+    parser.add_argument("--keyframe-max-depth", type=float, default=0.0, metavar="M",
+                        help="with --refine: leave keyframe points deeper than M metres in their "
+                        "keyframe's camera out of the matches (0: no limit; 2.0 suits "
+                        "Kinect-class depth)")
 
 
 def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> LocalizationMode:
@@ -192,7 +196,8 @@ def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> Localiza
     from seqace_ros.pipeline.localization.single import LocalizerConfig
 
     config = mode_config(args.mode).with_frame(LocalizerConfig(
-        refine=args.refine, refinement=RefinementConfig(recover=args.recover)))
+        refine=args.refine, refinement=RefinementConfig(
+            recover=args.recover, max_point_depth_m=args.keyframe_max_depth)))
     return create_localizer(scene_map, config, resolve_device(args.device))
 
 

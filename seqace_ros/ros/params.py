@@ -107,6 +107,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("recover", _LOCALIZER_DEFAULTS.refinement.recover, "With refine on: where "
                   "the head finds no pose, solve one from the keyframes the image's keypoints "
                   "vote for (at least 100 agreeing matches; about 0.1 s more on such a frame)."),
+    ParameterSpec("keyframe_max_depth_m", _LOCALIZER_DEFAULTS.refinement.max_point_depth_m,
+                  "With refine on: keyframe points deeper than this (m) in their keyframe's "
+                  "camera are not matched; 0: no limit. Far points carry depth-sensor and "
+                  "mapping-pose errors that grow with distance (README: 2.0 on Kinect-class "
+                  "depth).", bounds=(0.0, 100.0)),
     ParameterSpec("covariance_map_translation_std_m", CALIBRATED_MAP_ERROR.translation_std_m,
                   "Map error in the published covariance: standard deviation (metres, per map "
                   "axis) of the local shift of the map the inliers see, added to the solver's "
@@ -226,6 +231,7 @@ class RelocalizationParams:
     min_inliers: int
     refine: bool
     recover: bool
+    keyframe_max_depth_m: float
     covariance_map_translation_std_m: float
     covariance_map_rotation_std_deg: float
     map_frame: str
@@ -267,7 +273,8 @@ class RelocalizationParams:
             min_inliers=self.min_inliers,
             seed=None if self.ransac_seed < 0 else self.ransac_seed,
             refine=self.refine,
-            refinement=replace(_LOCALIZER_DEFAULTS.refinement, recover=self.recover),
+            refinement=replace(_LOCALIZER_DEFAULTS.refinement, recover=self.recover,
+                               max_point_depth_m=self.keyframe_max_depth_m),
         )
 
     def mode_config(self) -> ModeConfig:

@@ -72,6 +72,10 @@ class RefinementConfig:
         max_weight_ratio: the keyframe matches' inverse-variance weight is clipped to
             ``[1 / max_weight_ratio, max_weight_ratio]`` (a source whose inliers fit almost
             exactly would otherwise silence the other).
+        max_point_depth_m: keyframe points deeper than this in their own keyframe's camera
+            (metres along its optical axis) are left out of the matches; 0: no limit. Far
+            points carry the errors of depth sensors and of mapping poses that grow with
+            distance (rtabmap's ``Vis/MaxDepth`` does the same for its features).
         recover: where the head finds no pose, solve one from the keyframes the query's
             keypoints vote for (:func:`recover_pose`).
         voters: strongest query keypoints that vote for keyframes in recovery.
@@ -90,6 +94,7 @@ class RefinementConfig:
     max_translation_m: float = 0.3
     max_rotation_deg: float = 10.0
     max_weight_ratio: float = 16.0
+    max_point_depth_m: float = 0.0
     recover: bool = True
     voters: int = 512
     min_recovery_inliers: int = 100
@@ -108,6 +113,8 @@ class RefinementConfig:
             raise ValueError(
                 "refinement needs voters >= 1 and min_recovery_inliers >= min_inliers; got "
                 f"{self.voters}, {self.min_recovery_inliers} (min_inliers {self.min_inliers})")
+        if not self.max_point_depth_m >= 0.0:
+            raise ValueError(f"max_point_depth_m must be >= 0, got {self.max_point_depth_m}")
         if self.max_weight_ratio < 1.0:
             raise ValueError(f"max_weight_ratio must be >= 1, got {self.max_weight_ratio}")
         if not 0.0 < self.max_view_angle_deg <= 180.0:
@@ -164,8 +171,12 @@ class KeyframeMatcher:
         self.keyframes = keyframes
         self._descriptors_ND = torch.from_numpy(keyframes.descriptors_ND.astype(np.float32))
         self._owner_N = np.repeat(np.arange(keyframes.count), np.diff(keyframes.offsets_K1))
+        self._depth_N = np.zeros(len(keyframes.points_N3))
+        for k in range(keyframes.count):
+            rows, T = keyframes.rows(k), keyframes.T_world_cam_K44[k].astype(np.float64)
+            self._depth_N[rows] = (keyframes.points_N3[rows] - T[:3, 3]) @ T[:3, 2]
         self._query: SparseFeatures | None = None
-        self._matches: dict[tuple[int, float], tuple[NDArray[np.float64],
+        self._matches: dict[tuple[int, float], tuple[NDArray[np.float64], NDArray[np.float64],
                                                      NDArray[np.float64]]] = {}
 
     def voted(self, query: SparseFeatures, count: int, min_similarity: float,
@@ -190,9 +201,11 @@ class KeyframeMatcher:
 
     def matches(
         self, query: SparseFeatures, keyframes_K: NDArray[np.int64], min_similarity: float,
+        max_depth_m: float = 0.0,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Query pixels (M, 2) and map points (M, 3, metres) of the mutual nearest-neighbour
-        matches between ``query``'s keypoints and each of the keyframes ``keyframes_K``."""
+        matches between ``query``'s keypoints and each of the keyframes ``keyframes_K``,
+        without the points deeper than ``max_depth_m`` in their keyframe's camera (0: all)."""
         if query is not self._query:
             self._query, self._matches = query, {}
         pixels, points = [np.zeros((0, 2))], [np.zeros((0, 3))]
@@ -204,9 +217,12 @@ class KeyframeMatcher:
                     query.descriptors_ND, self.keyframes.descriptors_ND[rows], min_similarity)
                 self._matches[key] = (
                     query.keypoints_N2[index_query].astype(np.float64),
-                    self.keyframes.points_N3[rows][index_keyframe].astype(np.float64))
-            pixels.append(self._matches[key][0])
-            points.append(self._matches[key][1])
+                    self.keyframes.points_N3[rows][index_keyframe].astype(np.float64),
+                    self._depth_N[rows][index_keyframe])
+            matched_pixels, matched_points, depths = self._matches[key]
+            near = depths <= max_depth_m if max_depth_m > 0 else slice(None)
+            pixels.append(matched_pixels[near])
+            points.append(matched_points[near])
         return np.concatenate(pixels), np.concatenate(points)
 
 
@@ -250,7 +266,8 @@ def refine_pose(
     candidates = config.candidates if keyframes.points_from_depth else config.keyframes
     chosen_K = keyframes.covisible(T_world_cam, intrinsics, config.keyframes, candidates,
                                    config.max_view_angle_deg, config.rotation_weight_m)
-    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity)
+    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity,
+                                           config.max_point_depth_m)
     matches = len(pixels_M2)
 
     def keep(reason: str, inliers: int = 0, weight: float = 0.0) -> Refinement:
@@ -307,7 +324,8 @@ def recover_pose(
     for (see the module docstring); None when fewer than ``min_recovery_inliers`` matches
     agree on one."""
     chosen_K = matcher.voted(query, config.keyframes, config.min_similarity, config.voters)
-    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity)
+    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity,
+                                           config.max_point_depth_m)
     if len(pixels_M2) < config.min_recovery_inliers:
         return None
     solved = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple,

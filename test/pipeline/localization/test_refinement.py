@@ -181,6 +181,26 @@ def test_unmatched_query_keeps_the_coarse_pose() -> None:
     assert refinement.matches < 30
 
 
+def test_keyframe_points_beyond_the_depth_limit_are_not_matched() -> None:
+    """The scene's points lie 2-4 m in front of the query; the keyframes sit on the query's
+    plane, so a point's depth in its keyframe is its depth in the query: with a 3 m limit
+    only the points nearer than 3 m are matched, and the pose is still found from them."""
+    T_true, keyframes, descriptors = _scene()
+    query = _query(T_true, keyframes, descriptors)
+    matcher = KeyframeMatcher(keyframes)
+    all_K = np.arange(keyframes.count)
+    _, points = matcher.matches(query, all_K, 0.82)
+    _, near = matcher.matches(query, all_K, 0.82, max_depth_m=3.0)
+    depths = transform_points(invert_transform(T_true), points)[:, 2]
+    assert len(near) == int(np.sum(depths <= 3.0)) < len(points)
+    assert np.all(transform_points(invert_transform(T_true), near)[:, 2] <= 3.0)
+    limited = refine_pose(_perturbed(T_true, 0.08, 2.0), query, INTRINSICS, matcher,
+                          RefinementConfig(max_point_depth_m=3.0), *NO_PATCHES)
+    assert limited.accepted, limited.reason
+    assert limited.matches == len(near)
+    assert pose_error(limited.T_world_cam, T_true)[0] < 0.003
+
+
 def _with_strangers(keyframes: Keyframes, count: int, seed: int) -> Keyframes:
     """``keyframes`` and ``count`` more of 100 points each, with random descriptors."""
     rng = np.random.default_rng(seed)
@@ -245,10 +265,10 @@ def test_no_recovery_from_keyframes_the_query_does_not_match() -> None:
                                  {"rotation_weight_m": -1.0}, {"max_weight_ratio": 0.5},
                                  {"max_view_angle_deg": 0.0}, {"max_view_angle_deg": 190.0},
                                  {"candidates": 3}, {"voters": 0},
-                                 {"min_recovery_inliers": 20}])
+                                 {"min_recovery_inliers": 20}, {"max_point_depth_m": -1.0}])
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"refinement|rotation_weight_m|max_weight_ratio|"
-                                         r"max_view_angle_deg|candidates"):
+                                         r"max_point_depth_m|max_view_angle_deg|candidates"):
         RefinementConfig(**bad)  # type: ignore[arg-type]
 
 
@@ -287,9 +307,10 @@ def test_keyframes_are_chosen_by_shared_view_only_when_their_points_are_sensor_d
     original = KeyframeMatcher.matches
 
     def recorded(self: KeyframeMatcher, query: SparseFeatures, keyframes_K: NDArray[np.int64],
-                 min_similarity: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                 min_similarity: float,
+                 max_depth_m: float = 0.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         chosen.append(keyframes_K.tolist())
-        return original(self, query, keyframes_K, min_similarity)
+        return original(self, query, keyframes_K, min_similarity, max_depth_m)
 
     monkeypatch.setattr(KeyframeMatcher, "matches", recorded)
     for from_depth in (True, False):
