@@ -16,6 +16,7 @@ from seqace_ros.core.encoder import XFeatEncoder
 from seqace_ros.core.geometry import pose_error
 from seqace_ros.core.map_file import MapFileError, SceneMap, load_map, save_map
 from seqace_ros.datasets.folder import FolderDataset
+from seqace_ros.pipeline.localization.modes import create_localizer, mode_config
 from seqace_ros.pipeline.localization.refinement import RefinementConfig
 from seqace_ros.pipeline.localization.single import (
     LocalizationError,
@@ -132,7 +133,8 @@ def test_recovers_from_the_keyframes_where_ransac_finds_no_pose(
         results[recover] = localizer.localize(frame.image_rgb, frame.intrinsics)
     recovered = results[True]
     assert recovered.success
-    assert recovered.refined
+    assert recovered.recovered
+    assert not recovered.refined
     translation_m, rotation_deg = pose_error(recovered.T_world_cam, frame.T_world_cam)
     assert translation_m < 0.10, translation_m
     assert rotation_deg < 3.0, rotation_deg
@@ -140,6 +142,14 @@ def test_recovers_from_the_keyframes_where_ransac_finds_no_pose(
     assert len(recovered.points2d_N2) == len(recovered.scene_points_N3)
     assert recovered.num_correspondences == len(recovered.points2d_N2)
     assert not results[False].success
+    assert not results[False].recovered
+    sequence = create_localizer(scene_map, mode_config("sequence").with_frame(LocalizerConfig(
+        refine=True, refinement=RefinementConfig(min_recovery_inliers=50))), "cpu")
+    monkeypatch.setattr(sequence._single, "solve", lambda points2d_N2, *_: (  # type: ignore[attr-defined]
+        None, np.zeros(len(points2d_N2), dtype=bool)))
+    first = sequence.localize(frame.image_rgb, frame.intrinsics)  # nothing tracked yet
+    assert first.recovered
+    np.testing.assert_allclose(first.T_world_cam, recovered.T_world_cam, atol=1e-9)
     assert results[False].T_world_cam is None
 
 

@@ -427,6 +427,7 @@ class SequenceLocalizer:
         accepted = smoothed or decision.accepted
         t2 = time.perf_counter()
         refined = frame.refined and decision.source is PoseSource.SINGLE
+        recovered = frame.recovered and decision.source is PoseSource.SINGLE
         if accepted is not None and decision.source is PoseSource.SEQUENCE:
             T_world_cam, refined = self._single.refine(
                 accepted.T_world_cam, frame.keypoints, intrinsics, frame.points2d_N2,
@@ -473,4 +474,4 @@ class SequenceLocalizer:
                      < self._single.inlier_threshold_px(intrinsics))
         return replace(LocalizationResult.from_inliers(
             T_world_cam, points.points2d_M2, points.scene_points_M3, inliers_N, timings_ms),
-            refined=refined)
+            refined=refined, recovered=recovered)

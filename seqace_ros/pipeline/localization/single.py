@@ -158,10 +158,11 @@ class LocalizationResult:
         scene_points_N3: (N, 3) regressed map-frame points (metres).
         inliers_N: (N,) bool inlier mask (all False when the solver found nothing).
         keypoints: the image's XFeat keypoints (``None`` when refinement is off).
-        refined: the pose came from the keyframes: refined from the head's pose
-            (``num_inliers`` and ``inliers_N`` stay those of the coarse pose's patches), or,
-            where the head found none, recovered from the keyframes alone (then the
-            correspondences, counts and inliers are the keyframe matches').
+        refined: the head's pose was refined against the keyframes (``num_inliers`` and
+            ``inliers_N`` stay those of the coarse pose's patches).
+        recovered: the head found no pose and this one was solved from the keyframes alone
+            (:meth:`Localizer.recover`; the correspondences, counts and inliers are then the
+            keyframe matches').
     """
 
     success: bool
@@ -175,6 +176,7 @@ class LocalizationResult:
     inliers_N: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     keypoints: SparseFeatures | None = None
     refined: bool = False
+    recovered: bool = False
 
     @classmethod
     def from_inliers(
@@ -338,7 +340,7 @@ class Localizer:
             return None
         return replace(LocalizationResult.from_inliers(
             recovery.T_world_cam, recovery.points2d_M2, recovery.points3d_M3, recovery.inliers_M,
-            {}, self.settings.min_inliers), keypoints=keypoints, refined=True)
+            {}, self.settings.min_inliers), keypoints=keypoints, recovered=True)
 
     def localize(
         self, image_rgb: NDArray[np.uint8], intrinsics: Intrinsics, stamp_ns: int | None = None,
@@ -370,7 +372,7 @@ class Localizer:
             T_world_cam, refined = self.refine(T_world_cam, encoded.keypoints, intrinsics,
                                                encoded.points2d_K2, scene_points)
         elif (recovered := self.recover(encoded.keypoints, intrinsics)) is not None:
-            result, T_world_cam, refined = recovered, recovered.T_world_cam, True
+            result, T_world_cam = recovered, recovered.T_world_cam
         t4 = time.perf_counter()
         timings_ms = {"encoder": 1000.0 * (t1 - t0), "head": 1000.0 * (t2 - t1),
                       "ransac": 1000.0 * (t3 - t2),
