@@ -184,8 +184,8 @@ def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
                         "for")
     parser.add_argument("--keyframe-max-depth", type=float, default=0.0, metavar="M",
                         help="with --refine: leave keyframe points deeper than M metres in their "
-                        "keyframe's camera out of the matches (0: no limit; 2.0 suits "
-                        "Kinect-class depth)")
+                        "keyframe's camera out of the matches (0: no limit; README, Benchmarks: "
+                        "measured limits for Kinect-class depth)")
 
 
 def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> LocalizationMode:

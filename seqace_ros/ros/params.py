@@ -106,12 +106,13 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "map without keyframes."),
     ParameterSpec("recover", _LOCALIZER_DEFAULTS.refinement.recover, "With refine on: where "
                   "the head finds no pose, solve one from the keyframes the image's keypoints "
-                  "vote for (at least 100 agreeing matches; about 0.1 s more on such a frame)."),
+                  "vote for (at least 100 agreeing matches; one descriptor search over every "
+                  "keyframe on such a frame)."),
     ParameterSpec("keyframe_max_depth_m", _LOCALIZER_DEFAULTS.refinement.max_point_depth_m,
                   "With refine on: keyframe points deeper than this (m) in their keyframe's "
                   "camera are not matched; 0: no limit. Far points carry depth-sensor and "
-                  "mapping-pose errors that grow with distance (README: 2.0 on Kinect-class "
-                  "depth).", bounds=(0.0, 100.0)),
+                  "mapping-pose errors that grow with distance (README, Benchmarks: measured "
+                  "limits for Kinect-class depth).", bounds=(0.0, 100.0)),
     ParameterSpec("covariance_map_translation_std_m", CALIBRATED_MAP_ERROR.translation_std_m,
                   "Map error in the published covariance: standard deviation (metres, per map "
                   "axis) of the local shift of the map the inliers see, added to the solver's "
