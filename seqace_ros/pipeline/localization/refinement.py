@@ -33,6 +33,7 @@ the keyframes saw).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -128,6 +129,11 @@ class RefinementConfig:
         height over the map's image height: in the pixels of the image itself."""
         return replace(self, threshold_px=self.threshold_px * scale)
 
+    def ransac_options(self, seed: int | None) -> RansacOptions:
+        """The options of refinement's and recovery's PnP solves."""
+        return RansacOptions(threshold_px=self.threshold_px, max_hypotheses=self.max_hypotheses,
+                             seed=seed)
+
 
 @dataclass(frozen=True)
 class Refinement:
@@ -169,7 +175,6 @@ class KeyframeMatcher:
 
     def __init__(self, keyframes: Keyframes) -> None:
         self.keyframes = keyframes
-        self._descriptors_ND = torch.from_numpy(keyframes.descriptors_ND.astype(np.float32))
         self._owner_N = np.repeat(np.arange(keyframes.count), np.diff(keyframes.offsets_K1))
         self._depth_N = np.zeros(len(keyframes.points_N3))
         for k in range(keyframes.count):
@@ -178,6 +183,12 @@ class KeyframeMatcher:
         self._query: SparseFeatures | None = None
         self._matches: dict[tuple[int, float], tuple[NDArray[np.float64], NDArray[np.float64],
                                                      NDArray[np.float64]]] = {}
+
+    @cached_property
+    def _descriptors_ND(self) -> torch.Tensor:
+        """(N, 64) float32 descriptors of every keyframe, made on the first vote (recovery
+        only: refinement matches per keyframe)."""
+        return torch.from_numpy(self.keyframes.descriptors_ND.astype(np.float32))
 
     def voted(self, query: SparseFeatures, count: int, min_similarity: float,
               voters: int) -> NDArray[np.int64]:
@@ -275,8 +286,7 @@ def refine_pose(
 
     if matches < config.min_inliers:
         return keep(f"{matches} keyframe matches (need {config.min_inliers})")
-    options = RansacOptions(threshold_px=config.threshold_px,
-                            max_hypotheses=config.max_hypotheses, seed=seed)
+    options = config.ransac_options(seed)
     alone = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple, options)
     inliers = int(np.sum(alone.inliers)) if alone.success else 0
     if inliers < config.min_inliers:
@@ -328,9 +338,7 @@ def recover_pose(
                                            config.max_point_depth_m)
     if len(pixels_M2) < config.min_recovery_inliers:
         return None
-    solved = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple,
-                       RansacOptions(threshold_px=config.threshold_px,
-                                     max_hypotheses=config.max_hypotheses, seed=seed))
+    solved = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple, config.ransac_options(seed))
     inliers = np.asarray(solved.inliers, dtype=bool)
     if not solved.success or int(inliers.sum()) < config.min_recovery_inliers:
         return None

@@ -308,6 +308,10 @@ class Localizer:
         """The RANSAC inlier threshold in pixels of the image ``intrinsics`` describes."""
         return self.settings.threshold_px * self.pixel_scale(intrinsics)
 
+    def _refinement_in_pixels_of(self, intrinsics: Intrinsics) -> RefinementConfig:
+        """The refinement settings with their pixel threshold in this image's pixels."""
+        return self.settings.refinement.in_image_pixels(self.pixel_scale(intrinsics))
+
     def refine(
         self, T_world_cam: NDArray[np.float64], keypoints: SparseFeatures | None,
         intrinsics: Intrinsics, points2d_N2: NDArray[np.float64],
@@ -319,9 +323,9 @@ class Localizer:
         else ``T_world_cam``; and whether it was refined."""
         if not self.settings.refine or keypoints is None or self._matcher is None:
             return T_world_cam, False
-        config = self.settings.refinement.in_image_pixels(self.pixel_scale(intrinsics))
-        refinement = refine_pose(T_world_cam, keypoints, intrinsics, self._matcher, config,
-                                 points2d_N2, scene_points_N3, self.settings.seed)
+        refinement = refine_pose(T_world_cam, keypoints, intrinsics, self._matcher,
+                                 self._refinement_in_pixels_of(intrinsics), points2d_N2,
+                                 scene_points_N3, self.settings.seed)
         return refinement.T_world_cam, refinement.accepted
 
     def recover(self, keypoints: SparseFeatures | None,
@@ -329,13 +333,11 @@ class Localizer:
         """Recovery stage, for an image the head found no pose for: a result from the
         keyframes its keypoints vote for (see :func:`.refinement.recover_pose`) when
         ``refine`` and its ``recover`` setting are on and enough matches agree, else None."""
-        config = self.settings.refinement
-        if (not self.settings.refine or not config.recover or keypoints is None
-                or self._matcher is None):
+        if (not self.settings.refine or not self.settings.refinement.recover
+                or keypoints is None or self._matcher is None):
             return None
         recovery = recover_pose(keypoints, intrinsics, self._matcher,
-                                config.in_image_pixels(self.pixel_scale(intrinsics)),
-                                self.settings.seed)
+                                self._refinement_in_pixels_of(intrinsics), self.settings.seed)
         if recovery is None:
             return None
         return replace(LocalizationResult.from_inliers(
