@@ -124,13 +124,14 @@ def test_recovers_from_the_keyframes_where_ransac_finds_no_pose(
     those matches as its correspondences; with ``recover`` off it stays without a pose. (The
     test preset's 8 keyframes hold 16 to 60 points each, hence the lower inlier bar.)"""
     frame = dataset[21]
-    results = {}
+    results, statuses = {}, {}
     for recover in (True, False):
         localizer = Localizer(scene_map, LocalizerConfig(refine=True, refinement=RefinementConfig(
             recover=recover, min_recovery_inliers=50)), device="cpu")
         monkeypatch.setattr(localizer, "solve", lambda points2d_N2, *_: (
             None, np.zeros(len(points2d_N2), dtype=bool)))
         results[recover] = localizer.localize(frame.image_rgb, frame.intrinsics)
+        statuses[recover] = localizer.status.refinement
     recovered = results[True]
     assert recovered.success
     assert recovered.recovered
@@ -141,16 +142,38 @@ def test_recovers_from_the_keyframes_where_ransac_finds_no_pose(
     assert recovered.num_inliers == int(recovered.inliers_N.sum()) >= 50
     assert len(recovered.points2d_N2) == len(recovered.scene_points_N3)
     assert recovered.num_correspondences == len(recovered.points2d_N2)
+    assert statuses[True] == (f"recovered from the keyframes: {recovered.num_inliers} of "
+                              f"{recovered.num_correspondences} matches agree")
     assert not results[False].success
     assert not results[False].recovered
+    assert statuses[False] == ""
     sequence = create_localizer(scene_map, mode_config("sequence").with_frame(LocalizerConfig(
         refine=True, refinement=RefinementConfig(min_recovery_inliers=50))), "cpu")
     monkeypatch.setattr(sequence._single, "solve", lambda points2d_N2, *_: (  # type: ignore[attr-defined]
         None, np.zeros(len(points2d_N2), dtype=bool)))
     first = sequence.localize(frame.image_rgb, frame.intrinsics)  # nothing tracked yet
     assert first.recovered
+    assert sequence.status.refinement == statuses[True]
     np.testing.assert_allclose(first.T_world_cam, recovered.T_world_cam, atol=1e-9)
     assert results[False].T_world_cam is None
+
+
+def test_status_says_what_refinement_did(dataset: FolderDataset, scene_map: SceneMap) -> None:
+    """The mode's status (the node's diagnostics) says whether each frame's pose was refined
+    and, when not, why; without refinement it says nothing."""
+    refining = Localizer(scene_map, LocalizerConfig(refine=True), device="cpu")
+    plain = Localizer(scene_map, LocalizerConfig(), device="cpu")
+    outcomes = []
+    for index in QUERY_FRAMES:
+        frame = dataset[index]
+        result = refining.localize(frame.image_rgb, frame.intrinsics)
+        outcome = refining.status.refinement
+        assert result.success
+        assert outcome.startswith("refined: " if result.refined else "kept the head's pose: ")
+        outcomes.append(outcome)
+        plain.localize(frame.image_rgb, frame.intrinsics)
+        assert plain.status.refinement == ""
+    assert len(set(outcomes)) > 1, outcomes  # counts (or reasons) differ from frame to frame
 
 
 def test_map_file_round_trip_gives_same_poses(

@@ -511,8 +511,9 @@ def test_refine_parameter_needs_a_map_with_keyframes(
     ros_io: RosIO, node_process: NodeProcess, good_frame: PosedFrame, dev_map_path: Path,
     tmp_path: Path,
 ) -> None:
-    """refine is settable at run time; a map without keyframes and refine exclude each
-    other (rejected with the reason, the old state kept); poses keep coming."""
+    """refine is settable at run time, and /diagnostics say what refinement did with the
+    last pose; a map without keyframes and refine exclude each other (rejected with the
+    reason, the old state kept); poses keep coming."""
     good, base = good_frame, 9000 * 10**9
     plain = save_map(replace(load_map(dev_map_path), keyframes=None), tmp_path / "plain.map")
 
@@ -523,7 +524,13 @@ def test_refine_parameter_needs_a_map_with_keyframes(
 
     try:
         assert ros_io.set_parameter("refine", True).successful
+        since = len(ros_io.diagnostics.messages)
         answer(base)
+        refined = ros_io.wait_diagnostic(
+            since, lambda s: {v.key: v.value for v in s.values}.get("refinement", ""),
+            "a diagnostics status saying what refinement did")
+        outcome = {v.key: v.value for v in refined.values}["refinement"]
+        assert outcome.startswith(("refined: ", "kept the head's pose: ")), outcome
         rejected = ros_io.set_parameter("map_path", str(plain))
         assert not rejected.successful
         assert "has no keyframes and refine is on; keeping" in rejected.reason

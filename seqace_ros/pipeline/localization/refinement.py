@@ -157,6 +157,13 @@ class Refinement:
     inliers: int
     keyframe_weight: float = 0.0
 
+    def describe(self) -> str:
+        """One line for diagnostics: what became of the coarse pose and why."""
+        if self.accepted:
+            return (f"refined: {self.inliers} of {self.matches} keyframe matches agree "
+                    f"(match weight {self.keyframe_weight:.2g})")
+        return f"kept the head's pose: {self.reason}"
+
 
 class KeyframeMatcher:
     """The map's keyframes and the matches of the current query's keypoints with them.

@@ -428,11 +428,14 @@ class SequenceLocalizer:
         t2 = time.perf_counter()
         refined = frame.refined and decision.source is PoseSource.SINGLE
         recovered = frame.recovered and decision.source is PoseSource.SINGLE
+        outcome = self._single.status.refinement if decision.source is PoseSource.SINGLE else ""
         if accepted is not None and decision.source is PoseSource.SEQUENCE:
-            T_world_cam, refined = self._single.refine(
+            refinement = self._single.refine(
                 accepted.T_world_cam, frame.keypoints, intrinsics, frame.points2d_N2,
                 frame.scene_points_N3)
-            accepted = replace(accepted, T_world_cam=T_world_cam)
+            if refinement is not None:
+                refined, outcome = refinement.accepted, refinement.describe()
+                accepted = replace(accepted, T_world_cam=refinement.T_world_cam)
         t_refined = time.perf_counter()
 
         reset_reason = reset_reason or decision.reset_reason
@@ -458,7 +461,7 @@ class SequenceLocalizer:
             source=decision.source, tracked_points=len(carried),
             local_points=len(self._local_map), reset_reason=reset_reason,
             single_success=single is not None, conflicts=self._conflicts,
-            smoothed=smoothed is not None)
+            smoothed=smoothed is not None, refinement=outcome)
         stage_ms = frame.timings_ms
         refine_ms = stage_ms.get("refine", 0.0) + 1000.0 * (t_refined - t2)
         timings_ms = {"encoder": stage_ms["encoder"], "head": stage_ms["head"],

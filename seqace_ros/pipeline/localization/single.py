@@ -36,6 +36,7 @@ from seqace_ros.core.map_file import SceneMap
 from seqace_ros.core.sparse_features import SparseFeatures
 from seqace_ros.pipeline.localization.refinement import (
     KeyframeMatcher,
+    Refinement,
     RefinementConfig,
     recover_pose,
     refine_pose,
@@ -113,9 +114,13 @@ class FrameStatus:
 
     Attributes:
         source: where the returned pose came from (``NONE`` before the first frame).
+        refinement: what refinement did with the returned pose
+            (:meth:`~.refinement.Refinement.describe`, or that it was recovered from the
+            keyframes); ``""`` when refinement is off or there was no pose.
     """
 
     source: PoseSource = PoseSource.NONE
+    refinement: str = ""
 
     def values(self) -> dict[str, str]:
         """Every attribute as text, by name (the node's ``/diagnostics`` key values)."""
@@ -316,17 +321,16 @@ class Localizer:
         self, T_world_cam: NDArray[np.float64], keypoints: SparseFeatures | None,
         intrinsics: Intrinsics, points2d_N2: NDArray[np.float64],
         scene_points_N3: NDArray[np.float64],
-    ) -> tuple[NDArray[np.float64], bool]:
-        """Refinement stage: the (4, 4) pose refined against the map's keyframes when
-        ``refine`` is on and the refinement is accepted (see :mod:`.refinement`; the image's
-        head correspondences ``points2d_N2`` (N, 2), ``scene_points_N3`` (N, 3) weigh in),
-        else ``T_world_cam``; and whether it was refined."""
+    ) -> Refinement | None:
+        """Refinement stage: the (4, 4) pose refined against the map's keyframes (see
+        :mod:`.refinement`; the image's head correspondences ``points2d_N2`` (N, 2),
+        ``scene_points_N3`` (N, 3) weigh in); its ``T_world_cam`` is ``T_world_cam`` itself
+        when the refinement is not accepted. None when ``refine`` is off."""
         if not self.settings.refine or keypoints is None or self._matcher is None:
-            return T_world_cam, False
-        refinement = refine_pose(T_world_cam, keypoints, intrinsics, self._matcher,
-                                 self._refinement_in_pixels_of(intrinsics), points2d_N2,
-                                 scene_points_N3, self.settings.seed)
-        return refinement.T_world_cam, refinement.accepted
+            return None
+        return refine_pose(T_world_cam, keypoints, intrinsics, self._matcher,
+                           self._refinement_in_pixels_of(intrinsics), points2d_N2,
+                           scene_points_N3, self.settings.seed)
 
     def recover(self, keypoints: SparseFeatures | None,
                 intrinsics: Intrinsics) -> LocalizationResult | None:
@@ -369,18 +373,24 @@ class Localizer:
         t3 = time.perf_counter()
         result = LocalizationResult.from_inliers(T_world_cam, encoded.points2d_K2, scene_points,
                                                  inliers, {}, self.settings.min_inliers)
-        T_world_cam, refined = result.T_world_cam, False  # None unless a success
+        T_world_cam, refined, outcome = result.T_world_cam, False, ""  # pose None unless found
         if T_world_cam is not None:
-            T_world_cam, refined = self.refine(T_world_cam, encoded.keypoints, intrinsics,
-                                               encoded.points2d_K2, scene_points)
+            refinement = self.refine(T_world_cam, encoded.keypoints, intrinsics,
+                                     encoded.points2d_K2, scene_points)
+            if refinement is not None:
+                T_world_cam, refined = refinement.T_world_cam, refinement.accepted
+                outcome = refinement.describe()
         elif (recovered := self.recover(encoded.keypoints, intrinsics)) is not None:
             result, T_world_cam = recovered, recovered.T_world_cam
+            outcome = (f"recovered from the keyframes: {recovered.num_inliers} of "
+                       f"{recovered.num_correspondences} matches agree")
         t4 = time.perf_counter()
         timings_ms = {"encoder": 1000.0 * (t1 - t0), "head": 1000.0 * (t2 - t1),
                       "ransac": 1000.0 * (t3 - t2),
                       **({"refine": 1000.0 * (t4 - t3)} if self.settings.refine else {}),
                       "total": 1000.0 * (t4 - t0)}
-        self.status = FrameStatus(PoseSource.SINGLE if result.success else PoseSource.NONE)
+        self.status = FrameStatus(PoseSource.SINGLE if result.success else PoseSource.NONE,
+                                  outcome)
         return replace(result, T_world_cam=T_world_cam, timings_ms=timings_ms,
                        keypoints=encoded.keypoints, refined=refined)
 

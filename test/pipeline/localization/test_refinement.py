@@ -160,11 +160,14 @@ def test_gate_rejects_a_refined_pose_far_from_the_coarse_one() -> None:
                              *NO_PATCHES)
     assert not refinement.accepted
     assert "from the coarse one" in refinement.reason
+    assert refinement.describe() == f"kept the head's pose: {refinement.reason}"
     np.testing.assert_array_equal(refinement.T_world_cam, coarse)
     wider = refine_pose(coarse, _query(T_true, keyframes, descriptors), INTRINSICS,
                         KeyframeMatcher(keyframes), RefinementConfig(max_translation_m=1.0),
                         *NO_PATCHES)
     assert wider.accepted
+    assert wider.describe() == (f"refined: {wider.inliers} of {wider.matches} keyframe matches "
+                                f"agree (match weight {wider.keyframe_weight:.2g})")
     assert pose_error(wider.T_world_cam, T_true)[0] < 0.003
 
 

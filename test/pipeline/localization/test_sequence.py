@@ -61,11 +61,13 @@ def test_registry_names_each_config_by_its_mode() -> None:
 
 
 def test_status_values_are_text_by_name() -> None:
-    assert FrameStatus().values() == {"source": "none"}
+    assert FrameStatus().values() == {"source": "none", "refinement": ""}
     status = SequenceStatus(PoseSource.SEQUENCE, tracked_points=120, local_points=400,
-                            reset_reason="stamp gap", single_success=True)
+                            reset_reason="stamp gap", single_success=True,
+                            refinement="refined: 80 of 120 keyframe matches agree")
     assert status.values() == {
-        "source": "sequence", "tracked_points": "120", "local_points": "400",
+        "source": "sequence", "refinement": "refined: 80 of 120 keyframe matches agree",
+        "tracked_points": "120", "local_points": "400",
         "reset_reason": "stamp gap", "single_success": "True", "conflicts": "0",
         "smoothed": "False",
     }
