@@ -143,7 +143,8 @@ def refinement_config(args: argparse.Namespace) -> RefinementConfig:
     ``--refine-view-angle`` (keyframe choice, see Keyframes.covisible) and
     ``--keyframe-max-depth`` where given."""
     given = {"candidates": args.refine_candidates, "max_view_angle_deg": args.refine_view_angle,
-             "max_point_depth_m": args.keyframe_max_depth}
+             "max_point_depth_m": args.keyframe_max_depth,
+             "max_point_disagreement_m": args.keyframe_max_disagreement}
     return RefinementConfig(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -248,6 +249,10 @@ def main() -> int:
                         help="leave keyframe points deeper than this (m) in their keyframe's "
                              "camera out of refinement's matches (default: RefinementConfig's, "
                              "no limit)")
+    parser.add_argument("--keyframe-max-disagreement", type=float, default=None,
+                        help="match sensor-depth keyframe points only up to the depth where "
+                             "neighbouring keyframes disagree by this median (m; 0: off; "
+                             "default: RefinementConfig's)")
     parser.add_argument("--rebuild-keyframes", action="store_true",
                         help="with --refine: build keyframes as mapping builds them now, also "
                              "for cached maps that have keyframes")

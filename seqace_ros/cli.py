@@ -186,6 +186,12 @@ def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --refine: leave keyframe points deeper than M metres in their "
                         "keyframe's camera out of the matches (0: no limit; README, Benchmarks: "
                         "measured limits for Kinect-class depth)")
+    parser.add_argument("--keyframe-max-disagreement", type=float,
+                        default=None, metavar="M",
+                        help="with --refine and sensor-depth keyframes: match their points only "
+                        "up to the depth where neighbouring keyframes' points of the same "
+                        "keypoint disagree by a median of M metres (0: off; default: the "
+                        "node's keyframe_max_disagreement_m default)")
 
 
 def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> LocalizationMode:
@@ -197,7 +203,9 @@ def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> Localiza
 
     config = mode_config(args.mode).with_frame(LocalizerConfig(
         refine=args.refine, refinement=RefinementConfig(
-            recover=args.recover, max_point_depth_m=args.keyframe_max_depth)))
+            recover=args.recover, max_point_depth_m=args.keyframe_max_depth,
+            **({} if args.keyframe_max_disagreement is None
+               else {"max_point_disagreement_m": args.keyframe_max_disagreement}))))
     return create_localizer(scene_map, config, resolve_device(args.device))
 
 

@@ -113,6 +113,13 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "camera are not matched; 0: no limit. Far points carry depth-sensor and "
                   "mapping-pose errors that grow with distance (README, Benchmarks: measured "
                   "limits for Kinect-class depth).", bounds=(0.0, 100.0)),
+    ParameterSpec("keyframe_max_disagreement_m",
+                  _LOCALIZER_DEFAULTS.refinement.max_point_disagreement_m,
+                  "With refine on and a map whose keyframe points are sensor depth: those "
+                  "points are matched only up to the depth where neighbouring keyframes' points "
+                  "of the same keypoint disagree by a median of this many metres (measured "
+                  "once per map at load; with keyframe_max_depth_m too, the nearer limit "
+                  "holds); 0: off.", bounds=(0.0, 1.0)),
     ParameterSpec("covariance_map_translation_std_m", CALIBRATED_MAP_ERROR.translation_std_m,
                   "Map error in the published covariance: standard deviation (metres, per map "
                   "axis) of the local shift of the map the inliers see, added to the solver's "
@@ -233,6 +240,7 @@ class RelocalizationParams:
     refine: bool
     recover: bool
     keyframe_max_depth_m: float
+    keyframe_max_disagreement_m: float
     covariance_map_translation_std_m: float
     covariance_map_rotation_std_deg: float
     map_frame: str
@@ -275,7 +283,8 @@ class RelocalizationParams:
             seed=None if self.ransac_seed < 0 else self.ransac_seed,
             refine=self.refine,
             refinement=replace(_LOCALIZER_DEFAULTS.refinement, recover=self.recover,
-                               max_point_depth_m=self.keyframe_max_depth_m),
+                               max_point_depth_m=self.keyframe_max_depth_m,
+                               max_point_disagreement_m=self.keyframe_max_disagreement_m),
         )
 
     def mode_config(self) -> ModeConfig:

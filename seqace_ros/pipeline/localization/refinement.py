@@ -23,6 +23,12 @@ pose, the matches' under a pose solved from them alone). Where the keyframes' 3D
 the coarse one unless the matches are too few, their own solve has too few inliers, or the
 joint pose moved beyond the gate.
 
+Sensor-depth keyframe points are matched only up to a depth: where two keyframes' points of
+the same keypoint disagree by a median of ``max_point_disagreement_m``
+(:mod:`seqace_ros.core.keyframe_agreement`, measured once per map), or ``max_point_depth_m``
+when that is set and nearer. Farther points carry depth-sensor and mapping-pose errors that
+grow with distance; with exact depth they agree at every depth and all are used.
+
 Where the head finds no pose at all, :func:`recover_pose` solves one from the keyframes alone:
 the query's ``voters`` strongest keypoints each vote for the keyframe that holds their nearest
 descriptor, the ``keyframes`` with most votes are matched as above, and their matches give the
@@ -41,6 +47,11 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import pose_error
+from seqace_ros.core.keyframe_agreement import (
+    DepthAgreement,
+    measure_depth_agreement,
+    point_depths,
+)
 from seqace_ros.core.keyframes import Keyframes
 from seqace_ros.core.sparse_features import SparseFeatures, mutual_nearest_neighbours
 from seqace_ros.pipeline.localization.local_map import reprojection_errors_px
@@ -77,6 +88,10 @@ class RefinementConfig:
             (metres along its optical axis) are left out of the matches; 0: no limit. Far
             points carry the errors of depth sensors and of mapping poses that grow with
             distance (rtabmap's ``Vis/MaxDepth`` does the same for its features).
+        max_point_disagreement_m: sensor-depth keyframe points are also left out beyond the
+            depth where neighbouring keyframes' points of the same keypoint disagree by a
+            median of this many metres
+            (:meth:`~seqace_ros.core.keyframe_agreement.DepthAgreement.depth_limit`); 0: off.
         recover: where the head finds no pose, solve one from the keyframes the query's
             keypoints vote for (:func:`recover_pose`).
         voters: strongest query keypoints that vote for keyframes in recovery.
@@ -96,6 +111,7 @@ class RefinementConfig:
     max_rotation_deg: float = 10.0
     max_weight_ratio: float = 16.0
     max_point_depth_m: float = 0.0
+    max_point_disagreement_m: float = 0.02
     recover: bool = True
     voters: int = 512
     min_recovery_inliers: int = 100
@@ -114,8 +130,9 @@ class RefinementConfig:
             raise ValueError(
                 "refinement needs voters >= 1 and min_recovery_inliers >= min_inliers; got "
                 f"{self.voters}, {self.min_recovery_inliers} (min_inliers {self.min_inliers})")
-        if not self.max_point_depth_m >= 0.0:
-            raise ValueError(f"max_point_depth_m must be >= 0, got {self.max_point_depth_m}")
+        if not (self.max_point_depth_m >= 0.0 and self.max_point_disagreement_m >= 0.0):
+            raise ValueError("max_point_depth_m and max_point_disagreement_m must be >= 0, got "
+                             f"{self.max_point_depth_m}, {self.max_point_disagreement_m}")
         if self.max_weight_ratio < 1.0:
             raise ValueError(f"max_weight_ratio must be >= 1, got {self.max_weight_ratio}")
         if not 0.0 < self.max_view_angle_deg <= 180.0:
@@ -148,6 +165,8 @@ class Refinement:
             matches' own solve (0 when none was solved).
         keyframe_weight: weight of a keyframe match relative to a head correspondence in the
             joint solve (0 when there was none).
+        max_depth_m: keyframe points deeper than this (metres, in their keyframe's camera)
+            were not matched; 0: no limit.
     """
 
     T_world_cam: NDArray[np.float64]
@@ -156,12 +175,14 @@ class Refinement:
     matches: int
     inliers: int
     keyframe_weight: float = 0.0
+    max_depth_m: float = 0.0
 
     def describe(self) -> str:
         """One line for diagnostics: what became of the coarse pose and why."""
+        within = f"; keyframe points within {self.max_depth_m:g} m" if self.max_depth_m else ""
         if self.accepted:
             return (f"refined: {self.inliers} of {self.matches} keyframe matches agree "
-                    f"(match weight {self.keyframe_weight:.2g})")
+                    f"(match weight {self.keyframe_weight:.2g}{within})")
         return f"kept the head's pose: {self.reason}"
 
 
@@ -183,13 +204,29 @@ class KeyframeMatcher:
     def __init__(self, keyframes: Keyframes) -> None:
         self.keyframes = keyframes
         self._owner_N = np.repeat(np.arange(keyframes.count), np.diff(keyframes.offsets_K1))
-        self._depth_N = np.zeros(len(keyframes.points_N3))
-        for k in range(keyframes.count):
-            rows, T = keyframes.rows(k), keyframes.T_world_cam_K44[k].astype(np.float64)
-            self._depth_N[rows] = (keyframes.points_N3[rows] - T[:3, 3]) @ T[:3, 2]
+        self._depth_N = point_depths(keyframes)
         self._query: SparseFeatures | None = None
         self._matches: dict[tuple[int, float], tuple[NDArray[np.float64], NDArray[np.float64],
                                                      NDArray[np.float64]]] = {}
+
+    @cached_property
+    def depth_agreement(self) -> DepthAgreement | None:
+        """How the keyframes' points agree by depth (measured on first use, about a second
+        for a 96-keyframe map); None for keyframes whose points are the head's, not sensor
+        depth."""
+        if not self.keyframes.points_from_depth:
+            return None
+        return measure_depth_agreement(self.keyframes)
+
+    def depth_limit(self, config: RefinementConfig) -> float:
+        """Depth (metres) beyond which ``config`` leaves this map's keyframe points out: the
+        nearer of ``max_point_depth_m`` and the depth where the points disagree by
+        ``max_point_disagreement_m`` (sensor-depth points only); 0: no limit."""
+        limits = [config.max_point_depth_m]
+        if config.max_point_disagreement_m > 0 and self.depth_agreement is not None:
+            limits.append(self.depth_agreement.depth_limit(config.max_point_disagreement_m))
+        positive = [limit for limit in limits if limit > 0]
+        return min(positive, default=0.0)
 
     @cached_property
     def _descriptors_ND(self) -> torch.Tensor:
@@ -284,12 +321,12 @@ def refine_pose(
     candidates = config.candidates if keyframes.points_from_depth else config.keyframes
     chosen_K = keyframes.covisible(T_world_cam, intrinsics, config.keyframes, candidates,
                                    config.max_view_angle_deg, config.rotation_weight_m)
-    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity,
-                                           config.max_point_depth_m)
+    max_depth_m = matcher.depth_limit(config)
+    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity, max_depth_m)
     matches = len(pixels_M2)
 
     def keep(reason: str, inliers: int = 0, weight: float = 0.0) -> Refinement:
-        return Refinement(T_world_cam, False, reason, matches, inliers, weight)
+        return Refinement(T_world_cam, False, reason, matches, inliers, weight, max_depth_m)
 
     if matches < config.min_inliers:
         return keep(f"{matches} keyframe matches (need {config.min_inliers})")
@@ -313,7 +350,7 @@ def refine_pose(
     if moved_m > config.max_translation_m or turned_deg > config.max_rotation_deg:
         return keep(f"refined pose {moved_m:.2f} m / {turned_deg:.1f} deg from the coarse one",
                     inliers, weight)
-    return Refinement(T_refined, True, "", matches, inliers, weight)
+    return Refinement(T_refined, True, "", matches, inliers, weight, max_depth_m)
 
 
 @dataclass(frozen=True)
@@ -342,7 +379,7 @@ def recover_pose(
     agree on one."""
     chosen_K = matcher.voted(query, config.keyframes, config.min_similarity, config.voters)
     pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity,
-                                           config.max_point_depth_m)
+                                           matcher.depth_limit(config))
     if len(pixels_M2) < config.min_recovery_inliers:
         return None
     solved = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple, config.ransac_options(seed))

@@ -237,6 +237,8 @@ class Localizer:
         device: str | torch.device = "auto",
     ) -> None:
         self.scene_map = scene_map
+        self._matcher = (None if scene_map.keyframes is None
+                         else KeyframeMatcher(scene_map.keyframes))
         self.settings = config or LocalizerConfig()
         self.status = FrameStatus()
         self.device = resolve_device(device)
@@ -244,8 +246,6 @@ class Localizer:
         scene_map.check_encoder(self.encoder.encoder_id, self.encoder.weight_hash,
                                 self.encoder.feature_dim)
         self.head = scene_map.build_head(self.device)
-        self._matcher = (None if scene_map.keyframes is None
-                         else KeyframeMatcher(scene_map.keyframes))
 
     @property
     def settings(self) -> LocalizerConfig:
@@ -254,9 +254,11 @@ class Localizer:
 
     @settings.setter
     def settings(self, settings: LocalizerConfig) -> None:
-        if settings.refine and self.scene_map.keyframes is None:
-            raise LocalizationError("refinement needs a map with keyframes; this map has none "
-                                    "(map again with keyframes, or turn refine off)")
+        if settings.refine:
+            if self._matcher is None:
+                raise LocalizationError("refinement needs a map with keyframes; this map has "
+                                        "none (map again with keyframes, or turn refine off)")
+            self._matcher.depth_limit(settings.refinement)  # measure agreement now, not later
         self._settings = settings
 
     def synchronize(self) -> None:
