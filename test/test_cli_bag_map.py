@@ -13,10 +13,13 @@ import pytest
 from data_paths import require_redkitchen
 
 from seqace_ros.cli import main
+from seqace_ros.core.keyframe_agreement import measure_depth_agreement
+from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.bag_writer import BagWriter, FramesBagConfig, write_frames_bag
 from seqace_ros.datasets.base import PosedFrame
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.datasets.trajectory import write_tum_trajectory
+from seqace_ros.pipeline.localization.refinement import RefinementConfig
 
 pytestmark = pytest.mark.real_data
 
@@ -123,6 +126,8 @@ def test_bag_map_with_a_depth_topic_trains_an_rgbd_map(
     assert np.allclose(report["source"]["T_colour_depth"], rgbd.T_colour_depth)
     assert report["map"]["keyframes"] > 0
     assert report["map"]["keyframe_points"] == "sensor_depth"
+    assert report["map"]["keyframe_depth_limit_m"] == measure_depth_agreement(
+        load_map(out).keyframes).depth_limit(RefinementConfig().max_point_disagreement_m)
     # The wider colour camera sees past the depth camera's image (about a quarter of the colour
     # image has no depth at all), depth has holes, and at 160x120 a patch's depth
     # neighbourhood spans depth edges more often: a bit over 40 % of the patches get depth here

@@ -37,7 +37,8 @@ from numpy.typing import NDArray
 from seqace_ros.core.atomic_io import FileWriteError
 from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.json_io import json_text
-from seqace_ros.core.keyframes import same_keyframes
+from seqace_ros.core.keyframe_agreement import measure_depth_agreement
+from seqace_ros.core.keyframes import Keyframes, same_keyframes
 from seqace_ros.core.map_file import (
     MapFileError,
     SceneMap,
@@ -47,6 +48,7 @@ from seqace_ros.core.map_file import (
 )
 from seqace_ros.core.staged_files import StagedFiles
 from seqace_ros.core.stop import check_stop
+from seqace_ros.pipeline.localization.refinement import RefinementConfig
 from seqace_ros.pipeline.mapping.config import MappingConfig
 from seqace_ros.pipeline.mapping.mapper import MappingStats
 from seqace_ros.pipeline.mapping.self_check import SelfCheckRun, passes
@@ -182,6 +184,16 @@ def _trajectory_summary(T_world_cam_N44: NDArray[np.float64]) -> dict[str, Any]:
         "min_m": [round(float(v), 4) for v in centres_N3.min(axis=0)],
         "max_m": [round(float(v), 4) for v in centres_N3.max(axis=0)],
     }
+
+
+def keyframe_depth_limit_m(keyframes: Keyframes | None) -> float | None:
+    """Depth (metres) up to which refinement will use the sensor-depth keyframe points with
+    its default bound (:meth:`~seqace_ros.core.keyframe_agreement.DepthAgreement.depth_limit`;
+    0: all of them); ``None`` without keyframes or when their points are the head's."""
+    if keyframes is None or not keyframes.points_from_depth:
+        return None
+    return measure_depth_agreement(keyframes).depth_limit(
+        RefinementConfig.max_point_disagreement_m)
 
 
 def render_trajectory_png(
@@ -348,7 +360,8 @@ def write_map_and_report(
                 "map": {"path": str(target), "bytes": staged_map.stat().st_size,
                         "keyframes": stats.stored_keyframes,
                         "keyframe_bytes": stats.keyframe_bytes,
-                        "keyframe_points": keyframe_point_source(scene_map.keyframes)},
+                        "keyframe_points": keyframe_point_source(scene_map.keyframes),
+                        "keyframe_depth_limit_m": keyframe_depth_limit_m(scene_map.keyframes)},
                 "source": dict(source),
                 "frames": {"in_source": accounting.in_source, "used": accounting.used,
                            "skipped": dict(accounting.skipped),

@@ -117,7 +117,8 @@ def test_map_with_report_writes_map_json_and_plots(
     assert stats.stored_keyframes == min(TINY_CONFIG.keyframes.count, 8) > 0
     assert report["map"] == {"path": str(path), "bytes": path.stat().st_size,
                              "keyframes": stats.stored_keyframes,
-                             "keyframe_bytes": stats.keyframe_bytes, "keyframe_points": "head"}
+                             "keyframe_bytes": stats.keyframe_bytes, "keyframe_points": "head",
+                             "keyframe_depth_limit_m": None}
     assert 0 < stats.keyframe_bytes < path.stat().st_size
     assert report["source"] == {"kind": "test", "path": "memory"}
     assert report["frames"] == {"in_source": 10, "used": 8, "skipped": {"outside_frame_range": 2},
