@@ -211,9 +211,9 @@ class KeyframeMatcher:
 
     @cached_property
     def depth_agreement(self) -> DepthAgreement | None:
-        """How the keyframes' points agree by depth (measured on first use, about a second
-        for a 96-keyframe map); None for keyframes whose points are the head's, not sensor
-        depth."""
+        """How the keyframes' points agree by depth (measured on first use: a descriptor
+        match per keyframe and neighbour); None for keyframes whose points are the head's, not
+        sensor depth."""
         if not self.keyframes.points_from_depth:
             return None
         return measure_depth_agreement(self.keyframes)
