@@ -72,23 +72,26 @@ def measure_depth_agreement(
 ) -> DepthAgreement:
     """The :class:`DepthAgreement` of ``keyframes``: each keyframe's points are matched
     (mutual nearest neighbours above ``min_similarity``, refinement's matching) with those of
-    its ``neighbours`` nearest keyframes (:func:`~seqace_ros.core.keyframes.pose_distances`);
+    its ``neighbours`` nearest keyframes (:func:`~seqace_ros.core.keyframes.pose_distances`;
+    each pair of keyframes once);
     pairs farther apart than ``max_distance_m`` are wrong matches, not disagreement, and are
     left out; bins are ``bin_m`` deep; bins with fewer than ``min_pairs`` pairs stay NaN."""
     depths_N = point_depths(keyframes)
     T_K44 = keyframes.T_world_cam_K44.astype(np.float64)
     points_N3 = keyframes.points_N3.astype(np.float64)
-    deeper, distances = [np.zeros(0)], [np.zeros(0)]
+    neighbour_pairs = set()  # unordered: mutual matching is symmetric, match each pair once
     for k in range(keyframes.count):
         order = np.argsort(pose_distances(T_K44, T_K44[k], rotation_weight_m), kind="stable")
-        for j in order[order != k][:neighbours]:
-            rows_a, rows_b = keyframes.rows(k), keyframes.rows(int(j))
-            index_a, index_b = mutual_nearest_neighbours(
-                keyframes.descriptors_ND[rows_a], keyframes.descriptors_ND[rows_b],
-                min_similarity)
-            a, b = index_a + rows_a.start, index_b + rows_b.start
-            deeper.append(np.maximum(depths_N[a], depths_N[b]))
-            distances.append(np.linalg.norm(points_N3[a] - points_N3[b], axis=1))
+        neighbour_pairs.update((min(k, int(j)), max(k, int(j)))
+                               for j in order[order != k][:neighbours])
+    deeper, distances = [np.zeros(0)], [np.zeros(0)]
+    for k, j in sorted(neighbour_pairs):
+        rows_a, rows_b = keyframes.rows(k), keyframes.rows(j)
+        index_a, index_b = mutual_nearest_neighbours(
+            keyframes.descriptors_ND[rows_a], keyframes.descriptors_ND[rows_b], min_similarity)
+        a, b = index_a + rows_a.start, index_b + rows_b.start
+        deeper.append(np.maximum(depths_N[a], depths_N[b]))
+        distances.append(np.linalg.norm(points_N3[a] - points_N3[b], axis=1))
     depth_P, distance_P = np.concatenate(deeper), np.concatenate(distances)
     matched = distance_P < max_distance_m
     depth_P, distance_P = depth_P[matched], distance_P[matched]
