@@ -37,7 +37,6 @@ from numpy.typing import NDArray
 from seqace_ros.core.atomic_io import FileWriteError
 from seqace_ros.core.errors import SeqaceError
 from seqace_ros.core.json_io import json_text
-from seqace_ros.core.keyframe_agreement import measure_depth_agreement
 from seqace_ros.core.keyframes import Keyframes, same_keyframes
 from seqace_ros.core.map_file import (
     MapFileError,
@@ -48,7 +47,7 @@ from seqace_ros.core.map_file import (
 )
 from seqace_ros.core.staged_files import StagedFiles
 from seqace_ros.core.stop import check_stop
-from seqace_ros.pipeline.localization.refinement import RefinementConfig
+from seqace_ros.pipeline.localization.refinement import KeyframeMatcher, RefinementConfig
 from seqace_ros.pipeline.mapping.config import MappingConfig
 from seqace_ros.pipeline.mapping.mapper import MappingStats
 from seqace_ros.pipeline.mapping.self_check import SelfCheckRun, passes
@@ -187,13 +186,13 @@ def _trajectory_summary(T_world_cam_N44: NDArray[np.float64]) -> dict[str, Any]:
 
 
 def keyframe_depth_limit_m(keyframes: Keyframes | None) -> float | None:
-    """Depth (metres) up to which refinement will use the sensor-depth keyframe points with
-    its default bound (:meth:`~seqace_ros.core.keyframe_agreement.DepthAgreement.depth_limit`;
-    0: all of them); ``None`` without keyframes or when their points are the head's."""
+    """Depth (metres) up to which refinement with its default settings will use the
+    sensor-depth keyframe points (:meth:`~seqace_ros.pipeline.localization.refinement.
+    KeyframeMatcher.depth_limit`; 0: all of them); ``None`` without keyframes or when their
+    points are the head's (no depth limit applies to those)."""
     if keyframes is None or not keyframes.points_from_depth:
         return None
-    return measure_depth_agreement(keyframes).depth_limit(
-        RefinementConfig.max_point_disagreement_m)
+    return KeyframeMatcher(keyframes).depth_limit(RefinementConfig())
 
 
 def render_trajectory_png(
