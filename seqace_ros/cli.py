@@ -180,8 +180,8 @@ def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
                         "--keyframes N > 0, the default of the mapping presets)")
     parser.add_argument("--no-recover", dest="recover", action="store_false",
                         help="with --refine: leave frames the head finds no pose for without "
-                        "one, instead of solving one from the keyframes their keypoints vote "
-                        "for")
+                        "one, and keep the head's pose where the keyframes do not confirm it, "
+                        "instead of solving one from the keyframes their keypoints vote for")
     parser.add_argument("--keyframe-max-depth", type=float, default=0.0, metavar="M",
                         help="with --refine: leave keyframe points deeper than M metres in their "
                         "keyframe's camera out of the matches (0: no limit; README, Benchmarks: "

@@ -105,8 +105,9 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "mapping views for more time per frame (README, Benchmarks). Rejected for a "
                   "map without keyframes."),
     ParameterSpec("recover", _LOCALIZER_DEFAULTS.refinement.recover, "With refine on: where "
-                  "the head finds no pose, solve one from the keyframes the image's keypoints "
-                  "vote for (at least 100 agreeing matches; one descriptor search over every "
+                  "the head finds no pose, or the keyframes do not confirm its pose and a pose "
+                  "from the keyframes the image's keypoints vote for has more inliers, use "
+                  "that pose (at least 100 agreeing matches; one descriptor search over every "
                   "keyframe on such a frame)."),
     ParameterSpec("keyframe_max_depth_m", _LOCALIZER_DEFAULTS.refinement.max_point_depth_m,
                   "With refine on: keyframe points deeper than this (m) in their keyframe's "

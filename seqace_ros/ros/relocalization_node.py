@@ -742,8 +742,7 @@ class RelocalizationNode(Node):
             f"pose accepted for the image stamped {conversions.header_stamp_ns(header)} ns: "
             f"camera at ({x:.3f}, {y:.3f}, {z:.3f}) m in {params.map_frame}, "
             f"{result.num_inliers} inliers"
-            + (" (recovered from the map's keyframes: the head found no pose)"
-               if result.recovered else "")
+            + (" (recovered from the map's keyframes)" if result.recovered else "")
         )
         if params.publish_initial_pose:
             self._publish_initial_pose(header, params, base, result.num_inliers)

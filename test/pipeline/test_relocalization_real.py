@@ -158,6 +158,47 @@ def test_recovers_from_the_keyframes_where_ransac_finds_no_pose(
     assert results[False].T_world_cam is None
 
 
+def test_keyframes_replace_a_head_pose_they_do_not_confirm(
+        dataset: FolderDataset, scene_map: SceneMap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head pose the keyframes do not confirm (simulated: the solve stage patched to return
+    the true pose moved 1 m, beyond refinement's gate) gives way to the pose from the
+    keyframes the image's keypoints vote for when that one has more inliers; a wrong pose
+    with more inliers than the keyframes' is kept, its status saying why it was not refined."""
+    frame = dataset[21]
+    T_wrong = frame.T_world_cam.copy()
+    T_wrong[:3, 3] += (1.0, 0.0, 0.0)
+    outcomes = {}
+    for head_inliers in (60, None):  # None: every correspondence is an inlier
+        localizer = Localizer(scene_map, LocalizerConfig(refine=True, refinement=RefinementConfig(
+            min_recovery_inliers=50)), device="cpu")
+
+        def wrong_pose(points2d_N2: np.ndarray, *_: object, count: int | None = head_inliers
+                       ) -> tuple[np.ndarray, np.ndarray]:
+            inliers_N = np.zeros(len(points2d_N2), dtype=bool)
+            inliers_N[:count] = True
+            return T_wrong, inliers_N
+
+        monkeypatch.setattr(localizer, "solve", wrong_pose)
+        outcomes[head_inliers] = (localizer.localize(frame.image_rgb, frame.intrinsics),
+                                  localizer.status.refinement)
+    recovered, status = outcomes[60]
+    assert recovered.recovered
+    assert not recovered.refined
+    assert recovered.num_inliers > 60
+    translation_m, rotation_deg = pose_error(recovered.T_world_cam, frame.T_world_cam)
+    assert translation_m < 0.10, translation_m
+    assert rotation_deg < 3.0, rotation_deg
+    assert status.startswith(f"recovered from the keyframes: {recovered.num_inliers} of "
+                             f"{recovered.num_correspondences} matches agree; the head's pose "
+                             "(60 inliers) was not confirmed: "), status
+    kept, status = outcomes[None]
+    assert not kept.recovered
+    assert not kept.refined
+    np.testing.assert_array_equal(kept.T_world_cam, T_wrong)
+    assert kept.num_inliers > recovered.num_inliers
+    assert status.startswith("kept the head's pose: "), status
+
+
 def test_status_says_what_refinement_did(dataset: FolderDataset, scene_map: SceneMap) -> None:
     """The mode's status (the node's diagnostics) says whether each frame's pose was refined
     and, when not, why; without refinement it says nothing."""

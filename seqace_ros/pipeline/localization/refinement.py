@@ -29,11 +29,13 @@ the same keypoint disagree by a median of ``max_point_disagreement_m``
 when that is set and nearer. Farther points carry depth-sensor and mapping-pose errors that
 grow with distance; with exact depth they agree at every depth and all are used.
 
-Where the head finds no pose at all, :func:`recover_pose` solves one from the keyframes alone:
-the query's ``voters`` strongest keypoints each vote for the keyframe that holds their nearest
-descriptor, the ``keyframes`` with most votes are matched as above, and their matches give the
-pose when at least ``min_recovery_inliers`` of them agree (a place the head has not learnt but
-the keyframes saw).
+Where the head finds no pose at all, or the keyframes near its pose do not confirm it (the
+refinement is rejected), :func:`recover_pose` solves one from the keyframes alone: the query's
+``voters`` strongest keypoints each vote for the keyframe that holds their nearest descriptor,
+the ``keyframes`` with most votes are matched as above, and their matches give the pose when at
+least ``min_recovery_inliers`` of them agree (a place the head has not learnt but the keyframes
+saw). The localizer takes a recovered pose over a rejected head pose only when it has more
+inliers (:meth:`~seqace_ros.pipeline.localization.single.Localizer.localize`).
 """
 
 from __future__ import annotations
@@ -92,8 +94,10 @@ class RefinementConfig:
             depth where neighbouring keyframes' points of the same keypoint disagree by a
             median of this many metres
             (:meth:`~seqace_ros.core.keyframe_agreement.DepthAgreement.depth_limit`); 0: off.
-        recover: where the head finds no pose, solve one from the keyframes the query's
-            keypoints vote for (:func:`recover_pose`).
+        recover: where the head finds no pose, or its pose is not confirmed by the
+            keyframes (refinement rejected), solve one from the keyframes the query's
+            keypoints vote for (:func:`recover_pose`; over a rejected head pose only when it
+            has more inliers).
         voters: strongest query keypoints that vote for keyframes in recovery.
         min_recovery_inliers: a recovered pose needs at least this many match inliers.
     """

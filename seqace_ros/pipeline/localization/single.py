@@ -9,8 +9,9 @@ Three stages, each a public method so other modes (sequence, ROS node) can reuse
 
 and, with ``refine`` on a map with keyframes, a fourth, :meth:`Localizer.refine`: the coarse
 pose refined against the map's keyframes (:mod:`.refinement`), from XFeat keypoints detected
-in the same encoder pass, or, where RANSAC found no pose, :meth:`Localizer.recover`: a pose
-from the keyframes the query's keypoints vote for.
+in the same encoder pass, or, where RANSAC found no pose or the keyframes do not confirm
+the head's (the refinement is rejected), :meth:`Localizer.recover`: a pose from the keyframes
+the query's keypoints vote for, taken when it has more inliers than the head's pose.
 
 :meth:`Localizer.localize` runs them and times them; its result is also the per-frame
 estimate that the sequence mode builds on.
@@ -336,7 +337,8 @@ class Localizer:
 
     def recover(self, keypoints: SparseFeatures | None,
                 intrinsics: Intrinsics) -> LocalizationResult | None:
-        """Recovery stage, for an image the head found no pose for: a result from the
+        """Recovery stage, for an image the head found no pose for or whose pose the
+        keyframes did not confirm (:meth:`localize` decides): a result from the
         keyframes its keypoints vote for (see :func:`.refinement.recover_pose`) when
         ``refine`` and its ``recover`` setting are on and enough matches agree, else None."""
         if (not self.settings.refine or not self.settings.refinement.recover
@@ -376,16 +378,25 @@ class Localizer:
         result = LocalizationResult.from_inliers(T_world_cam, encoded.points2d_K2, scene_points,
                                                  inliers, {}, self.settings.min_inliers)
         T_world_cam, refined, outcome = result.T_world_cam, False, ""  # pose None unless found
-        if T_world_cam is not None:
-            refinement = self.refine(T_world_cam, encoded.keypoints, intrinsics,
-                                     encoded.points2d_K2, scene_points)
-            if refinement is not None:
-                T_world_cam, refined = refinement.T_world_cam, refinement.accepted
-                outcome = refinement.describe()
-        elif (recovered := self.recover(encoded.keypoints, intrinsics)) is not None:
+        recovered, doubt = None, ""
+        if T_world_cam is None:
+            recovered = self.recover(encoded.keypoints, intrinsics)
+        elif (refinement := self.refine(T_world_cam, encoded.keypoints, intrinsics,
+                                        encoded.points2d_K2, scene_points)) is not None:
+            T_world_cam, refined = refinement.T_world_cam, refinement.accepted
+            outcome = refinement.describe()
+            if not refinement.accepted:
+                # The keyframes near the head's pose do not confirm it: the keyframes the
+                # image's own keypoints vote for may hold a pose that explains more.
+                recovered = self.recover(encoded.keypoints, intrinsics)
+                if recovered is not None and recovered.num_inliers <= result.num_inliers:
+                    recovered = None
+                doubt = (f"; the head's pose ({result.num_inliers} inliers) was not "
+                         f"confirmed: {refinement.reason}")
+        if recovered is not None:
             result, T_world_cam = recovered, recovered.T_world_cam
             outcome = (f"recovered from the keyframes: {recovered.num_inliers} of "
-                       f"{recovered.num_correspondences} matches agree")
+                       f"{recovered.num_correspondences} matches agree{doubt}")
         t4 = time.perf_counter()
         timings_ms = {"encoder": 1000.0 * (t1 - t0), "head": 1000.0 * (t2 - t1),
                       "ransac": 1000.0 * (t3 - t2),
