@@ -14,11 +14,11 @@ A camera sees a stream; consecutive frames see the same scene points. For every 
    the motion prediction (odometry when ``T_odom_cam`` is given, else constant velocity).
    Agreeing estimates: the stream continues from the single-frame pose. The carried points
    were verified under the previous returned poses, so a sequence estimate leans towards
-   them; this frame's own estimate carries no such history (the README's hard-split
-   benchmarks compare the two choices). Disagreeing estimates: the carried points take over
-   when the single-frame estimate is the outlier (motion prediction, inlier counts); a
-   sequence estimate that keeps disagreeing with confident single-frame estimates is a
-   tracking loss, and the buffer is reset to the single-frame estimate;
+   them; this frame's own estimate carries no such history (``bench/results/NOTES.md``,
+   section 6, compares the two choices on the hard splits). Disagreeing estimates: the
+   carried points take over when the single-frame estimate is the outlier (motion
+   prediction, inlier counts); a sequence estimate that keeps disagreeing with confident
+   single-frame estimates is a tracking loss, and the buffer is reset to the single-frame estimate;
 5. temporal smoothing: the previous returned pose, carried into this frame by the relative
    motion of the tracked points (:mod:`.motion`: both frames solved from the same scene
    coordinates, so the head's regression error mostly cancels), is averaged with the
