@@ -166,9 +166,9 @@ class LocalizationResult:
         keypoints: the image's XFeat keypoints (``None`` when refinement is off).
         refined: the head's pose was refined against the keyframes (``num_inliers`` and
             ``inliers_N`` stay those of the coarse pose's patches).
-        recovered: the head found no pose and this one was solved from the keyframes alone
-            (:meth:`Localizer.recover`; the correspondences, counts and inliers are then the
-            keyframe matches').
+        recovered: the head found no pose, or one the keyframes did not confirm, and this one
+            was solved from the keyframes alone (:meth:`Localizer.recover`; the
+            correspondences, counts and inliers are then the keyframe matches').
     """
 
     success: bool
