@@ -389,10 +389,11 @@ class Localizer:
                 # The keyframes near the head's pose do not confirm it: the keyframes the
                 # image's own keypoints vote for may hold a pose that explains more.
                 recovered = self.recover(encoded.keypoints, intrinsics)
-                if recovered is not None and recovered.num_inliers <= result.num_inliers:
+                if recovered is None or recovered.num_inliers <= result.num_inliers:
                     recovered = None
-                doubt = (f"; the head's pose ({result.num_inliers} inliers) was not "
-                         f"confirmed: {refinement.reason}")
+                else:
+                    doubt = (f"; the head's pose ({result.num_inliers} inliers) was not "
+                             f"confirmed: {refinement.reason}")
         if recovered is not None:
             result, T_world_cam = recovered, recovered.T_world_cam
             outcome = (f"recovered from the keyframes: {recovered.num_inliers} of "
