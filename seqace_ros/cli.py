@@ -192,6 +192,10 @@ def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
                         "up to the depth where neighbouring keyframes' points of the same "
                         "keypoint disagree by a median of M metres (0: off; default: the "
                         "node's keyframe_max_disagreement_m default)")
+    parser.add_argument("--keyframe-min-near-inliers", type=int, default=None, metavar="N",
+                        help="with --refine and a keyframe depth limit: where the points within "
+                        "it give fewer than N agreeing matches, match the points beyond it too "
+                        "(0: never; default: the node's keyframe_min_near_inliers default)")
 
 
 def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> LocalizationMode:
@@ -205,7 +209,9 @@ def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> Localiza
         refine=args.refine, refinement=RefinementConfig(
             recover=args.recover, max_point_depth_m=args.keyframe_max_depth,
             **({} if args.keyframe_max_disagreement is None
-               else {"max_point_disagreement_m": args.keyframe_max_disagreement}))))
+               else {"max_point_disagreement_m": args.keyframe_max_disagreement}),
+            **({} if args.keyframe_min_near_inliers is None
+               else {"min_near_inliers": args.keyframe_min_near_inliers}))))
     return create_localizer(scene_map, config, resolve_device(args.device))
 
 

@@ -121,6 +121,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
                   "of the same keypoint disagree by a median of this many metres (measured "
                   "once per map at load; with keyframe_max_depth_m too, the nearer limit "
                   "holds); 0: off.", bounds=(0.0, 1.0)),
+    ParameterSpec("keyframe_min_near_inliers",
+                  _LOCALIZER_DEFAULTS.refinement.min_near_inliers,
+                  "With refine on and a keyframe depth limit: where the keyframe points within "
+                  "the limit give fewer agreeing matches than this (a view of far surfaces), "
+                  "the points beyond it are matched too; 0: never.", bounds=(0, 100000)),
     ParameterSpec("covariance_map_translation_std_m", CALIBRATED_MAP_ERROR.translation_std_m,
                   "Map error in the published covariance: standard deviation (metres, per map "
                   "axis) of the local shift of the map the inliers see, added to the solver's "
@@ -242,6 +247,7 @@ class RelocalizationParams:
     recover: bool
     keyframe_max_depth_m: float
     keyframe_max_disagreement_m: float
+    keyframe_min_near_inliers: int
     covariance_map_translation_std_m: float
     covariance_map_rotation_std_deg: float
     map_frame: str
@@ -285,7 +291,8 @@ class RelocalizationParams:
             refine=self.refine,
             refinement=replace(_LOCALIZER_DEFAULTS.refinement, recover=self.recover,
                                max_point_depth_m=self.keyframe_max_depth_m,
-                               max_point_disagreement_m=self.keyframe_max_disagreement_m),
+                               max_point_disagreement_m=self.keyframe_max_disagreement_m,
+                               min_near_inliers=self.keyframe_min_near_inliers),
         )
 
     def mode_config(self) -> ModeConfig:

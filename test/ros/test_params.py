@@ -30,11 +30,13 @@ def _params(**overrides: Any) -> RelocalizationParams:
 def test_mode_config_carries_the_frame_settings_of_either_mode() -> None:
     overrides = {"num_keypoints": 800, "ransac_hypotheses": 32, "ransac_threshold_px": 8.0,
                  "ransac_seed": -1, "min_inliers": 30, "refine": True, "recover": False,
-                 "keyframe_max_depth_m": 2.0, "keyframe_max_disagreement_m": 0.03}
+                 "keyframe_max_depth_m": 2.0, "keyframe_max_disagreement_m": 0.03,
+                 "keyframe_min_near_inliers": 40}
     frame = LocalizerConfig(top_k=800, max_hypotheses=32, threshold_px=8.0, seed=None,
                             min_inliers=30, refine=True,
                             refinement=RefinementConfig(recover=False, max_point_depth_m=2.0,
-                                                        max_point_disagreement_m=0.03))
+                                                        max_point_disagreement_m=0.03,
+                                                        min_near_inliers=40))
     assert _params(mode="single", **overrides).mode_config() == frame
     assert _params(mode="sequence", sequence_length=7, **overrides).mode_config() == (
         SequenceConfig(localizer=frame, buffer_length=7))

@@ -27,7 +27,11 @@ Sensor-depth keyframe points are matched only up to a depth: where two keyframes
 the same keypoint disagree by a median of ``max_point_disagreement_m``
 (:mod:`seqace_ros.core.keyframe_agreement`, measured once per map), or ``max_point_depth_m``
 when that is set and nearer. Farther points carry depth-sensor and mapping-pose errors that
-grow with distance; with exact depth they agree at every depth and all are used.
+grow with distance; with exact depth they agree at every depth and all are used. A query that
+sees mostly far surfaces has too few near points to solve from: when the near matches' own
+solve has fewer than ``min_near_inliers`` inliers, the far points are matched too
+(:func:`match_keyframes`); a biased point still places the camera within centimetres, where
+no point leaves it at the head's error.
 
 Where the head finds no pose at all, or the keyframes near its pose do not confirm it (the
 refinement is rejected), :func:`recover_pose` solves one from the keyframes alone: the query's
@@ -57,7 +61,7 @@ from seqace_ros.core.keyframe_agreement import (
 from seqace_ros.core.keyframes import Keyframes
 from seqace_ros.core.sparse_features import SparseFeatures, mutual_nearest_neighbours
 from seqace_ros.pipeline.localization.local_map import reprojection_errors_px
-from seqace_ros.ransac import RansacOptions, solve_pnp
+from seqace_ros.ransac import PnPResult, RansacOptions, solve_pnp
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ class RefinementConfig:
             depth where neighbouring keyframes' points of the same keypoint disagree by a
             median of this many metres
             (:meth:`~seqace_ros.core.keyframe_agreement.DepthAgreement.depth_limit`); 0: off.
+        min_near_inliers: with a depth limit, the points beyond it are matched too when the
+            near points' own solve has fewer inliers than this (a view of far surfaces);
+            0: never.
         recover: where the head finds no pose, or its pose is not confirmed by the
             keyframes (refinement rejected), solve one from the keyframes the query's
             keypoints vote for (:func:`recover_pose`; over a rejected head pose only when it
@@ -116,6 +123,7 @@ class RefinementConfig:
     max_weight_ratio: float = 16.0
     max_point_depth_m: float = 0.0
     max_point_disagreement_m: float = 0.02
+    min_near_inliers: int = 100
     recover: bool = True
     voters: int = 512
     min_recovery_inliers: int = 100
@@ -130,6 +138,8 @@ class RefinementConfig:
                              f"< {self.keyframes}")
         if min(self.threshold_px, self.max_translation_m, self.max_rotation_deg) <= 0:
             raise ValueError("refinement thresholds and gate bounds must be positive")
+        if self.min_near_inliers < 0:
+            raise ValueError(f"min_near_inliers must be >= 0, got {self.min_near_inliers}")
         if self.voters < 1 or self.min_recovery_inliers < self.min_inliers:
             raise ValueError(
                 "refinement needs voters >= 1 and min_recovery_inliers >= min_inliers; got "
@@ -285,6 +295,55 @@ class KeyframeMatcher:
         return np.concatenate(pixels), np.concatenate(points)
 
 
+@dataclass(frozen=True)
+class KeyframeMatches:
+    """A query's matches with some keyframes and the pose solved from them alone.
+
+    Attributes:
+        pixels_M2: (M, 2) query pixels of the matches.
+        points_M3: (M, 3) their map points (metres).
+        solved: RANSAC PnP on the matches alone; None when there were fewer than the
+            refinement's ``min_inliers`` matches to solve from.
+        max_depth_m: keyframe points deeper than this were left out (metres); 0: none.
+    """
+
+    pixels_M2: NDArray[np.float64]
+    points_M3: NDArray[np.float64]
+    solved: PnPResult | None
+    max_depth_m: float
+
+    @property
+    def inliers(self) -> int:
+        """Inliers of the matches' own solve (0 without a pose)."""
+        if self.solved is None or not self.solved.success:
+            return 0
+        return int(np.sum(self.solved.inliers))
+
+
+def match_keyframes(
+    query: SparseFeatures, keyframes_K: NDArray[np.int64], intrinsics: Intrinsics,
+    matcher: KeyframeMatcher, config: RefinementConfig, seed: int | None,
+) -> KeyframeMatches:
+    """Match ``query`` with the keyframes ``keyframes_K`` up to the map's keyframe depth limit
+    (:meth:`KeyframeMatcher.depth_limit`) and solve a pose from the matches alone; when that
+    solve has fewer than ``config.min_near_inliers`` inliers, match the points beyond the
+    limit too and keep that solve if it has more inliers."""
+
+    def matched(max_depth_m: float) -> KeyframeMatches:
+        pixels_M2, points_M3 = matcher.matches(query, keyframes_K, config.min_similarity,
+                                               max_depth_m)
+        solved = (solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple,
+                            config.ransac_options(seed))
+                  if len(pixels_M2) >= config.min_inliers else None)
+        return KeyframeMatches(pixels_M2, points_M3, solved, max_depth_m)
+
+    near = matched(matcher.depth_limit(config))
+    if near.max_depth_m == 0 or near.inliers >= config.min_near_inliers:
+        return near
+    everything = matched(0.0)
+    return everything if everything.inliers > near.inliers else near
+
+
 def inlier_rms_px(errors_px: NDArray[np.float64], threshold_px: float) -> float | None:
     """RMS of the reprojection errors (pixels) below ``threshold_px``; None without any."""
     inlying = errors_px[errors_px < threshold_px]
@@ -325,26 +384,25 @@ def refine_pose(
     candidates = config.candidates if keyframes.points_from_depth else config.keyframes
     chosen_K = keyframes.covisible(T_world_cam, intrinsics, config.keyframes, candidates,
                                    config.max_view_angle_deg, config.rotation_weight_m)
-    max_depth_m = matcher.depth_limit(config)
-    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity, max_depth_m)
-    matches = len(pixels_M2)
+    found = match_keyframes(query, chosen_K, intrinsics, matcher, config, seed)
+    matches = len(found.pixels_M2)
 
     def keep(reason: str, inliers: int = 0, weight: float = 0.0) -> Refinement:
-        return Refinement(T_world_cam, False, reason, matches, inliers, weight, max_depth_m)
+        return Refinement(T_world_cam, False, reason, matches, inliers, weight,
+                          found.max_depth_m)
 
-    if matches < config.min_inliers:
+    if found.solved is None:
         return keep(f"{matches} keyframe matches (need {config.min_inliers})")
-    options = config.ransac_options(seed)
-    alone = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple, options)
-    inliers = int(np.sum(alone.inliers)) if alone.success else 0
+    inliers = found.inliers
     if inliers < config.min_inliers:
         return keep(f"{inliers} match inliers (need {config.min_inliers})", inliers)
     head_rms = inlier_rms_px(
         reprojection_errors_px(T_world_cam, intrinsics, points2d_N2, scene_points_N3),
         config.threshold_px)
-    weight = keyframe_weight(head_rms, alone.stats.rmse_px, config.max_weight_ratio)
-    joint = solve_pnp(np.concatenate([pixels_M2, points2d_N2]),
-                      np.concatenate([points_M3, scene_points_N3]), intrinsics.as_tuple, options,
+    weight = keyframe_weight(head_rms, found.solved.stats.rmse_px, config.max_weight_ratio)
+    joint = solve_pnp(np.concatenate([found.pixels_M2, points2d_N2]),
+                      np.concatenate([found.points_M3, scene_points_N3]), intrinsics.as_tuple,
+                      config.ransac_options(seed),
                       np.concatenate([np.full(matches, weight), np.ones(len(points2d_N2))]))
     if not joint.success:
         return keep("the joint solve found no pose", inliers, weight)
@@ -354,7 +412,7 @@ def refine_pose(
     if moved_m > config.max_translation_m or turned_deg > config.max_rotation_deg:
         return keep(f"refined pose {moved_m:.2f} m / {turned_deg:.1f} deg from the coarse one",
                     inliers, weight)
-    return Refinement(T_refined, True, "", matches, inliers, weight, max_depth_m)
+    return Refinement(T_refined, True, "", matches, inliers, weight, found.max_depth_m)
 
 
 @dataclass(frozen=True)
@@ -382,13 +440,8 @@ def recover_pose(
     for (see the module docstring); None when fewer than ``min_recovery_inliers`` matches
     agree on one."""
     chosen_K = matcher.voted(query, config.keyframes, config.min_similarity, config.voters)
-    pixels_M2, points_M3 = matcher.matches(query, chosen_K, config.min_similarity,
-                                           matcher.depth_limit(config))
-    if len(pixels_M2) < config.min_recovery_inliers:
+    found = match_keyframes(query, chosen_K, intrinsics, matcher, config, seed)
+    if found.solved is None or found.inliers < config.min_recovery_inliers:
         return None
-    solved = solve_pnp(pixels_M2, points_M3, intrinsics.as_tuple, config.ransac_options(seed))
-    inliers = np.asarray(solved.inliers, dtype=bool)
-    if not solved.success or int(inliers.sum()) < config.min_recovery_inliers:
-        return None
-    return Recovery(np.asarray(solved.T_world_cam, dtype=np.float64), pixels_M2, points_M3,
-                    inliers)
+    return Recovery(np.asarray(found.solved.T_world_cam, dtype=np.float64), found.pixels_M2,
+                    found.points_M3, np.asarray(found.solved.inliers, dtype=bool))

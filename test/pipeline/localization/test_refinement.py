@@ -204,6 +204,33 @@ def test_keyframe_points_beyond_the_depth_limit_are_not_matched() -> None:
     assert pose_error(limited.T_world_cam, T_true)[0] < 0.003
 
 
+def test_far_points_are_matched_when_the_near_ones_are_too_few() -> None:
+    """With a 2.4 m limit about a fifth of the scene's points (2-4 m) are near: their own
+    solve has fewer than ``min_near_inliers`` inliers, so the far points are matched too and
+    refinement and recovery solve from all of them; with ``min_near_inliers`` 0 refinement
+    uses the near points alone, and recovery finds too few of them."""
+    T_true, keyframes, descriptors = _scene()
+    query = _query(T_true, keyframes, descriptors)
+    matcher = KeyframeMatcher(keyframes)
+    config = RefinementConfig(max_point_depth_m=2.4)
+    near = len(matcher.matches(query, np.arange(keyframes.count), 0.82, max_depth_m=2.4)[0])
+    assert config.min_inliers < near < config.min_near_inliers
+    coarse = _perturbed(T_true, 0.08, 2.0)
+    refined = refine_pose(coarse, query, INTRINSICS, matcher, config, *NO_PATCHES)
+    assert refined.accepted, refined.reason
+    assert (refined.matches, refined.max_depth_m) == (300, 0.0)
+    assert pose_error(refined.T_world_cam, T_true)[0] < 0.003
+    only_near = replace(config, min_near_inliers=0)
+    limited = refine_pose(coarse, query, INTRINSICS, matcher, only_near, *NO_PATCHES)
+    assert limited.accepted, limited.reason
+    assert (limited.matches, limited.max_depth_m) == (near, 2.4)
+    recovery = recover_pose(query, INTRINSICS, matcher, config)
+    assert recovery is not None
+    assert len(recovery.inliers_M) == 300
+    assert pose_error(recovery.T_world_cam, T_true)[0] < 0.003
+    assert recover_pose(query, INTRINSICS, matcher, only_near) is None
+
+
 def _with_strangers(keyframes: Keyframes, count: int, seed: int) -> Keyframes:
     """``keyframes`` and ``count`` more of 100 points each, with random descriptors."""
     rng = np.random.default_rng(seed)
@@ -268,10 +295,12 @@ def test_no_recovery_from_keyframes_the_query_does_not_match() -> None:
                                  {"rotation_weight_m": -1.0}, {"max_weight_ratio": 0.5},
                                  {"max_view_angle_deg": 0.0}, {"max_view_angle_deg": 190.0},
                                  {"candidates": 3}, {"voters": 0},
-                                 {"min_recovery_inliers": 20}, {"max_point_depth_m": -1.0}])
+                                 {"min_recovery_inliers": 20}, {"max_point_depth_m": -1.0},
+                                 {"min_near_inliers": -1}])
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"refinement|rotation_weight_m|max_weight_ratio|"
-                                         r"max_point_depth_m|max_view_angle_deg|candidates"):
+                                         r"max_point_depth_m|max_view_angle_deg|candidates|"
+                                         r"min_near_inliers"):
         RefinementConfig(**bad)  # type: ignore[arg-type]
 
 
