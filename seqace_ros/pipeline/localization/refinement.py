@@ -35,7 +35,8 @@ no point leaves it at the head's error.
 
 Where the head finds no pose at all, or the keyframes near its pose do not confirm it (the
 refinement is rejected), :func:`recover_pose` solves one from the keyframes alone: the query's
-``voters`` strongest keypoints each vote for the keyframe that holds their nearest descriptor,
+``voters`` strongest keypoints each vote for the keyframe that holds their nearest descriptor
+among the ``vote_keypoints`` strongest of each keyframe,
 the ``keyframes`` with most votes are matched as above, and their matches give the pose when at
 least ``min_recovery_inliers`` of them agree (a place the head has not learnt but the keyframes
 saw). The localizer takes a recovered pose over a rejected head pose only when it has more
@@ -106,6 +107,8 @@ class RefinementConfig:
             keypoints vote for (:func:`recover_pose`; over a rejected head pose only when it
             has more inliers).
         voters: strongest query keypoints that vote for keyframes in recovery.
+        vote_keypoints: strongest keypoints of each keyframe that the voters are compared
+            with (the votes' cost grows with the keyframe descriptors they search).
         min_recovery_inliers: a recovered pose needs at least this many match inliers.
     """
 
@@ -126,6 +129,7 @@ class RefinementConfig:
     min_near_inliers: int = 100
     recover: bool = True
     voters: int = 512
+    vote_keypoints: int = 256
     min_recovery_inliers: int = 100
 
     def __post_init__(self) -> None:
@@ -140,10 +144,12 @@ class RefinementConfig:
             raise ValueError("refinement thresholds and gate bounds must be positive")
         if self.min_near_inliers < 0:
             raise ValueError(f"min_near_inliers must be >= 0, got {self.min_near_inliers}")
-        if self.voters < 1 or self.min_recovery_inliers < self.min_inliers:
+        if (self.voters < 1 or self.vote_keypoints < 1
+                or self.min_recovery_inliers < self.min_inliers):
             raise ValueError(
-                "refinement needs voters >= 1 and min_recovery_inliers >= min_inliers; got "
-                f"{self.voters}, {self.min_recovery_inliers} (min_inliers {self.min_inliers})")
+                "refinement needs voters >= 1, vote_keypoints >= 1 and min_recovery_inliers >= "
+                f"min_inliers; got {self.voters}, {self.vote_keypoints}, "
+                f"{self.min_recovery_inliers} (min_inliers {self.min_inliers})")
         if not (self.max_point_depth_m >= 0.0 and self.max_point_disagreement_m >= 0.0):
             raise ValueError("max_point_depth_m and max_point_disagreement_m must be >= 0, got "
                              f"{self.max_point_depth_m}, {self.max_point_disagreement_m}")
@@ -222,6 +228,7 @@ class KeyframeMatcher:
         self._query: SparseFeatures | None = None
         self._matches: dict[tuple[int, float], tuple[NDArray[np.float64], NDArray[np.float64],
                                                      NDArray[np.float64]]] = {}
+        self._vote_index: dict[int, tuple[torch.Tensor, NDArray[np.int64]]] = {}
 
     @cached_property
     def depth_agreement(self) -> DepthAgreement | None:
@@ -242,28 +249,36 @@ class KeyframeMatcher:
         positive = [limit for limit in limits if limit > 0]
         return min(positive, default=0.0)
 
-    @cached_property
-    def _descriptors_ND(self) -> torch.Tensor:
-        """(N, 64) float32 descriptors of every keyframe, made on the first vote (recovery
-        only: refinement matches per keyframe)."""
-        return torch.from_numpy(self.keyframes.descriptors_ND.astype(np.float32))
+    def _voting_descriptors(self, per_keyframe: int) -> tuple[torch.Tensor, NDArray[np.int64]]:
+        """(V, 64) float32 descriptors of the ``per_keyframe`` strongest keypoints of each
+        keyframe (a keyframe's rows are in descending detection score) and the (V,) keyframe
+        of each; made on the first vote (recovery only: refinement matches per keyframe)."""
+        if per_keyframe not in self._vote_index:
+            rank_N = np.arange(len(self._owner_N)) - self.keyframes.offsets_K1[self._owner_N]
+            strongest = rank_N < per_keyframe
+            self._vote_index[per_keyframe] = (
+                torch.from_numpy(self.keyframes.descriptors_ND[strongest].astype(np.float32)),
+                self._owner_N[strongest])
+        return self._vote_index[per_keyframe]
 
     def voted(self, query: SparseFeatures, count: int, min_similarity: float,
-              voters: int) -> NDArray[np.int64]:
+              voters: int, per_keyframe: int) -> NDArray[np.int64]:
         """Up to ``count`` keyframes, most votes first: each of the query's ``voters``
-        strongest keypoints votes for the keyframe holding its nearest descriptor, when their
-        cosine similarity exceeds ``min_similarity``; keyframes without votes are left out."""
-        voters_VD = torch.from_numpy(np.ascontiguousarray(query.descriptors_ND[:voters],
+        strongest keypoints votes for the keyframe holding its nearest descriptor among the
+        ``per_keyframe`` strongest of each keyframe, when their cosine similarity exceeds
+        ``min_similarity``; keyframes without votes are left out."""
+        descriptors_VD, owner_V = self._voting_descriptors(per_keyframe)
+        voters_QD = torch.from_numpy(np.ascontiguousarray(query.descriptors_ND[:voters],
                                                           np.float32))
-        best_V = torch.full((len(voters_VD),), -2.0)
-        index_V = torch.zeros(len(voters_VD), dtype=torch.int64)
-        for start in range(0, len(self._descriptors_ND), self.VOTE_BLOCK):
+        best_Q = torch.full((len(voters_QD),), -2.0)
+        index_Q = torch.zeros(len(voters_QD), dtype=torch.int64)
+        for start in range(0, len(descriptors_VD), self.VOTE_BLOCK):
             block_similarity, block_index = (
-                voters_VD @ self._descriptors_ND[start:start + self.VOTE_BLOCK].T).max(dim=1)
-            better = block_similarity > best_V
-            best_V = torch.where(better, block_similarity, best_V)
-            index_V = torch.where(better, block_index + start, index_V)
-        owners = self._owner_N[index_V.numpy()[best_V.numpy() > min_similarity]]
+                voters_QD @ descriptors_VD[start:start + self.VOTE_BLOCK].T).max(dim=1)
+            better = block_similarity > best_Q
+            best_Q = torch.where(better, block_similarity, best_Q)
+            index_Q = torch.where(better, block_index + start, index_Q)
+        owners = owner_V[index_Q.numpy()[best_Q.numpy() > min_similarity]]
         votes_K = np.bincount(owners, minlength=self.keyframes.count)
         order = np.argsort(-votes_K, kind="stable")[:count]
         return order[votes_K[order] > 0].astype(np.int64)
@@ -439,7 +454,8 @@ def recover_pose(
     """A pose for an image the head found none for, from the keyframes its keypoints vote
     for (see the module docstring); None when fewer than ``min_recovery_inliers`` matches
     agree on one."""
-    chosen_K = matcher.voted(query, config.keyframes, config.min_similarity, config.voters)
+    chosen_K = matcher.voted(query, config.keyframes, config.min_similarity, config.voters,
+                             config.vote_keypoints)
     found = match_keyframes(query, chosen_K, intrinsics, matcher, config, seed)
     if found.solved is None or found.inliers < config.min_recovery_inliers:
         return None

@@ -255,13 +255,27 @@ def test_keypoints_vote_for_the_keyframes_they_match() -> None:
     T_true, keyframes, descriptors = _scene()
     matcher = KeyframeMatcher(_with_strangers(keyframes, 20, seed=6))
     query = _query(T_true, keyframes, descriptors)
-    voted = matcher.voted(query, 4, 0.82, voters=400)
+    voted = matcher.voted(query, 4, 0.82, voters=400, per_keyframe=256)
     assert sorted(voted.tolist()) == [0, 1, 2]
-    few = matcher.voted(query, 2, 0.82, voters=400)
+    few = matcher.voted(query, 2, 0.82, voters=400, per_keyframe=256)
     assert len(few) == 2
     assert set(few.tolist()) <= {0, 1, 2}
     matcher.VOTE_BLOCK = 7
-    np.testing.assert_array_equal(matcher.voted(query, 4, 0.82, voters=400), voted)
+    np.testing.assert_array_equal(
+        matcher.voted(query, 4, 0.82, voters=400, per_keyframe=256), voted)
+
+
+def test_votes_search_only_the_strongest_keypoints_of_each_keyframe() -> None:
+    """A query holding only keyframe 0's keypoints ranked 50 to 99 (a keyframe's rows are in
+    descending score) votes for keyframe 0 when the 100 strongest of each keyframe are
+    searched and for none when only the 50 strongest are."""
+    _, keyframes, descriptors = _scene()
+    matcher = KeyframeMatcher(keyframes)
+    weaker = SparseFeatures(keypoints_N2=np.zeros((50, 2), np.float32),
+                            descriptors_ND=descriptors[50:100].astype(np.float32),
+                            scores_N=np.ones(50, np.float32))
+    assert matcher.voted(weaker, 4, 0.82, voters=50, per_keyframe=100).tolist() == [0]
+    assert len(matcher.voted(weaker, 4, 0.82, voters=50, per_keyframe=50)) == 0
 
 
 def test_recovers_a_pose_from_the_keyframes_alone() -> None:
@@ -286,7 +300,7 @@ def test_no_recovery_from_keyframes_the_query_does_not_match() -> None:
     query = _query(T_true, keyframes, strangers / np.linalg.norm(strangers, axis=1,
                                                                    keepdims=True))
     matcher = KeyframeMatcher(keyframes)
-    assert len(matcher.voted(query, 4, 0.82, voters=512)) == 0
+    assert len(matcher.voted(query, 4, 0.82, voters=512, per_keyframe=256)) == 0
     assert recover_pose(query, INTRINSICS, matcher, RefinementConfig()) is None
 
 
@@ -296,7 +310,7 @@ def test_no_recovery_from_keyframes_the_query_does_not_match() -> None:
                                  {"max_view_angle_deg": 0.0}, {"max_view_angle_deg": 190.0},
                                  {"candidates": 3}, {"voters": 0},
                                  {"min_recovery_inliers": 20}, {"max_point_depth_m": -1.0},
-                                 {"min_near_inliers": -1}])
+                                 {"min_near_inliers": -1}, {"vote_keypoints": 0}])
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"refinement|rotation_weight_m|max_weight_ratio|"
                                          r"max_point_depth_m|max_view_angle_deg|candidates|"
