@@ -141,11 +141,12 @@ def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split, ki
 def refinement_config(args: argparse.Namespace) -> RefinementConfig:
     """The refinement settings: the defaults, with ``--refine-candidates`` and
     ``--refine-view-angle`` (keyframe choice, see Keyframes.covisible) and
-    the keyframe depth limit options where given."""
+    the keyframe depth limit and vote options where given."""
     given = {"candidates": args.refine_candidates, "max_view_angle_deg": args.refine_view_angle,
              "max_point_depth_m": args.keyframe_max_depth,
              "max_point_disagreement_m": args.keyframe_max_disagreement,
-             "min_near_inliers": args.keyframe_min_near_inliers}
+             "min_near_inliers": args.keyframe_min_near_inliers,
+             "vote_keypoints": args.vote_keypoints}
     return RefinementConfig(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -258,6 +259,9 @@ def main() -> int:
                         help="match the keyframe points beyond the depth limit too where those "
                              "within it give fewer inliers than this (0: never; default: "
                              "RefinementConfig's)")
+    parser.add_argument("--vote-keypoints", type=int, default=None,
+                        help="strongest keypoints of each keyframe that recovery's votes search "
+                             "(default: RefinementConfig's)")
     parser.add_argument("--rebuild-keyframes", action="store_true",
                         help="with --refine: build keyframes as mapping builds them now, also "
                              "for cached maps that have keyframes")

@@ -129,7 +129,7 @@ class RefinementConfig:
     min_near_inliers: int = 100
     recover: bool = True
     voters: int = 512
-    vote_keypoints: int = 256
+    vote_keypoints: int = 128
     min_recovery_inliers: int = 100
 
     def __post_init__(self) -> None:
