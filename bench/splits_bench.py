@@ -138,15 +138,31 @@ def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split, ki
     return replace(scene_map, keyframes=keyframes)
 
 
+#: Options that override a RefinementConfig field: flag, type, field, help (default: the
+#: field's default).
+REFINEMENT_OPTIONS: tuple[tuple[str, type, str, str], ...] = (
+    ("--refine-candidates", int, "candidates",
+     "pose-nearest keyframes that sensor-depth keyframes are chosen from by shared view"),
+    ("--refine-view-angle", float, "max_view_angle_deg",
+     "largest angle (deg) between a keyframe's and the query's rays to a point that still "
+     "counts as shared"),
+    ("--keyframe-max-depth", float, "max_point_depth_m",
+     "leave keyframe points deeper than this (m) in their keyframe's camera out of "
+     "refinement's matches (0: no limit)"),
+    ("--keyframe-max-disagreement", float, "max_point_disagreement_m",
+     "match sensor-depth keyframe points only up to the depth where neighbouring keyframes "
+     "disagree by this median (m; 0: off)"),
+    ("--keyframe-min-near-inliers", int, "min_near_inliers",
+     "match the keyframe points beyond the depth limit too where those within it give fewer "
+     "inliers than this (0: never)"),
+    ("--vote-keypoints", int, "vote_keypoints",
+     "strongest keypoints of each keyframe that recovery's votes search"),
+)
+
+
 def refinement_config(args: argparse.Namespace) -> RefinementConfig:
-    """The refinement settings: the defaults, with ``--refine-candidates`` and
-    ``--refine-view-angle`` (keyframe choice, see Keyframes.covisible) and
-    the keyframe depth limit and vote options where given."""
-    given = {"candidates": args.refine_candidates, "max_view_angle_deg": args.refine_view_angle,
-             "max_point_depth_m": args.keyframe_max_depth,
-             "max_point_disagreement_m": args.keyframe_max_disagreement,
-             "min_near_inliers": args.keyframe_min_near_inliers,
-             "vote_keypoints": args.vote_keypoints}
+    """The refinement settings: the defaults, with the :data:`REFINEMENT_OPTIONS` given."""
+    given = {field: getattr(args, field) for _, _, field, _ in REFINEMENT_OPTIONS}
     return RefinementConfig(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -241,27 +257,9 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true", help="leave the peer out")
     parser.add_argument("--refine", action="store_true",
                         help="also run each mode with refinement against the map's keyframes")
-    parser.add_argument("--refine-candidates", type=int, default=None,
-                        help="pose-nearest keyframes that sensor-depth keyframes are chosen from "
-                             "by shared view (default: RefinementConfig's)")
-    parser.add_argument("--refine-view-angle", type=float, default=None,
-                        help="largest angle (deg) between a keyframe's and the query's rays to a "
-                             "point that still counts as shared (default: RefinementConfig's)")
-    parser.add_argument("--keyframe-max-depth", type=float, default=None,
-                        help="leave keyframe points deeper than this (m) in their keyframe's "
-                             "camera out of refinement's matches (default: RefinementConfig's, "
-                             "no limit)")
-    parser.add_argument("--keyframe-max-disagreement", type=float, default=None,
-                        help="match sensor-depth keyframe points only up to the depth where "
-                             "neighbouring keyframes disagree by this median (m; 0: off; "
-                             "default: RefinementConfig's)")
-    parser.add_argument("--keyframe-min-near-inliers", type=int, default=None,
-                        help="match the keyframe points beyond the depth limit too where those "
-                             "within it give fewer inliers than this (0: never; default: "
-                             "RefinementConfig's)")
-    parser.add_argument("--vote-keypoints", type=int, default=None,
-                        help="strongest keypoints of each keyframe that recovery's votes search "
-                             "(default: RefinementConfig's)")
+    for flag, kind, field, text in REFINEMENT_OPTIONS:
+        parser.add_argument(flag, type=kind, default=None, dest=field,
+                            help=f"{text} (default: RefinementConfig's)")
     parser.add_argument("--rebuild-keyframes", action="store_true",
                         help="with --refine: build keyframes as mapping builds them now, also "
                              "for cached maps that have keyframes")
