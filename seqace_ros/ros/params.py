@@ -107,8 +107,8 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("recover", _LOCALIZER_DEFAULTS.refinement.recover, "With refine on: where "
                   "the head finds no pose, or the keyframes do not confirm its pose and a pose "
                   "from the keyframes the image's keypoints vote for has more inliers, use "
-                  "that pose (at least 100 agreeing matches; one descriptor search over every "
-                  "keyframe on such a frame)."),
+                  "that pose (at least 100 agreeing matches; a descriptor search over the "
+                  "strongest keypoints of every keyframe on such a frame)."),
     ParameterSpec("keyframe_max_depth_m", _LOCALIZER_DEFAULTS.refinement.max_point_depth_m,
                   "With refine on: keyframe points deeper than this (m) in their keyframe's "
                   "camera are not matched; 0: no limit. Far points carry depth-sensor and "
