@@ -205,13 +205,12 @@ def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> Localiza
     from seqace_ros.pipeline.localization.refinement import RefinementConfig
     from seqace_ros.pipeline.localization.single import LocalizerConfig
 
+    defaulted = {"max_point_disagreement_m": args.keyframe_max_disagreement,
+                 "min_near_inliers": args.keyframe_min_near_inliers}  # None: the node's default
     config = mode_config(args.mode).with_frame(LocalizerConfig(
         refine=args.refine, refinement=RefinementConfig(
             recover=args.recover, max_point_depth_m=args.keyframe_max_depth,
-            **({} if args.keyframe_max_disagreement is None
-               else {"max_point_disagreement_m": args.keyframe_max_disagreement}),
-            **({} if args.keyframe_min_near_inliers is None
-               else {"min_near_inliers": args.keyframe_min_near_inliers}))))
+            **{field: value for field, value in defaulted.items() if value is not None})))
     return create_localizer(scene_map, config, resolve_device(args.device))
 
 
