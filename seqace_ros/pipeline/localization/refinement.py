@@ -209,7 +209,7 @@ class Refinement:
 class KeyframeMatcher:
     """The map's keyframes and the matches of the current query's keypoints with them.
 
-    Each keyframe is matched at most once per query: sequence mode refines both a frame's
+    Each keyframe is matched at most once per query: sequence mode may refine both a frame's
     single-frame pose and its sequence pose, which mostly pick the same keyframes. A query is
     recognised by identity (the same :class:`SparseFeatures` object), so the cache holds one
     query's matches; a localizer and its matcher serve one thread.

@@ -25,7 +25,12 @@ A camera sees a stream; consecutive frames see the same scene points. For every 
    accepted sequence estimate (weight ``smoothing`` on the new estimate). Per-frame noise
    averages out over the last few frames; an old error fades by ``1 - smoothing`` per frame
    and a carried pose that disagrees with the new estimate beyond the gate is dropped;
-6. the local map becomes the inliers of the returned pose among the carried and the new
+6. with refinement on (a map with keyframes): this frame's refined (or recovered) single-frame
+   pose, confirmed by the carried points, is smoothed with the weight ``refined_smoothing``
+   (more precise than the head's pose, it weighs more) and not refined again (a second
+   solve from the keyframes would be a fresh single-frame pose, undoing step 5); any other
+   sequence pose is refined against the keyframes like a single-frame one;
+7. the local map becomes the inliers of the returned pose among the carried and the new
    points; points older than ``buffer_length`` frames are dropped.
 
 Only past and current frames are used (causal). The buffer also resets on an image-size
@@ -88,6 +93,9 @@ class SequenceConfig:
         smoothing: weight in (0, 1] of this frame's sequence estimate against the previous
             returned pose carried forward by the tracked points' relative motion; 1.0 turns
             temporal smoothing off.
+        refined_smoothing: the same weight for a single-frame pose refined (or recovered)
+            against the map's keyframes that the carried points confirm: such a pose is more
+            precise than the head's, so it weighs more against the carried pose.
     """
 
     mode: ClassVar[str] = "sequence"
@@ -104,6 +112,7 @@ class SequenceConfig:
     max_conflicts: int = 2
     max_gap_s: float = 1.0
     smoothing: float = 0.3
+    refined_smoothing: float = 0.7
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -120,8 +129,10 @@ class SequenceConfig:
             raise LocalizationError(
                 f"need gate_translation_m, gate_rotation_deg and max_gap_s > 0, got "
                 f"{self.gate_translation_m}, {self.gate_rotation_deg}, {self.max_gap_s}")
-        if not 0.0 < self.smoothing <= 1.0:
-            raise LocalizationError(f"smoothing must be in (0, 1], got {self.smoothing}")
+        if not (0.0 < self.smoothing <= 1.0 and 0.0 < self.refined_smoothing <= 1.0):
+            raise LocalizationError(
+                "smoothing and refined_smoothing must be in (0, 1], got "
+                f"{self.smoothing}, {self.refined_smoothing}")
 
     def with_frame(self, frame: LocalizerConfig) -> SequenceConfig:
         """These settings with the single-frame stages' settings ``frame``."""
@@ -324,12 +335,13 @@ class SequenceLocalizer:
 
     def _smooth(
         self, accepted: PoseEstimate, carried_before: LocalMap, carried: LocalMap,
-        intrinsics: Intrinsics,
+        intrinsics: Intrinsics, weight: float,
     ) -> PoseEstimate | None:
         """The accepted sequence estimate averaged with the previous pose carried into this
-        frame, or ``None`` when there is nothing to average with (see step 5 above)."""
+        frame (``weight`` in (0, 1] on the estimate), or ``None`` when there is nothing to
+        average with (see step 5 above)."""
         config = self._settings
-        if config.smoothing >= 1.0 or not self._T_world_cam_history:
+        if weight >= 1.0 or not self._T_world_cam_history:
             return None
         errors_M = reprojection_errors_px(accepted.T_world_cam, intrinsics, carried.points2d_M2,
                                           carried.scene_points_M3)
@@ -343,7 +355,7 @@ class SequenceLocalizer:
         T_carried = self._T_world_cam_history[-1] @ T_previous_current
         if not poses_agree(T_carried, accepted.T_world_cam, config):
             return None
-        T_world_cam = interpolate_transform(T_carried, accepted.T_world_cam, config.smoothing)
+        T_world_cam = interpolate_transform(T_carried, accepted.T_world_cam, weight)
         return PoseEstimate(T_world_cam, accepted.num_inliers, accepted.current_inliers)
 
     def _stream_break(self, gray: NDArray[np.uint8], stamp_ns: int | None) -> str:
@@ -421,15 +433,22 @@ class SequenceLocalizer:
             sequence = self._solve_sequence(current, carried, single, intrinsics)
         decision = gate(sequence, single, self._predict(T_odom_cam), self._conflicts, config)
         self._conflicts = decision.conflicts
+        # A confirmed single-frame pose that was refined (or recovered) against the keyframes
+        # is smoothed with its own weight and not refined again (step 6 above).
+        confirmed_refined = decision.accepted is single and (frame.refined or frame.recovered)
         smoothed = None
         if decision.accepted is not None and decision.source is PoseSource.SEQUENCE:
-            smoothed = self._smooth(decision.accepted, carried_before, carried, intrinsics)
+            smoothed = self._smooth(
+                decision.accepted, carried_before, carried, intrinsics,
+                config.refined_smoothing if confirmed_refined else config.smoothing)
         accepted = smoothed or decision.accepted
         t2 = time.perf_counter()
-        refined = frame.refined and decision.source is PoseSource.SINGLE
-        recovered = frame.recovered and decision.source is PoseSource.SINGLE
-        outcome = self._single.status.refinement if decision.source is PoseSource.SINGLE else ""
-        if accepted is not None and decision.source is PoseSource.SEQUENCE:
+        # the single-frame pose, taken alone or confirmed, keeps what refinement did with it
+        keeps_frame_refinement = decision.source is PoseSource.SINGLE or confirmed_refined
+        refined = frame.refined and keeps_frame_refinement
+        recovered = frame.recovered and keeps_frame_refinement
+        outcome = self._single.status.refinement if keeps_frame_refinement else ""
+        if accepted is not None and not keeps_frame_refinement:
             refinement = self._single.refine(
                 accepted.T_world_cam, frame.keypoints, intrinsics, frame.points2d_N2,
                 frame.scene_points_N3)

@@ -28,6 +28,8 @@ from seqace_ros.pipeline.localization.single import (
         ({"max_gap_s": 0.0}, "max_gap_s"),
         ({"smoothing": 0.0}, "smoothing"),
         ({"smoothing": 1.5}, "smoothing"),
+        ({"refined_smoothing": 0.0}, "refined_smoothing"),
+        ({"refined_smoothing": 1.5}, "refined_smoothing"),
     ],
 )
 def test_bad_settings_are_rejected(overrides: dict[str, object], message: str) -> None:
@@ -40,6 +42,7 @@ def test_defaults_and_registration() -> None:
     assert config.localizer == LocalizerConfig()
     assert config.fusion == "joint"
     assert 0.0 < config.smoothing < 1.0  # temporal smoothing is on by default
+    assert config.smoothing < config.refined_smoothing < 1.0  # refined poses weigh more
     assert config.flow.image_scale < 1.0  # flow on a downscaled image
     assert MODE_NAMES == ("single", "sequence")
     assert mode_config("sequence") == config

@@ -11,10 +11,12 @@ from seqace_ros.core.geometry import make_transform, pose_error
 from seqace_ros.core.map_file import SceneMap
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.localization.local_map import LocalMap
+from seqace_ros.pipeline.localization.refinement import RefinementConfig
 from seqace_ros.pipeline.localization.sequence import SequenceConfig, SequenceLocalizer
 from seqace_ros.pipeline.localization.single import (
     LocalizationError,
     LocalizationResult,
+    LocalizerConfig,
     PoseSource,
 )
 
@@ -127,3 +129,47 @@ def test_reset_stamps_and_odometry(dataset: FolderDataset, scene_map: SceneMap) 
         localizer.localize(frames[3].image_rgb, frames[3].intrinsics, T_odom_cam=np.eye(3))
     with pytest.raises(LocalizationError, match="640x480"):
         localizer.localize(frames[3].image_rgb, frames[3].intrinsics.resized(320, 240))
+
+
+@pytest.mark.parametrize("refined_smoothing", [0.5, 1.0])
+def test_a_confirmed_refined_pose_is_smoothed_not_refined_again(
+    dataset: FolderDataset, scene_map: SceneMap, monkeypatch: pytest.MonkeyPatch,
+    refined_smoothing: float,
+) -> None:
+    """With refinement on, a frame whose refined single-frame pose the carried points confirm
+    is refined once, in the single-frame stage (a second refinement would be a fresh
+    single-frame solve), and averaged with the previous pose by ``refined_smoothing``: 1.0
+    returns the refined single-frame pose itself. Status and result say it was refined. (The
+    test preset's 8 keyframes hold few points, hence the lower bars.)"""
+    refinement = RefinementConfig(min_inliers=10, min_recovery_inliers=10)
+    localizer = SequenceLocalizer(scene_map, SequenceConfig(
+        localizer=LocalizerConfig(refine=True, refinement=refinement),
+        refined_smoothing=refined_smoothing), device="cpu")
+    single = localizer._single
+    refine, localize_single = single.refine, single.localize
+    calls: list[int] = []
+    singles: list[LocalizationResult] = []
+    monkeypatch.setattr(single, "refine", lambda *args: calls.append(1) or refine(*args))
+    monkeypatch.setattr(single, "localize", lambda *args: singles.append(
+        localize_single(*args)) or singles[-1])
+    checked = smoothed = 0
+    for index in BEFORE_JUMP:
+        frame = dataset[index]
+        calls.clear()
+        result = localizer.localize(frame.image_rgb, frame.intrinsics)
+        status = localizer.status
+        assert _correct(result, frame.T_world_cam), index
+        if not (status.source is PoseSource.SEQUENCE and singles[-1].refined):
+            continue
+        checked += 1
+        assert len(calls) == 1, index
+        assert result.refined
+        assert status.refinement == single.status.refinement
+        smoothed += status.smoothed
+        if refined_smoothing == 1.0:
+            assert not status.smoothed
+            np.testing.assert_array_equal(result.T_world_cam, singles[-1].T_world_cam)
+        elif status.smoothed:
+            assert not np.array_equal(result.T_world_cam, singles[-1].T_world_cam)
+    assert checked >= 3
+    assert smoothed >= (3 if refined_smoothing < 1.0 else 0)
