@@ -157,6 +157,9 @@ REFINEMENT_OPTIONS: tuple[tuple[str, type, str, str], ...] = (
      "inliers than this (0: never)"),
     ("--vote-keypoints", int, "vote_keypoints",
      "strongest keypoints of each keyframe that recovery's votes search"),
+    ("--refine-polish-sigmas", float, "polish_sigmas",
+     "solve the refined pose again from the keyframe matches within this many robust "
+     "standard deviations of it (0: never)"),
 )
 
 

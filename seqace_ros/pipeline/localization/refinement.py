@@ -19,7 +19,11 @@ The joint solve weighs the two sources by inverse variance: each keyframe match 
 reprojection error of that source's inliers under its own pose (the head's under the coarse
 pose, the matches' under a pose solved from them alone). Where the keyframes' 3D is exact
 (a synthetic scene) their matches dominate; where depth lifting is less precise than the head
-(7-Scenes' unregistered colour and depth) the head keeps its say. The refined pose replaces
+(7-Scenes' unregistered colour and depth) the head keeps its say. One RANSAC threshold serves
+both sources, so where the matches are far more precise than it, imprecise matches within it
+still weigh in: the joint pose is then solved once more from its inliers
+(:func:`tighten_matches`), the keyframe matches among them only within ``polish_sigmas``
+robust standard deviations, weighted by their residuals under it. The refined pose replaces
 the coarse one unless the matches are too few, their own solve has too few inliers, or the
 joint pose moved beyond the gate.
 
@@ -91,6 +95,10 @@ class RefinementConfig:
         max_weight_ratio: the keyframe matches' inverse-variance weight is clipped to
             ``[1 / max_weight_ratio, max_weight_ratio]`` (a source whose inliers fit almost
             exactly would otherwise silence the other).
+        polish_sigmas: where this many robust standard deviations (1.4826 times the median
+            residual) of the keyframe matches under the joint pose is tighter than
+            ``threshold_px``, the pose is solved again from its inliers with only the
+            matches within that bound (see :func:`tighten_matches`); 0: never.
         max_point_depth_m: keyframe points deeper than this in their own keyframe's camera
             (metres along its optical axis) are left out of the matches; 0: no limit. Far
             points carry the errors of depth sensors and of mapping poses that grow with
@@ -124,6 +132,7 @@ class RefinementConfig:
     max_translation_m: float = 0.3
     max_rotation_deg: float = 10.0
     max_weight_ratio: float = 16.0
+    polish_sigmas: float = 3.0
     max_point_depth_m: float = 0.0
     max_point_disagreement_m: float = 0.02
     min_near_inliers: int = 100
@@ -155,6 +164,8 @@ class RefinementConfig:
                              f"{self.max_point_depth_m}, {self.max_point_disagreement_m}")
         if self.max_weight_ratio < 1.0:
             raise ValueError(f"max_weight_ratio must be >= 1, got {self.max_weight_ratio}")
+        if self.polish_sigmas < 0.0:
+            raise ValueError(f"polish_sigmas must be >= 0, got {self.polish_sigmas}")
         if not 0.0 < self.max_view_angle_deg <= 180.0:
             raise ValueError(
                 f"max_view_angle_deg must be in (0, 180], got {self.max_view_angle_deg}")
@@ -376,6 +387,46 @@ def keyframe_weight(head_rms_px: float | None, keyframe_rms_px: float,
     return float(np.clip(ratio, 1.0 / max_ratio, max_ratio))
 
 
+def tighten_matches(
+    T_world_cam: NDArray[np.float64], pixels_M2: NDArray[np.float64],
+    points_M3: NDArray[np.float64], points2d_N2: NDArray[np.float64],
+    scene_points_N3: NDArray[np.float64], intrinsics: Intrinsics, config: RefinementConfig,
+    seed: int | None,
+) -> NDArray[np.float64] | None:
+    """The joint pose ``T_world_cam`` (4, 4) solved again from its inliers, the keyframe
+    matches (``pixels_M2`` (M, 2), ``points_M3`` (M, 3)) among them only within
+    ``config.polish_sigmas`` robust standard deviations of their residuals under it: with the
+    head correspondences (``points2d_N2``, ``scene_points_N3``, N may be 0) within
+    ``config.threshold_px``, each match weighing :func:`keyframe_weight` of the two sources'
+    residuals under ``T_world_cam``.
+
+    The robust standard deviation is 1.4826 times the median residual of the matches within
+    ``config.threshold_px``. None when ``config.polish_sigmas`` is 0, that bound leaves the
+    matches' inliers as they are (the matches are about as imprecise as the threshold
+    allows: nothing to tighten), fewer than ``config.min_inliers`` are kept, or the solve
+    fails.
+    """
+    errors_M = reprojection_errors_px(T_world_cam, intrinsics, pixels_M2, points_M3)
+    inlying_M = errors_M < config.threshold_px
+    if config.polish_sigmas <= 0 or not inlying_M.any():
+        return None
+    bound_px = config.polish_sigmas * 1.4826 * float(np.median(errors_M[inlying_M]))
+    kept_M = errors_M < min(bound_px, config.threshold_px)
+    if np.array_equal(kept_M, inlying_M) or kept_M.sum() < config.min_inliers:
+        return None
+    head_errors_N = reprojection_errors_px(T_world_cam, intrinsics, points2d_N2, scene_points_N3)
+    head_N = head_errors_N < config.threshold_px
+    weight = keyframe_weight(inlier_rms_px(head_errors_N, config.threshold_px),
+                             float(np.sqrt(np.mean(errors_M[kept_M] ** 2))),
+                             config.max_weight_ratio)
+    kept, head = int(kept_M.sum()), int(head_N.sum())
+    solved = solve_pnp(np.concatenate([pixels_M2[kept_M], points2d_N2[head_N]]),
+                       np.concatenate([points_M3[kept_M], scene_points_N3[head_N]]),
+                       intrinsics.as_tuple, config.ransac_options(seed),
+                       np.concatenate([np.full(kept, weight), np.ones(head)]))
+    return np.asarray(solved.T_world_cam, dtype=np.float64) if solved.success else None
+
+
 def refine_pose(
     T_world_cam: NDArray[np.float64], query: SparseFeatures, intrinsics: Intrinsics,
     matcher: KeyframeMatcher, config: RefinementConfig, points2d_N2: NDArray[np.float64],
@@ -423,6 +474,10 @@ def refine_pose(
         return keep("the joint solve found no pose", inliers, weight)
     inliers = int(np.sum(joint.inliers[:matches]))
     T_refined = np.asarray(joint.T_world_cam, dtype=np.float64)
+    tightened = tighten_matches(T_refined, found.pixels_M2, found.points_M3, points2d_N2,
+                                scene_points_N3, intrinsics, config, seed)
+    if tightened is not None:
+        T_refined = tightened
     moved_m, turned_deg = pose_error(T_refined, T_world_cam)
     if moved_m > config.max_translation_m or turned_deg > config.max_rotation_deg:
         return keep(f"refined pose {moved_m:.2f} m / {turned_deg:.1f} deg from the coarse one",

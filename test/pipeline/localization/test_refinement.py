@@ -20,7 +20,9 @@ from seqace_ros.pipeline.localization.refinement import (
     RefinementConfig,
     recover_pose,
     refine_pose,
+    tighten_matches,
 )
+from seqace_ros.ransac import solve_pnp
 
 INTRINSICS = Intrinsics(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480)
 #: No head correspondences: the keyframe matches alone decide.
@@ -80,6 +82,41 @@ def _perturbed(T: NDArray[np.float64], metres: float, degrees: float) -> NDArray
     delta = make_transform(_rotation(np.array([1.0, -0.5, 0.3]), degrees),
                            metres * np.array([0.6, 0.0, 0.8]))
     return T @ delta
+
+
+def test_tightening_leaves_out_the_imprecise_matches_within_the_threshold() -> None:
+    """A third of the keyframe matches are 4 to 7 px off, inside the 8 px threshold, the rest
+    0.3 px: solved again from the matches within 3 robust standard deviations, the pose is
+    less than half as far from the truth as the one all inliers gave. With every match as
+    imprecise as that third, the bound is not tighter than the threshold and nothing is
+    solved again; nor with ``polish_sigmas`` 0."""
+    rng = np.random.default_rng(3)
+    T_true, keyframes, _ = _scene()
+    points_M3 = keyframes.points_N3.astype(np.float64)
+    cam_M3 = transform_points(invert_transform(T_true), points_M3)
+    exact_M2 = INTRINSICS.K[:2, :2] @ (cam_M3[:, :2] / cam_M3[:, 2:]).T + INTRINSICS.K[:2, 2:]
+    angles_M = rng.uniform(0.0, 2.0 * np.pi, len(points_M3))
+    offsets_M2 = rng.uniform(4.0, 7.0, len(points_M3))[:, None] * np.stack(
+        [np.cos(angles_M), np.sin(angles_M)], axis=1)
+    imprecise_M = np.arange(len(points_M3)) % 3 == 0
+    pixels_M2 = exact_M2.T + rng.normal(scale=0.3, size=offsets_M2.shape)
+    pixels_M2[imprecise_M] += offsets_M2[imprecise_M]
+    config = RefinementConfig()
+    loose = solve_pnp(pixels_M2, points_M3, INTRINSICS.as_tuple, config.ransac_options(0))
+    assert loose.success
+    T_loose = np.asarray(loose.T_world_cam)
+    assert np.sum(loose.inliers) == len(points_M3)  # every match within the threshold
+    tightened = tighten_matches(T_loose, pixels_M2, points_M3, *NO_PATCHES, INTRINSICS,
+                                config, 0)
+    assert tightened is not None
+    assert pose_error(tightened, T_true)[0] < 0.5 * pose_error(T_loose, T_true)[0]
+    assert tighten_matches(T_loose, pixels_M2, points_M3, *NO_PATCHES, INTRINSICS,
+                           replace(config, polish_sigmas=0.0), 0) is None
+    uniform_M2 = exact_M2.T + offsets_M2
+    uniform = np.asarray(solve_pnp(uniform_M2, points_M3, INTRINSICS.as_tuple,
+                                   config.ransac_options(0)).T_world_cam)
+    assert tighten_matches(uniform, uniform_M2, points_M3, *NO_PATCHES, INTRINSICS, config,
+                           0) is None
 
 
 def test_recovers_the_true_pose_from_a_coarse_one() -> None:
@@ -310,11 +347,12 @@ def test_no_recovery_from_keyframes_the_query_does_not_match() -> None:
                                  {"max_view_angle_deg": 0.0}, {"max_view_angle_deg": 190.0},
                                  {"candidates": 3}, {"voters": 0},
                                  {"min_recovery_inliers": 20}, {"max_point_depth_m": -1.0},
-                                 {"min_near_inliers": -1}, {"vote_keypoints": 0}])
+                                 {"min_near_inliers": -1}, {"vote_keypoints": 0},
+                                 {"polish_sigmas": -1.0}])
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"refinement|rotation_weight_m|max_weight_ratio|"
                                          r"max_point_depth_m|max_view_angle_deg|candidates|"
-                                         r"min_near_inliers"):
+                                         r"min_near_inliers|polish_sigmas"):
         RefinementConfig(**bad)  # type: ignore[arg-type]
 
 
