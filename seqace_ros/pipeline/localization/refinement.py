@@ -387,6 +387,10 @@ def keyframe_weight(head_rms_px: float | None, keyframe_rms_px: float,
     return float(np.clip(ratio, 1.0 / max_ratio, max_ratio))
 
 
+#: Standard deviation per median absolute residual of normally distributed errors.
+MEDIAN_TO_SIGMA = 1.4826
+
+
 def tighten_matches(
     T_world_cam: NDArray[np.float64], pixels_M2: NDArray[np.float64],
     points_M3: NDArray[np.float64], points2d_N2: NDArray[np.float64],
@@ -400,24 +404,26 @@ def tighten_matches(
     ``config.threshold_px``, each match weighing :func:`keyframe_weight` of the two sources'
     residuals under ``T_world_cam``.
 
-    The robust standard deviation is 1.4826 times the median residual of the matches within
-    ``config.threshold_px``. None when ``config.polish_sigmas`` is 0, that bound leaves the
-    matches' inliers as they are (the matches are about as imprecise as the threshold
-    allows: nothing to tighten), fewer than ``config.min_inliers`` are kept, or the solve
-    fails.
+    The robust standard deviation is :data:`MEDIAN_TO_SIGMA` times the median residual of the
+    matches within ``config.threshold_px``. None when ``config.polish_sigmas`` is 0, that
+    bound leaves the matches' inliers as they are (the matches are about as imprecise as the
+    threshold allows: nothing to tighten), fewer than ``config.min_inliers`` are kept, or the
+    solve fails.
     """
     errors_M = reprojection_errors_px(T_world_cam, intrinsics, pixels_M2, points_M3)
     inlying_M = errors_M < config.threshold_px
     if config.polish_sigmas <= 0 or not inlying_M.any():
         return None
-    bound_px = config.polish_sigmas * 1.4826 * float(np.median(errors_M[inlying_M]))
-    kept_M = errors_M < min(bound_px, config.threshold_px)
-    if np.array_equal(kept_M, inlying_M) or kept_M.sum() < config.min_inliers:
+    limit_px = min(config.polish_sigmas * MEDIAN_TO_SIGMA * float(np.median(errors_M[inlying_M])),
+                   config.threshold_px)
+    kept_M = errors_M < limit_px
+    keyframe_rms = inlier_rms_px(errors_M, limit_px)
+    if (np.array_equal(kept_M, inlying_M) or keyframe_rms is None
+            or kept_M.sum() < config.min_inliers):
         return None
     head_errors_N = reprojection_errors_px(T_world_cam, intrinsics, points2d_N2, scene_points_N3)
     head_N = head_errors_N < config.threshold_px
-    weight = keyframe_weight(inlier_rms_px(head_errors_N, config.threshold_px),
-                             float(np.sqrt(np.mean(errors_M[kept_M] ** 2))),
+    weight = keyframe_weight(inlier_rms_px(head_errors_N, config.threshold_px), keyframe_rms,
                              config.max_weight_ratio)
     kept, head = int(kept_M.sum()), int(head_N.sum())
     solved = solve_pnp(np.concatenate([pixels_M2[kept_M], points2d_N2[head_N]]),
