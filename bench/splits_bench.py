@@ -158,8 +158,10 @@ REFINEMENT_OPTIONS: tuple[tuple[str, type, str, str], ...] = (
     ("--vote-keypoints", int, "vote_keypoints",
      "strongest keypoints of each keyframe that recovery's votes search"),
     ("--refine-polish-sigmas", float, "polish_sigmas",
-     "solve the refined pose again from the keyframe matches within this many robust "
-     "standard deviations of it (0: never)"),
+     "solve the refined pose again where this many robust standard deviations of the keyframe "
+     "matches' residuals is tighter than the threshold (0: never)"),
+    ("--refine-polish-keep-sigmas", float, "polish_keep_sigmas",
+     "keep the keyframe matches within this many robust standard deviations in that solve"),
 )
 
 

@@ -21,9 +21,10 @@ pose, the matches' under a pose solved from them alone). Where the keyframes' 3D
 (a synthetic scene) their matches dominate; where depth lifting is less precise than the head
 (7-Scenes' unregistered colour and depth) the head keeps its say. One RANSAC threshold serves
 both sources, so where the matches are far more precise than it, imprecise matches within it
-still weigh in: the joint pose is then solved once more from its inliers
-(:func:`tighten_matches`), the keyframe matches among them only within ``polish_sigmas``
-robust standard deviations, weighted by their residuals under it. The refined pose replaces
+still weigh in: where ``polish_sigmas`` robust standard deviations of the matches' residuals
+are tighter than the threshold, the joint pose is solved once more from its inliers
+(:func:`tighten_matches`), the keyframe matches among them only within ``polish_keep_sigmas``
+(fewer) robust standard deviations, weighted by their residuals under it. The refined pose replaces
 the coarse one unless the matches are too few, their own solve has too few inliers, or the
 joint pose moved beyond the gate.
 
@@ -97,8 +98,11 @@ class RefinementConfig:
             exactly would otherwise silence the other).
         polish_sigmas: where this many robust standard deviations (1.4826 times the median
             residual) of the keyframe matches under the joint pose is tighter than
-            ``threshold_px``, the pose is solved again from its inliers with only the
-            matches within that bound (see :func:`tighten_matches`); 0: never.
+            ``threshold_px`` (the matches are far more precise than the threshold), the pose
+            is solved again from its inliers with only the matches within
+            ``polish_keep_sigmas`` of them (see :func:`tighten_matches`); 0: never.
+        polish_keep_sigmas: the keyframe matches that solve keeps, in robust standard
+            deviations (at most ``polish_sigmas``).
         max_point_depth_m: keyframe points deeper than this in their own keyframe's camera
             (metres along its optical axis) are left out of the matches; 0: no limit. Far
             points carry the errors of depth sensors and of mapping poses that grow with
@@ -133,6 +137,7 @@ class RefinementConfig:
     max_rotation_deg: float = 10.0
     max_weight_ratio: float = 16.0
     polish_sigmas: float = 3.0
+    polish_keep_sigmas: float = 1.5
     max_point_depth_m: float = 0.0
     max_point_disagreement_m: float = 0.02
     min_near_inliers: int = 100
@@ -166,6 +171,9 @@ class RefinementConfig:
             raise ValueError(f"max_weight_ratio must be >= 1, got {self.max_weight_ratio}")
         if self.polish_sigmas < 0.0:
             raise ValueError(f"polish_sigmas must be >= 0, got {self.polish_sigmas}")
+        if self.polish_sigmas > 0.0 and not 0.0 < self.polish_keep_sigmas <= self.polish_sigmas:
+            raise ValueError("polish_keep_sigmas must be in (0, polish_sigmas], got "
+                             f"{self.polish_keep_sigmas} (polish_sigmas {self.polish_sigmas})")
         if not 0.0 < self.max_view_angle_deg <= 180.0:
             raise ValueError(
                 f"max_view_angle_deg must be in (0, 180], got {self.max_view_angle_deg}")
@@ -399,23 +407,29 @@ def tighten_matches(
 ) -> NDArray[np.float64] | None:
     """The joint pose ``T_world_cam`` (4, 4) solved again from its inliers, the keyframe
     matches (``pixels_M2`` (M, 2), ``points_M3`` (M, 3)) among them only within
-    ``config.polish_sigmas`` robust standard deviations of their residuals under it: with the
-    head correspondences (``points2d_N2``, ``scene_points_N3``, N may be 0) within
+    ``config.polish_keep_sigmas`` robust standard deviations of their residuals under it: with
+    the head correspondences (``points2d_N2``, ``scene_points_N3``, N may be 0) within
     ``config.threshold_px``, each match weighing :func:`keyframe_weight` of the two sources'
     residuals under ``T_world_cam``.
 
     The robust standard deviation is :data:`MEDIAN_TO_SIGMA` times the median residual of the
-    matches within ``config.threshold_px``. None when ``config.polish_sigmas`` is 0, that
-    bound leaves the matches' inliers as they are (the matches are about as imprecise as the
-    threshold allows: nothing to tighten), fewer than ``config.min_inliers`` are kept, or the
-    solve fails.
+    matches within ``config.threshold_px``. Two bounds, because they answer two questions:
+    whether the matches are far more precise than the threshold (``config.polish_sigmas`` of
+    them tighter than it: exact keyframe depth), and which matches to solve from then (the
+    tighter ``polish_keep_sigmas``, which leaves out matches a pixel or two off that the wider
+    bound still holds). None when ``config.polish_sigmas`` is 0, its bound is not tighter than
+    the threshold (the matches are about as imprecise as the threshold allows: nothing to
+    tighten), the kept matches are the inliers already or fewer than ``config.min_inliers``,
+    or the solve fails.
     """
     errors_M = reprojection_errors_px(T_world_cam, intrinsics, pixels_M2, points_M3)
     inlying_M = errors_M < config.threshold_px
     if config.polish_sigmas <= 0 or not inlying_M.any():
         return None
-    limit_px = min(config.polish_sigmas * MEDIAN_TO_SIGMA * float(np.median(errors_M[inlying_M])),
-                   config.threshold_px)
+    sigma_px = MEDIAN_TO_SIGMA * float(np.median(errors_M[inlying_M]))
+    if config.polish_sigmas * sigma_px >= config.threshold_px:
+        return None
+    limit_px = config.polish_keep_sigmas * sigma_px
     kept_M = errors_M < limit_px
     keyframe_rms = inlier_rms_px(errors_M, limit_px)
     if (np.array_equal(kept_M, inlying_M) or keyframe_rms is None
