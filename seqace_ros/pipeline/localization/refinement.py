@@ -23,9 +23,9 @@ pose, the matches' under a pose solved from them alone). Where the keyframes' 3D
 both sources, so where the matches are far more precise than it, imprecise matches within it
 still weigh in: where ``polish_sigmas`` robust standard deviations of the matches' residuals
 are tighter than the threshold, the joint pose is solved once more from its inliers
-(:func:`tighten_matches`), the keyframe matches among them only within ``polish_keep_sigmas``
-(fewer) robust standard deviations, weighted by their residuals under it. The refined pose replaces
-the coarse one unless the matches are too few, their own solve has too few inliers, or the
+(:func:`tighten_matches`), the keyframe matches among them only within the tighter
+``polish_keep_sigmas``, weighted by their residuals under it. The refined pose replaces the
+coarse one unless the matches are too few, their own solve has too few inliers, or the
 joint pose moved beyond the gate.
 
 Sensor-depth keyframe points are matched only up to a depth: where two keyframes' points of

@@ -78,10 +78,13 @@ def _query(T_true: NDArray[np.float64], keyframes: Keyframes, descriptors: NDArr
     )
 
 
-def _matches_off_by(T_true: NDArray[np.float64], points_M3: NDArray[np.float64],
-                    offset_px: tuple[float, float], seed: int) -> NDArray[np.float64]:
+def _matches_off_by(
+    T_true: NDArray[np.float64], points_M3: NDArray[np.float64], offset_px: tuple[float, float],
+    seed: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Pixels (M, 2) of ``points_M3`` under ``T_true`` with 0.3 px noise, every third one moved
-    ``offset_px`` (low, high) pixels further in a random direction."""
+    by its offset: ``offset_px`` (low, high) pixels in a random direction; with the exact
+    projections (M, 2) and every point's offset (M, 2)."""
     rng = np.random.default_rng(seed)
     cam_M3 = transform_points(invert_transform(T_true), points_M3)
     exact_M2 = (INTRINSICS.K[:2, :2] @ (cam_M3[:, :2] / cam_M3[:, 2:]).T + INTRINSICS.K[:2, 2:]).T
@@ -91,7 +94,7 @@ def _matches_off_by(T_true: NDArray[np.float64], points_M3: NDArray[np.float64],
     pixels_M2 = exact_M2 + rng.normal(scale=0.3, size=exact_M2.shape)
     off_M = np.arange(len(points_M3)) % 3 == 0
     pixels_M2[off_M] += offsets_M2[off_M]
-    return pixels_M2
+    return pixels_M2, exact_M2, offsets_M2
 
 
 def test_tightening_keeps_only_the_matches_within_the_tighter_bound() -> None:
@@ -104,7 +107,7 @@ def test_tightening_keeps_only_the_matches_within_the_tighter_bound() -> None:
     config = RefinementConfig()
     errors_m: dict[float, list[float]] = {1.5: [], 3.0: []}
     for seed in range(20):
-        pixels_M2 = _matches_off_by(T_true, points_M3, (1.5, 2.0), seed)
+        pixels_M2, _, _ = _matches_off_by(T_true, points_M3, (1.5, 2.0), seed)
         T_joint = np.asarray(solve_pnp(pixels_M2, points_M3, INTRINSICS.as_tuple,
                                        config.ransac_options(0)).T_world_cam)
         for keep, errors in errors_m.items():
@@ -126,20 +129,12 @@ def test_tightening_leaves_out_the_imprecise_matches_within_the_threshold() -> N
     """A third of the keyframe matches are 4 to 7 px off, inside the 8 px threshold, the rest
     0.3 px: their 3 robust standard deviations are tighter than the threshold, and solved
     again from the matches within 1.5 of them, the pose is less than half as far from the
-    truth as the one all inliers gave. With every match as
-    imprecise as that third, the bound is not tighter than the threshold and nothing is
-    solved again; nor with ``polish_sigmas`` 0."""
-    rng = np.random.default_rng(3)
+    truth as the one all inliers gave. With every match as imprecise as that third, the bound
+    is not tighter than the threshold and nothing is solved again; nor with ``polish_sigmas``
+    0."""
     T_true, keyframes, _ = _scene()
     points_M3 = keyframes.points_N3.astype(np.float64)
-    cam_M3 = transform_points(invert_transform(T_true), points_M3)
-    exact_M2 = INTRINSICS.K[:2, :2] @ (cam_M3[:, :2] / cam_M3[:, 2:]).T + INTRINSICS.K[:2, 2:]
-    angles_M = rng.uniform(0.0, 2.0 * np.pi, len(points_M3))
-    offsets_M2 = rng.uniform(4.0, 7.0, len(points_M3))[:, None] * np.stack(
-        [np.cos(angles_M), np.sin(angles_M)], axis=1)
-    imprecise_M = np.arange(len(points_M3)) % 3 == 0
-    pixels_M2 = exact_M2.T + rng.normal(scale=0.3, size=offsets_M2.shape)
-    pixels_M2[imprecise_M] += offsets_M2[imprecise_M]
+    pixels_M2, exact_M2, offsets_M2 = _matches_off_by(T_true, points_M3, (4.0, 7.0), seed=3)
     config = RefinementConfig()
     loose = solve_pnp(pixels_M2, points_M3, INTRINSICS.as_tuple, config.ransac_options(0))
     assert loose.success
@@ -151,7 +146,7 @@ def test_tightening_leaves_out_the_imprecise_matches_within_the_threshold() -> N
     assert pose_error(tightened, T_true)[0] < 0.5 * pose_error(T_loose, T_true)[0]
     assert tighten_matches(T_loose, pixels_M2, points_M3, *NO_PATCHES, INTRINSICS,
                            replace(config, polish_sigmas=0.0), 0) is None
-    uniform_M2 = exact_M2.T + offsets_M2
+    uniform_M2 = exact_M2 + offsets_M2
     uniform = np.asarray(solve_pnp(uniform_M2, points_M3, INTRINSICS.as_tuple,
                                    config.ransac_options(0)).T_world_cam)
     assert tighten_matches(uniform, uniform_M2, points_M3, *NO_PATCHES, INTRINSICS, config,
