@@ -22,11 +22,10 @@ pose, the matches' under a pose solved from them alone). Where the keyframes' 3D
 (7-Scenes' unregistered colour and depth) the head keeps its say. One RANSAC threshold serves
 both sources, so where the matches are far more precise than it, imprecise matches within it
 still weigh in: where ``polish_sigmas`` robust standard deviations of the matches' residuals
-are tighter than the threshold, the joint pose is solved once more from its inliers
-(:func:`tighten_matches`), the keyframe matches among them only within the tighter
-``polish_keep_sigmas``, weighted by their residuals under it. The refined pose replaces the
-coarse one unless the matches are too few, their own solve has too few inliers, or the
-joint pose moved beyond the gate.
+are tighter than the threshold, the pose is solved once more from the matches alone, those
+within the tighter ``polish_keep_sigmas`` of the joint pose (:func:`tighten_matches`). The
+refined pose replaces the coarse one unless the matches are too few, their own solve has too
+few inliers, or the joint pose moved beyond the gate.
 
 Sensor-depth keyframe points are matched only up to a depth: where two keyframes' points of
 the same keypoint disagree by a median of ``max_point_disagreement_m``
@@ -99,8 +98,8 @@ class RefinementConfig:
         polish_sigmas: where this many robust standard deviations (1.4826 times the median
             residual) of the keyframe matches under the joint pose is tighter than
             ``threshold_px`` (the matches are far more precise than the threshold), the pose
-            is solved again from its inliers with only the matches within
-            ``polish_keep_sigmas`` of them (see :func:`tighten_matches`); 0: never.
+            is solved again from the matches within ``polish_keep_sigmas`` of them alone (see
+            :func:`tighten_matches`); 0: never.
         polish_keep_sigmas: the keyframe matches that solve keeps, in robust standard
             deviations (at most ``polish_sigmas``).
         max_point_depth_m: keyframe points deeper than this in their own keyframe's camera
@@ -401,26 +400,24 @@ MEDIAN_TO_SIGMA = 1.4826
 
 def tighten_matches(
     T_world_cam: NDArray[np.float64], pixels_M2: NDArray[np.float64],
-    points_M3: NDArray[np.float64], points2d_N2: NDArray[np.float64],
-    scene_points_N3: NDArray[np.float64], intrinsics: Intrinsics, config: RefinementConfig,
+    points_M3: NDArray[np.float64], intrinsics: Intrinsics, config: RefinementConfig,
     seed: int | None,
 ) -> NDArray[np.float64] | None:
-    """The joint pose ``T_world_cam`` (4, 4) solved again from its inliers, the keyframe
-    matches (``pixels_M2`` (M, 2), ``points_M3`` (M, 3)) among them only within
-    ``config.polish_keep_sigmas`` robust standard deviations of their residuals under it: with
-    the head correspondences (``points2d_N2``, ``scene_points_N3``, N may be 0) within
-    ``config.threshold_px``, each match weighing :func:`keyframe_weight` of the two sources'
-    residuals under ``T_world_cam``.
+    """The pose solved again from the keyframe matches (``pixels_M2`` (M, 2), ``points_M3``
+    (M, 3)) alone, those within ``config.polish_keep_sigmas`` robust standard deviations of
+    their residuals under the joint pose ``T_world_cam`` (4, 4).
 
     The robust standard deviation is :data:`MEDIAN_TO_SIGMA` times the median residual of the
     matches within ``config.threshold_px``. Two bounds, because they answer two questions:
     whether the matches are far more precise than the threshold (``config.polish_sigmas`` of
     them tighter than it: exact keyframe depth), and which matches to solve from then (the
     tighter ``polish_keep_sigmas``, which leaves out matches a pixel or two off that the wider
-    bound still holds). None when ``config.polish_sigmas`` is 0, its bound is not tighter than
-    the threshold (the matches are about as imprecise as the threshold allows: nothing to
-    tighten), the kept matches are the inliers already or fewer than ``config.min_inliers``,
-    or the solve fails.
+    bound still holds). The head's correspondences are left out of that solve: their error is
+    the map's bias near the query, which their inverse-variance weight in the joint solve does
+    not model, and precise matches need no help from them. None when ``config.polish_sigmas``
+    is 0, its bound is not tighter than the threshold (the matches are about as imprecise as
+    the threshold allows: nothing to tighten), fewer than ``config.min_inliers`` matches are
+    kept, or the solve fails.
     """
     errors_M = reprojection_errors_px(T_world_cam, intrinsics, pixels_M2, points_M3)
     inlying_M = errors_M < config.threshold_px
@@ -429,21 +426,11 @@ def tighten_matches(
     sigma_px = MEDIAN_TO_SIGMA * float(np.median(errors_M[inlying_M]))
     if config.polish_sigmas * sigma_px >= config.threshold_px:
         return None
-    limit_px = config.polish_keep_sigmas * sigma_px
-    kept_M = errors_M < limit_px
-    keyframe_rms = inlier_rms_px(errors_M, limit_px)
-    if (np.array_equal(kept_M, inlying_M) or keyframe_rms is None
-            or kept_M.sum() < config.min_inliers):
+    kept_M = errors_M < config.polish_keep_sigmas * sigma_px
+    if kept_M.sum() < config.min_inliers:
         return None
-    head_errors_N = reprojection_errors_px(T_world_cam, intrinsics, points2d_N2, scene_points_N3)
-    head_N = head_errors_N < config.threshold_px
-    weight = keyframe_weight(inlier_rms_px(head_errors_N, config.threshold_px), keyframe_rms,
-                             config.max_weight_ratio)
-    kept, head = int(kept_M.sum()), int(head_N.sum())
-    solved = solve_pnp(np.concatenate([pixels_M2[kept_M], points2d_N2[head_N]]),
-                       np.concatenate([points_M3[kept_M], scene_points_N3[head_N]]),
-                       intrinsics.as_tuple, config.ransac_options(seed),
-                       np.concatenate([np.full(kept, weight), np.ones(head)]))
+    solved = solve_pnp(pixels_M2[kept_M], points_M3[kept_M], intrinsics.as_tuple,
+                       config.ransac_options(seed))
     return np.asarray(solved.T_world_cam, dtype=np.float64) if solved.success else None
 
 
@@ -494,8 +481,8 @@ def refine_pose(
         return keep("the joint solve found no pose", inliers, weight)
     inliers = int(np.sum(joint.inliers[:matches]))
     T_refined = np.asarray(joint.T_world_cam, dtype=np.float64)
-    tightened = tighten_matches(T_refined, found.pixels_M2, found.points_M3, points2d_N2,
-                                scene_points_N3, intrinsics, config, seed)
+    tightened = tighten_matches(T_refined, found.pixels_M2, found.points_M3, intrinsics, config,
+                                seed)
     if tightened is not None:
         T_refined = tightened
     moved_m, turned_deg = pose_error(T_refined, T_world_cam)
