@@ -86,8 +86,7 @@ def _matches_off_by(
     by its offset: ``offset_px`` (low, high) pixels in a random direction; with the exact
     projections (M, 2) and every point's offset (M, 2)."""
     rng = np.random.default_rng(seed)
-    cam_M3 = transform_points(invert_transform(T_true), points_M3)
-    exact_M2 = (INTRINSICS.K[:2, :2] @ (cam_M3[:, :2] / cam_M3[:, 2:]).T + INTRINSICS.K[:2, 2:]).T
+    exact_M2, _ = INTRINSICS.project(transform_points(invert_transform(T_true), points_M3))
     angles_M = rng.uniform(0.0, 2.0 * np.pi, len(points_M3))
     offsets_M2 = rng.uniform(*offset_px, len(points_M3))[:, None] * np.stack(
         [np.cos(angles_M), np.sin(angles_M)], axis=1)
@@ -140,8 +139,7 @@ def test_tightening_leaves_out_the_imprecise_matches_within_the_threshold() -> N
     assert loose.success
     T_loose = np.asarray(loose.T_world_cam)
     assert np.sum(loose.inliers) == len(points_M3)  # every match within the threshold
-    tightened = tighten_matches(T_loose, pixels_M2, points_M3, INTRINSICS,
-                                config, 0)
+    tightened = tighten_matches(T_loose, pixels_M2, points_M3, INTRINSICS, config, 0)
     assert tightened is not None
     assert pose_error(tightened, T_true)[0] < 0.5 * pose_error(T_loose, T_true)[0]
     assert tighten_matches(T_loose, pixels_M2, points_M3, INTRINSICS,
@@ -149,8 +147,7 @@ def test_tightening_leaves_out_the_imprecise_matches_within_the_threshold() -> N
     uniform_M2 = exact_M2 + offsets_M2
     uniform = np.asarray(solve_pnp(uniform_M2, points_M3, INTRINSICS.as_tuple,
                                    config.ransac_options(0)).T_world_cam)
-    assert tighten_matches(uniform, uniform_M2, points_M3, INTRINSICS, config,
-                           0) is None
+    assert tighten_matches(uniform, uniform_M2, points_M3, INTRINSICS, config, 0) is None
 
 
 def test_recovers_the_true_pose_from_a_coarse_one() -> None:
