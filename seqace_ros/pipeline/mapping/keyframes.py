@@ -6,7 +6,12 @@ from one encoder pass, and a 3D point for each keypoint. With sensor depth (RGB-
 point is the keypoint lifted with the registered depth under the frame's pose, where the depth
 is valid and not at a depth edge; elsewhere, and for RGB maps, it is the point the trained head
 predicts there (its dense prediction, bilinearly interpolated at the keypoint), kept only when
-it reprojects onto the keypoint (the head is accurate at its mapping views, not everywhere).
+it reprojects onto the keypoint (the head is accurate at its mapping views, not everywhere). In
+RGB maps that point is then moved onto the keypoint's ray at the head's depth (the mapping pose
+fixes the ray; the head's sideways error only adds to its depth error). An RGB-D map's head
+points are the keypoints at depth edges or without valid depth, where the ray may pass the
+surface the head's point lies on: they stay as the head predicts them (moving them cost refined
+poses precision on the redkitchen splits, ``bench/results/NOTES.md``).
 Depth-lifted points are the scene's geometry rather than the map's estimate of it, which makes
 refined poses more precise where queries leave the mapping views (README, Benchmarks).
 """
@@ -21,9 +26,10 @@ import torch
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.depth import depths_at
 from seqace_ros.core.encoder import Encoder
-from seqace_ros.core.geometry import transform_points
+from seqace_ros.core.geometry import invert_transform, transform_points
 from seqace_ros.core.head import SceneHead
 from seqace_ros.core.keyframes import Keyframes, pose_distances
 from seqace_ros.core.sparse_features import sample_at_pixels
@@ -93,6 +99,22 @@ def select_keyframes(T_world_cam_F44: NDArray[np.floating], count: int,
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
+def on_keypoint_rays(T_world_cam: NDArray[np.floating], intrinsics: Intrinsics,
+                     keypoints_N2: NDArray[np.float64],
+                     points_N3: NDArray[np.float64]) -> NDArray[np.float64]:
+    """World points (N, 3), metres, on the rays of the keyframe's keypoints (N, 2) (u, v pixels)
+    at the camera-frame depth of the head's points ``points_N3`` (world frame): each head point
+    moved sideways onto its keypoint's ray.
+
+    The keyframe's pose is a mapping pose, so the ray through a keypoint is known; the head's
+    point, interpolated between patch centres, only adds its own sideways error to it. Points
+    behind the camera get a NaN depth; callers drop them (their reprojection error is infinite).
+    """
+    depth_N = transform_points(invert_transform(T_world_cam), points_N3)[:, 2]
+    depth_N = np.where(depth_N > 0, depth_N, np.nan)
+    return transform_points(T_world_cam, intrinsics.backproject(keypoints_N2, depth_N))
+
+
 @torch.inference_mode()
 def build_keyframes(
     frames: PosedFrameSource, indices: Sequence[int], encoder: Encoder, head: SceneHead,
@@ -100,7 +122,8 @@ def build_keyframes(
 ) -> Keyframes:
     """Keyframes of the posed frames ``indices``: keypoints, descriptors and their 3D points
     (``config.keypoints`` per frame at most): depth-lifted with ``sensor_depth``, else the
-    head's points it gets right (see ``max_error_px`` and the module docstring).
+    head's points it gets right (see ``max_error_px``), on their keypoints' rays without
+    ``sensor_depth`` (see the module docstring).
 
     Raises:
         ValueError: no frames, a frame without a pose, or without depth when
@@ -125,7 +148,10 @@ def build_keyframes(
         max_error_px = config.max_error_px * frame.image_rgb.shape[0] / output.input_height
         right_N = reprojection_errors_px(frame.T_world_cam, frame.intrinsics, keypoints_N2,
                                          points_N3) < max_error_px
-        if sensor_depth is not None:
+        if sensor_depth is None:
+            points_N3 = on_keypoint_rays(frame.T_world_cam, frame.intrinsics, keypoints_N2,
+                                         points_N3)
+        else:
             if frame.depth is None:
                 raise ValueError(f"keyframe {frame.name} has no depth image")
             depth_N, has_depth_N = depths_at(
