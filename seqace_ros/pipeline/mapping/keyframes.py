@@ -99,6 +99,14 @@ def select_keyframes(T_world_cam_F44: NDArray[np.floating], count: int,
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
+def lift_keypoints(T_world_cam: NDArray[np.floating], intrinsics: Intrinsics,
+                   keypoints_N2: NDArray[np.float64],
+                   depths_N: NDArray[np.float64]) -> NDArray[np.float64]:
+    """World points (N, 3), metres, of the keyframe's keypoints (N, 2) (u, v pixels) at the
+    camera-frame depths ``depths_N`` (N,) metres, under its camera-to-world pose."""
+    return transform_points(T_world_cam, intrinsics.backproject(keypoints_N2, depths_N))
+
+
 def on_keypoint_rays(T_world_cam: NDArray[np.floating], intrinsics: Intrinsics,
                      keypoints_N2: NDArray[np.float64],
                      points_N3: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -112,7 +120,7 @@ def on_keypoint_rays(T_world_cam: NDArray[np.floating], intrinsics: Intrinsics,
     """
     depth_N = transform_points(invert_transform(T_world_cam), points_N3)[:, 2]
     depth_N = np.where(depth_N > 0, depth_N, np.nan)
-    return transform_points(T_world_cam, intrinsics.backproject(keypoints_N2, depth_N))
+    return lift_keypoints(T_world_cam, intrinsics, keypoints_N2, depth_N)
 
 
 @torch.inference_mode()
@@ -157,8 +165,8 @@ def build_keyframes(
             depth_N, has_depth_N = depths_at(
                 keypoints_N2, frame.depth.registered_to(frame.intrinsics), sensor_depth.window_px,
                 sensor_depth.max_spread)
-            lifted_N3 = transform_points(frame.T_world_cam,
-                                         frame.intrinsics.backproject(keypoints_N2, depth_N))
+            lifted_N3 = lift_keypoints(frame.T_world_cam, frame.intrinsics, keypoints_N2,
+                                       depth_N)
             points_N3 = np.where(has_depth_N[:, None], lifted_N3, points_N3)
             right_N |= has_depth_N
         poses.append(frame.T_world_cam.astype(np.float32))
