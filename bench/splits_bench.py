@@ -13,15 +13,17 @@ matching + depth + PnP) on the same queries:
   views.
 
 Maps are trained in-process with the same request as ``seqace map [--depth]`` and cached
-in ``--cache-dir`` (named by split, kind, preset, steps, batch size, augmentation passes and
-seed), synthetic scenes are rendered there once. Each map's self-check comes from its report.
+in ``--cache-dir`` (named by split, kind, preset, steps, batch size, augmentation passes,
+head width and blocks, and seed), synthetic scenes are rendered there once. Each map's
+self-check comes from its report.
 ``--refine`` adds each mode with refinement against the map's keyframes (``single+refine``,
 ``sequence+refine``).
 Prints JSON and a markdown table; ``--json`` also writes the JSON. Usage::
 
     .venv/bin/python bench/splits_bench.py [--splits dev,A,B,offset_10cm,...] \
         [--kinds rgb,rgbd] [--modes single,sequence] [--refine] [--no-peer] [--preset cpu] \
-        [--iterations N] [--batch-size N] [--augmentation-passes N] [--seed 0] [--threads 2] \
+        [--iterations N] [--batch-size N] [--augmentation-passes N] [--head-width N] \
+        [--head-blocks N] [--seed 0] [--threads 2] \
         [--query-step 1] [--cache-dir DIR] [--json bench/results/splits.json]
 """
 
@@ -99,8 +101,10 @@ def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
     steps = f"-i{args.iterations}" if args.iterations else ""
     batch = f"-b{args.batch_size}" if args.batch_size else ""
     passes = f"-a{args.augmentation_passes}" if args.augmentation_passes else ""
-    path = (args.cache_dir / "maps"
-            / f"{split.name}-{kind}-{args.preset}{steps}{batch}{passes}-s{args.seed}.map")
+    width = f"-w{args.head_width}" if args.head_width else ""
+    blocks = f"-hb{args.head_blocks}" if args.head_blocks is not None else ""
+    path = (args.cache_dir / "maps" / f"{split.name}-{kind}-{args.preset}{steps}{batch}{passes}"
+            f"{width}{blocks}-s{args.seed}.map")
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +114,7 @@ def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
         "dataset": split.folder, "frames": split.map_frames, "depth": kind == "rgbd",
         "map_path": path, "preset": args.preset, "iterations": args.iterations,
         "batch_size": args.batch_size, "augmentation_passes": args.augmentation_passes,
+        "head_width": args.head_width, "head_blocks": args.head_blocks,
         "seed": args.seed, "device": "cpu"})
     run_request(request, progress=False)
     return path
@@ -236,8 +241,8 @@ def table(results: dict[str, Any], kinds: Sequence[str], methods: Sequence[str])
 
 def add_cache_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
     """The options that name the cached maps and scenes (preset, steps, batch size,
-    augmentation passes, seed, data, cache folder), torch threads (default ``threads``) and
-    ``--json``."""
+    augmentation passes, head width and blocks, seed, data, cache folder), torch threads
+    (default ``threads``) and ``--json``."""
     parser.add_argument("--preset", default="cpu", help="mapping preset")
     parser.add_argument("--iterations", type=int, default=None,
                         help="training steps (default: the preset's)")
@@ -245,6 +250,10 @@ def add_cache_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
                         help="patches per training step (default: the preset's)")
     parser.add_argument("--augmentation-passes", type=int, default=None,
                         help="augmented copies of each mapping image (default: the preset's)")
+    parser.add_argument("--head-width", type=int, default=None,
+                        help="width of the scene head's layers (default: the preset's)")
+    parser.add_argument("--head-blocks", type=int, default=None,
+                        help="residual blocks after the head's first (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0, help="mapping and scene seed")
     parser.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -282,6 +291,7 @@ def main() -> int:
     print(table(results, args.kinds, methods(args)), file=sys.stderr)
     emit_report({"benchmark": "splits", "preset": args.preset, "iterations": args.iterations,
                  "batch_size": args.batch_size, "augmentation_passes": args.augmentation_passes,
+                 "head_width": args.head_width, "head_blocks": args.head_blocks,
                  "seed": args.seed, "threads": args.threads, "query_step": args.query_step,
                  "refine": args.refine, "refinement": asdict(refinement_config(args)),
                  "results": results, "table": table(results, args.kinds, methods(args)),

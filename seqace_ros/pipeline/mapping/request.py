@@ -185,6 +185,13 @@ TRAINING_FIELDS: tuple[RequestField, ...] = (
     RequestField("augmentation_passes", int, None, "Augmented copies of each mapping image in "
                  "the training buffer (each adds encoding time and buffer memory); unset: the "
                  "preset's.", bounds=(0, 64)),
+    RequestField("head_width", int, None, "Width of the scene head's layers; unset: the "
+                 "preset's (cpu 256, gpu 512). Training and inference time grow about with its "
+                 "square; a narrower head loses accuracy away from the mapping views (README, "
+                 "Benchmarks).", bounds=(0, 4096)),
+    RequestField("head_blocks", int, None, "Residual blocks of three layers after the head's "
+                 "first block; unset (node parameter: -1): the preset's (1).", bounds=(0, 16),
+                 parameter_unset=-1),
     RequestField("sequence", bool, False, "SeqACE's sequence loss: feature tracks across the "
                  "frames (in temporal order) and the reprojection of tracked patches into their "
                  "keyframe."),
@@ -371,6 +378,12 @@ class MappingRequest:
                 overrides[name] = given[name]
         try:
             config = preset(str(given["preset"]), **overrides)
+            head = config.head
+            if given["head_width"] is not None:
+                head = replace(head, width=int(given["head_width"]))  # type: ignore[arg-type]
+            if given["head_blocks"] is not None:
+                head = replace(head, num_blocks=int(given["head_blocks"]))  # type: ignore[arg-type]
+            config = replace(config, head=head)
             if given["keyframes"] is not None:
                 config = replace(config, keyframes=replace(
                     config.keyframes, count=int(given["keyframes"])))  # type: ignore[arg-type]

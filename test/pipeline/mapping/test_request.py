@@ -3,6 +3,7 @@ node (ROS's "" and 0 for unset), one error type for bad options; and the typed m
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,20 @@ def test_node_parameters_unset_text_and_zero_mean_default() -> None:
     none = MappingRequest.from_values(values_from_parameters({**parameters, "keyframes": 0}))
     assert none.config.keyframes.count == 0
     assert none.config.keyframes.keypoints == preset("cpu").keyframes.keypoints
+    assert values["head_width"] is None  # 0: unset
+    assert values["head_blocks"] is None  # -1: unset (its 0 means no extra blocks)
+    bare = MappingRequest.from_values(values_from_parameters({**parameters, "head_blocks": 0}))
+    assert bare.config.head == replace(preset("cpu").head, num_blocks=0)
+
+
+def test_head_width_and_blocks_replace_the_presets_head_only() -> None:
+    request = MappingRequest.from_values({"dataset": "d", "map_path": "m", "head_width": 384,
+                                          "head_blocks": 2})
+    assert request.config.head == replace(preset("cpu").head, width=384, num_blocks=2)
+    assert request.config == replace(preset("cpu"), head=request.config.head)
+    narrow = MappingRequest.from_values({"dataset": "d", "map_path": "m", "preset": "gpu",
+                                         "head_width": 192})
+    assert (narrow.config.head.width, narrow.config.head.num_blocks) == (192, 1)
 
 
 @pytest.mark.parametrize(("values", "match"), [
@@ -85,6 +100,7 @@ def test_node_parameters_unset_text_and_zero_mean_default() -> None:
     ({"bag_path": "b", "map_path": "m", "iterations": 0}, "iterations and batch_size must be"),
     ({"dataset": "d", "map_path": "m", "batch_size": 0}, "iterations and batch_size must be"),
     ({"dataset": "d", "map_path": "m", "augmentation_passes": 0}, "augmentation_passes, "),
+    ({"dataset": "d", "map_path": "m", "head_width": 0}, "head needs in_channels > 0, width > 0"),
     ({"bag_path": "b", "map_path": "m", "pose_source": "odometry"}, "needs a topic"),
     ({"bag_path": "b", "map_path": "m", "max_frames": 0}, "max_frames must be >= 1"),
     ({"bag_path": "b", "map_path": "m", "min_rotation_deg": -1.0}, "must be >= 0"),
