@@ -39,6 +39,9 @@ def rows_of(path: Path) -> list[dict[str, Any]]:
     """One row per split, kind and mode of a ``splits_bench.py`` report: its training setting
     (steps, batch size, seed), relative cost, the map's training seconds and the recalls."""
     report = json.loads(path.read_text())
+    if report.get("head_width") or report.get("head_blocks") is not None:
+        raise ValueError(f"{path}: maps with another head size than the preset's; the cost here "
+                         "is steps x patches with the preset's head")
     config = preset(report["preset"])
     steps = report.get("iterations") or config.iterations
     batch = report.get("batch_size") or config.batch_size

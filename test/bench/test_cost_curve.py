@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from cost_curve import plot, rows_of
-from train_step_bench import random_buffer, seconds_per_step
+from train_step_bench import parse_heads, random_buffer, seconds_per_step
 
 from seqace_ros.pipeline.mapping.config import preset
 
@@ -58,3 +59,16 @@ def test_a_timed_step_runs_the_training_loop() -> None:
     assert buffer.depths_N is not None
     assert bool((buffer.depths_N >= 1.0).all())
     assert seconds_per_step(buffer, config) > 0.0
+
+
+def test_head_sizes_parse_and_other_heads_are_not_costed_as_patches(tmp_path: Path) -> None:
+    base = preset("cpu").head
+    assert parse_heads("", base) == [base]
+    wide, deep = parse_heads("384x1,256x2", base)
+    assert (wide.width, wide.num_blocks, wide.in_channels) == (384, 1, base.in_channels)
+    assert (deep.width, deep.num_blocks) == (256, 2)
+    path = _report(tmp_path / "w.json", None, None, 0, {"single": 0.5})
+    report = json.loads(path.read_text())
+    path.write_text(json.dumps({**report, "head_width": 384, "head_blocks": None}))
+    with pytest.raises(ValueError, match="another head size"):
+        rows_of(path)
