@@ -103,8 +103,9 @@ def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
     passes = f"-a{args.augmentation_passes}" if args.augmentation_passes else ""
     width = f"-w{args.head_width}" if args.head_width else ""
     blocks = f"-hb{args.head_blocks}" if args.head_blocks is not None else ""
+    tracks = "-sl" if args.sequence_loss else ""
     path = (args.cache_dir / "maps" / f"{split.name}-{kind}-{args.preset}{steps}{batch}{passes}"
-            f"{width}{blocks}-s{args.seed}.map")
+            f"{width}{blocks}{tracks}-s{args.seed}.map")
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,7 @@ def ensure_map(split: Split, kind: str, args: argparse.Namespace) -> Path:
         "map_path": path, "preset": args.preset, "iterations": args.iterations,
         "batch_size": args.batch_size, "augmentation_passes": args.augmentation_passes,
         "head_width": args.head_width, "head_blocks": args.head_blocks,
-        "seed": args.seed, "device": "cpu"})
+        "sequence": args.sequence_loss, "seed": args.seed, "device": "cpu"})
     run_request(request, progress=False)
     return path
 
@@ -241,8 +242,8 @@ def table(results: dict[str, Any], kinds: Sequence[str], methods: Sequence[str])
 
 def add_cache_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
     """The options that name the cached maps and scenes (preset, steps, batch size,
-    augmentation passes, head width and blocks, seed, data, cache folder), torch threads
-    (default ``threads``) and ``--json``."""
+    augmentation passes, head width and blocks, sequence loss, seed, data, cache folder),
+    torch threads (default ``threads``) and ``--json``."""
     parser.add_argument("--preset", default="cpu", help="mapping preset")
     parser.add_argument("--iterations", type=int, default=None,
                         help="training steps (default: the preset's)")
@@ -254,6 +255,8 @@ def add_cache_arguments(parser: argparse.ArgumentParser, threads: int) -> None:
                         help="width of the scene head's layers (default: the preset's)")
     parser.add_argument("--head-blocks", type=int, default=None,
                         help="residual blocks after the head's first (default: the preset's)")
+    parser.add_argument("--sequence-loss", action="store_true",
+                        help="map with SeqACE's sequence loss (seqace map --sequence)")
     parser.add_argument("--seed", type=int, default=0, help="mapping and scene seed")
     parser.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -292,7 +295,8 @@ def main() -> int:
     emit_report({"benchmark": "splits", "preset": args.preset, "iterations": args.iterations,
                  "batch_size": args.batch_size, "augmentation_passes": args.augmentation_passes,
                  "head_width": args.head_width, "head_blocks": args.head_blocks,
-                 "seed": args.seed, "threads": args.threads, "query_step": args.query_step,
+                 "sequence_loss": args.sequence_loss, "seed": args.seed,
+                 "threads": args.threads, "query_step": args.query_step,
                  "refine": args.refine, "refinement": asdict(refinement_config(args)),
                  "results": results, "table": table(results, args.kinds, methods(args)),
                  "load_average_start": load_start, "load_average_end": os.getloadavg(),
