@@ -14,8 +14,8 @@ matching + depth + PnP) on the same queries:
 
 Maps are trained in-process with the same request as ``seqace map [--depth]`` and cached
 in ``--cache-dir`` (named by split, kind, preset, steps, batch size, augmentation passes,
-head width and blocks, and seed), synthetic scenes are rendered there once. Each map's
-self-check comes from its report.
+head width and blocks, sequence loss, and seed), synthetic scenes are rendered there once.
+Each map's self-check comes from its report.
 ``--refine`` adds each mode with refinement against the map's keyframes (``single+refine``,
 ``sequence+refine``).
 Prints JSON and a markdown table; ``--json`` also writes the JSON. Usage::
@@ -23,7 +23,7 @@ Prints JSON and a markdown table; ``--json`` also writes the JSON. Usage::
     .venv/bin/python bench/splits_bench.py [--splits dev,A,B,offset_10cm,...] \
         [--kinds rgb,rgbd] [--modes single,sequence] [--refine] [--no-peer] [--preset cpu] \
         [--iterations N] [--batch-size N] [--augmentation-passes N] [--head-width N] \
-        [--head-blocks N] [--seed 0] [--threads 2] \
+        [--head-blocks N] [--sequence-loss] [--seed 0] [--threads 2] \
         [--query-step 1] [--cache-dir DIR] [--json bench/results/splits.json]
 """
 
