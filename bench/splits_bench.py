@@ -24,7 +24,8 @@ Prints JSON and a markdown table; ``--json`` also writes the JSON. Usage::
         [--kinds rgb,rgbd] [--modes single,sequence] [--refine] [--no-peer] [--preset cpu] \
         [--iterations N] [--batch-size N] [--augmentation-passes N] [--head-width N] \
         [--head-blocks N] [--sequence-loss] [--seed 0] [--threads 2] \
-        [--query-step 1] [--cache-dir DIR] [--json bench/results/splits.json]
+        [--query-step 1] [--num-keypoints 2000] [--ransac-hypotheses 64] [--cache-dir DIR] \
+        [--json bench/results/splits.json]
 """
 
 from __future__ import annotations
@@ -206,8 +207,9 @@ def run_split(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         }
         for method in methods(args):
             mode, refine = method.removesuffix(REFINED), method.endswith(REFINED)
-            config = mode_config(mode).with_frame(
-                LocalizerConfig(refine=refine, refinement=refinement_config(args)))
+            config = mode_config(mode).with_frame(LocalizerConfig(
+                top_k=args.num_keypoints, max_hypotheses=args.ransac_hypotheses, refine=refine,
+                refinement=refinement_config(args)))
             result[kind][method] = evaluate(create_localizer(scene_map, config, "cpu"), dataset,
                                             queries, mode, map_path.stat().st_size)
         print(f"{split.name} {kind}: {time.perf_counter() - start:.0f} s", file=sys.stderr,
@@ -281,6 +283,10 @@ def main() -> int:
                         help="with --refine: build keyframes as mapping builds them now, also "
                              "for cached maps that have keyframes")
     parser.add_argument("--query-step", type=int, default=1, help="use every N-th query")
+    parser.add_argument("--num-keypoints", type=int, default=LocalizerConfig.top_k,
+                        help="salient patches regressed per query image")
+    parser.add_argument("--ransac-hypotheses", type=int, default=LocalizerConfig.max_hypotheses,
+                        help="RANSAC hypotheses per query")
     add_cache_arguments(parser, threads=2)
     args = parser.parse_args()
     args.kinds = [k for k in args.kinds.split(",") if k]
@@ -297,6 +303,7 @@ def main() -> int:
                  "head_width": args.head_width, "head_blocks": args.head_blocks,
                  "sequence_loss": args.sequence_loss, "seed": args.seed,
                  "threads": args.threads, "query_step": args.query_step,
+                 "num_keypoints": args.num_keypoints, "ransac_hypotheses": args.ransac_hypotheses,
                  "refine": args.refine, "refinement": asdict(refinement_config(args)),
                  "results": results, "table": table(results, args.kinds, methods(args)),
                  "load_average_start": load_start, "load_average_end": os.getloadavg(),
