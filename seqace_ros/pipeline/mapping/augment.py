@@ -1,13 +1,9 @@
-"""Mapping-image augmentation: scale, in-plane rotation, perspective, brightness and contrast.
+"""Mapping-image augmentation: scale, in-plane rotation, brightness and contrast.
 
 The augmented image is produced directly at the network input size. Instead of adjusting the
 camera pose and intrinsics for the warp, the trainer maps every patch centre back into the
 original image with the inverse warp: the reprojection loss then uses the original camera,
-which is exact for any image-plane warp, homographies included (also with fx != fy).
-
-The perspective part moves each corner of the augmented image by a random fraction of its size:
-the local appearance of a surface seen from another direction, which in-plane rotation and
-scale do not produce.
+which is exact for any image-plane warp (also with fx != fy).
 """
 
 from __future__ import annotations
@@ -28,18 +24,11 @@ class AugmentedImage:
 
     Attributes:
         image_rgb: (h, w, 3) uint8, h and w multiples of 32 (the network input).
-        H_orig_from_aug_33: (3, 3) homography from augmented pixels (u, v, 1) to original
-            pixels (affine, last row (0, 0, 1), without a perspective part).
+        A_orig_from_aug_23: (2, 3) affine map from augmented pixels (u, v, 1) to original pixels.
     """
 
     image_rgb: NDArray[np.uint8]
-    H_orig_from_aug_33: NDArray[np.float64]
-
-    def to_original(self, uv_aug_N2: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Original-image pixels (N, 2) of augmented-image pixels ``uv_aug_N2`` (N, 2)."""
-        H = self.H_orig_from_aug_33
-        mapped_N3 = uv_aug_N2 @ H[:, :2].T + H[:, 2]
-        return mapped_N3[:, :2] / mapped_N3[:, 2:]
+    A_orig_from_aug_23: NDArray[np.float64]
 
 
 def _round32(value: float) -> int:
@@ -49,13 +38,9 @@ def _round32(value: float) -> int:
 def warp_image(
     image_rgb: NDArray[np.uint8], network_height: int, angle_deg: float,
     brightness: float = 0.0, contrast: float = 1.0,
-    corner_shifts_42: NDArray[np.float64] | None = None,
 ) -> AugmentedImage:
     """Resize ``image_rgb`` to ``network_height`` (aspect kept, sides multiples of 32), rotate it
     by ``angle_deg`` about its centre, and apply ``contrast * x + brightness`` (x in 0..1).
-
-    ``corner_shifts_42``: then move the corners (top-left, top-right, bottom-right,
-    bottom-left) of the output by these fractions of its (width, height), a perspective warp.
     """
     height, width = image_rgb.shape[:2]
     out_h = _round32(network_height)
@@ -65,38 +50,25 @@ def warp_image(
     S = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
     centre = ((out_w - 1) / 2.0, (out_h - 1) / 2.0)
     R = np.vstack([cv2.getRotationMatrix2D(centre, angle_deg, 1.0), [0.0, 0.0, 1.0]])
-    H_aug_from_orig = R @ S
-    if corner_shifts_42 is None:
-        interpolation = cv2.INTER_AREA if sx < 1.0 else cv2.INTER_LINEAR
-        warped = cv2.warpAffine(
-            image_rgb, H_aug_from_orig[:2], (out_w, out_h), flags=interpolation,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    else:
-        corners_42 = np.array([[0.0, 0.0], [out_w - 1, 0.0], [out_w - 1, out_h - 1],
-                               [0.0, out_h - 1]])
-        moved_42 = corners_42 + corner_shifts_42 * np.array([out_w, out_h])
-        P = cv2.getPerspectiveTransform(corners_42.astype(np.float32),
-                                        moved_42.astype(np.float32))
-        H_aug_from_orig = P @ H_aug_from_orig
-        warped = cv2.warpPerspective(
-            image_rgb, H_aug_from_orig, (out_w, out_h), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    A_aug_from_orig = R @ S
+    interpolation = cv2.INTER_AREA if sx < 1.0 else cv2.INTER_LINEAR
+    warped = cv2.warpAffine(
+        image_rgb, A_aug_from_orig[:2], (out_w, out_h), flags=interpolation,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     if brightness != 0.0 or contrast != 1.0:
         warped = np.clip(warped.astype(np.float32) * contrast + 255.0 * brightness, 0, 255)
         warped = warped.astype(np.uint8)
-    return AugmentedImage(image_rgb=warped, H_orig_from_aug_33=np.linalg.inv(H_aug_from_orig))
+    A_orig_from_aug = np.linalg.inv(A_aug_from_orig)[:2]
+    return AugmentedImage(image_rgb=warped, A_orig_from_aug_23=A_orig_from_aug)
 
 
 def random_augmentation(
     image_rgb: NDArray[np.uint8], image_height: int, config: AugmentConfig,
     rng: np.random.Generator,
 ) -> AugmentedImage:
-    """A random augmentation (scale log-uniform; rotation, brightness, contrast and corner
-    shifts uniform; no perspective draw when ``config.perspective`` is 0)."""
+    """A random augmentation (scale log-uniform, rotation, brightness, contrast uniform)."""
     scale = math.exp(rng.uniform(math.log(config.scale_min), math.log(config.scale_max)))
     angle = rng.uniform(-config.rotation_deg, config.rotation_deg)
     brightness = rng.uniform(-config.brightness, config.brightness)
     contrast = rng.uniform(1.0 - config.contrast, 1.0 + config.contrast)
-    shifts = (rng.uniform(-config.perspective, config.perspective, size=(4, 2))
-              if config.perspective > 0 else None)
-    return warp_image(image_rgb, image_height * scale, angle, brightness, contrast, shifts)
+    return warp_image(image_rgb, image_height * scale, angle, brightness, contrast)

@@ -154,7 +154,8 @@ def build_buffer(
             grid_h, grid_w = output.scores_HW.shape
             all_cells = torch.arange(grid_h * grid_w)
             uv_aug = cell_centres_px(all_cells, grid_w, encoder.stride).double().numpy()
-            uv_orig = augmented.to_original(uv_aug)
+            uv_orig = uv_aug @ augmented.A_orig_from_aug_23[:, :2].T
+            uv_orig += augmented.A_orig_from_aug_23[:, 2]
             valid = ((uv_orig[:, 0] >= BORDER_MARGIN_PX)
                      & (uv_orig[:, 0] <= width - 1 - BORDER_MARGIN_PX)
                      & (uv_orig[:, 1] >= BORDER_MARGIN_PX)

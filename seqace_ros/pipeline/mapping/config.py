@@ -20,8 +20,6 @@ class AugmentConfig:
         rotation_deg: in-plane rotation drawn uniformly in [-rotation_deg, rotation_deg].
         brightness: additive brightness offset drawn in [-brightness, brightness] (0..1 range).
         contrast: multiplicative contrast drawn in [1 - contrast, 1 + contrast].
-        perspective: each corner of the augmented image moves by up to this fraction of the
-            image's width and height (uniform, per corner and axis); 0: no perspective warp.
     """
 
     scale_min: float = 2.0 / 3.0
@@ -29,7 +27,6 @@ class AugmentConfig:
     rotation_deg: float = 15.0
     brightness: float = 0.1
     contrast: float = 0.1
-    perspective: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale_min <= self.scale_max:
@@ -37,8 +34,6 @@ class AugmentConfig:
                              f"{self.scale_max}")
         if self.rotation_deg < 0 or self.brightness < 0 or not 0 <= self.contrast < 1:
             raise ValueError("rotation_deg and brightness must be >= 0 and contrast in [0, 1)")
-        if not 0.0 <= self.perspective < 0.25:
-            raise ValueError(f"perspective must be in [0, 0.25), got {self.perspective}")
 
 
 @dataclass(frozen=True)
