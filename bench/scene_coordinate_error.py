@@ -10,12 +10,14 @@ camera (pixels of the frame) and the fraction of patches within the RANSAC inlie
 A map that is right where it was trained and wrong elsewhere shows small errors on its own
 mapping frames and large ones on queries; the along / across split says whether the mapping
 views left the depth open (along) or the head does not carry over to the query's features
-(across). Reports the medians over the frames of each group, and every frame.
+(across). Reports the medians over the frames of each group, and every frame; ``--plot``
+draws each frame's errors against its distance to the nearest mapping camera.
 
 Usage (a map of one of ``splits_bench``'s redkitchen splits, e.g. from its cache)::
 
     .venv/bin/python bench/scene_coordinate_error.py MAP --split A [--query-step 5] \
-        [--mapping-step 10] [--threads 1] [--json bench/results/generalization/X.json]
+        [--mapping-step 10] [--threads 1] [--json bench/results/generalization/X.json] \
+        [--plot X.png]
 """
 
 from __future__ import annotations
@@ -95,6 +97,36 @@ def group_errors(localizer: Localizer, dataset: PosedFrameSource, frames: Sequen
             "per_frame": rows}
 
 
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Per frame, against the distance (m) to the nearest mapping camera: the error along and
+    across the mapping rays (cm), and the fraction of patches within the inlier threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (errors, inliers) = plt.subplots(1, 2, figsize=(11, 4))
+    for group, marker in (("mapping", "o"), ("query", ".")):
+        rows = report[group]["per_frame"]
+        distance = [row["nearest_mapping_camera_m"] for row in rows]
+        errors.plot(distance, [100 * row["along_mapping_ray_m"] for row in rows], marker,
+                    color="tab:orange", ms=4, label=f"{group} frames: along the ray")
+        errors.plot(distance, [100 * row["across_mapping_ray_m"] for row in rows], marker,
+                    color="tab:blue", ms=4, label=f"{group} frames: across the ray")
+        inliers.plot(distance, [row["within_threshold"] for row in rows], marker,
+                     color="tab:green", ms=4, label=f"{group} frames")
+    errors.set(xlabel="distance to the nearest mapping camera (m)",
+               ylabel="median scene-point error (cm)", yscale="log")
+    inliers.set(xlabel="distance to the nearest mapping camera (m)",
+                ylabel="patches within the inlier threshold", ylim=(0, 1))
+    errors.legend(fontsize=7)
+    inliers.legend(fontsize=7)
+    figure.suptitle(f"{Path(report['map']).name}, split {report['split']}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("map", type=Path, help="map file of the split's mapping frames")
@@ -105,6 +137,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", type=Path, default=None, help="report file to write")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG plot to write")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = FolderDataset(args.data, depth=True)
@@ -119,10 +152,12 @@ def main() -> int:
     for name, group in groups.items():
         figures = ", ".join(f"{key} {value:.4g}" for key, value in group["median"].items())
         print(f"{args.split} {name} ({group['frames']} frames): {figures}", file=sys.stderr)
-    emit_report({"benchmark": "scene_coordinate_error", "map": str(args.map),
-                 "split": args.split, "query_step": args.query_step,
-                 "mapping_step": args.mapping_step, "threads": args.threads, **groups,
-                 "platform": platform_info()}, args.json)
+    report = {"benchmark": "scene_coordinate_error", "map": str(args.map), "split": args.split,
+              "query_step": args.query_step, "mapping_step": args.mapping_step,
+              "threads": args.threads, **groups, "platform": platform_info()}
+    emit_report(report, args.json)
+    if args.plot is not None:
+        plot(report, args.plot)
     return 0
 
 

@@ -6,12 +6,13 @@ pixels: the test checks the geometry of the figures, not a head."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from mapping_bench import DEFAULT_DATA
-from scene_coordinate_error import frame_errors
+from scene_coordinate_error import frame_errors, plot
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.depth import depths_at
@@ -80,3 +81,15 @@ def test_depth_error_of_the_mapping_view_is_along_its_ray(frame_and_truth) -> No
     assert seen_from_side["nearest_mapping_camera_m"] == pytest.approx(1.0)
     assert seen_from_side["across_mapping_ray_m"] > 0.02
     assert seen_from_side["along_mapping_ray_m"] < 0.1
+
+
+def test_plot_draws_every_frame_of_both_groups(frame_and_truth, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset, pixels, truth, directions = frame_and_truth
+    centre = dataset.pose(100)[:3, 3]
+    localizer = StandInLocalizer(pixels, truth + 0.05 * directions)
+    rows = [frame_errors(localizer, dataset, 100, (centre + offset)[None])  # type: ignore[arg-type]
+            for offset in ([0.0, 0.0, 0.0], [0.3, 0.0, 0.0])]
+    report = {"map": "m.map", "split": "A", "mapping": {"per_frame": rows[:1]},
+              "query": {"per_frame": rows[1:]}}
+    plot(report, tmp_path / "errors.png")
+    assert (tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
