@@ -35,11 +35,12 @@ from mapping_bench import DEFAULT_DATA
 from splits_bench import REAL_SPLITS
 
 from seqace_ros.core.depth import depths_at
-from seqace_ros.core.geometry import invert_transform
+from seqace_ros.core.geometry import invert_transform, transform_points
 from seqace_ros.core.map_file import load_map
 from seqace_ros.datasets.base import PosedFrameSource, parse_frame_range
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.localization.single import Localizer, LocalizerConfig
+from seqace_ros.pipeline.mapping.keyframes import lift_keypoints
 
 #: Per-frame figures, in the order the report lists them.
 FIGURES = ("error_3d_m", "along_mapping_ray_m", "across_mapping_ray_m", "reprojection_px",
@@ -59,16 +60,13 @@ def frame_errors(localizer: Localizer, dataset: PosedFrameSource, index: int,
     predicted_K3 = localizer.regress(encoded)
     pixels_K2 = encoded.points2d_K2
     depth_K, valid_K = depths_at(pixels_K2, frame.depth.registered_to(frame.intrinsics))
-    fx, fy, cx, cy = frame.intrinsics.as_tuple
-    rays_K3 = np.stack([(pixels_K2[:, 0] - cx) / fx, (pixels_K2[:, 1] - cy) / fy,
-                        np.ones(len(pixels_K2))], axis=1)
-    R, t = frame.T_world_cam[:3, :3], frame.T_world_cam[:3, 3]
-    true_K3 = (rays_K3 * depth_K[:, None]) @ R.T + t
-    T_cam_world = invert_transform(frame.T_world_cam)
-    in_camera_K3 = predicted_K3 @ T_cam_world[:3, :3].T + T_cam_world[:3, 3]
-    z_K = np.maximum(in_camera_K3[:, 2], 1e-6)
-    reprojection_K = np.hypot(fx * in_camera_K3[:, 0] / z_K + cx - pixels_K2[:, 0],
-                              fy * in_camera_K3[:, 1] / z_K + cy - pixels_K2[:, 1])
+    true_K3 = lift_keypoints(frame.T_world_cam, frame.intrinsics, pixels_K2, depth_K)
+    projected_K2, in_front_K = frame.intrinsics.project(
+        transform_points(invert_transform(frame.T_world_cam), predicted_K3))
+    # A point behind the camera is as far from its pixel as can be.
+    reprojection_K = np.where(
+        in_front_K, np.linalg.norm(np.nan_to_num(projected_K2) - pixels_K2, axis=1), np.inf)
+    t = frame.T_world_cam[:3, 3]
     distances_M = np.linalg.norm(mapping_centres_M3 - t, axis=1)
     nearest_3 = mapping_centres_M3[np.argmin(distances_M)]
     error_V3 = (predicted_K3 - true_K3)[valid_K]

@@ -17,6 +17,7 @@ from scene_coordinate_error import frame_errors, plot
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.depth import depths_at
 from seqace_ros.datasets.folder import FolderDataset
+from seqace_ros.pipeline.mapping.keyframes import lift_keypoints
 
 
 class StandInLocalizer:
@@ -45,11 +46,8 @@ def frame_and_truth() -> tuple[FolderDataset, np.ndarray, np.ndarray, np.ndarray
     pixels = np.stack([u.ravel(), v.ravel()], axis=1)
     depth, valid = depths_at(pixels, frame.depth.registered_to(frame.intrinsics))
     pixels, depth = pixels[valid], depth[valid]
-    fx, fy, cx, cy = frame.intrinsics.as_tuple
-    rays = np.stack([(pixels[:, 0] - cx) / fx, (pixels[:, 1] - cy) / fy,
-                     np.ones(len(pixels))], axis=1)
-    R, t = frame.T_world_cam[:3, :3], frame.T_world_cam[:3, 3]
-    truth = (rays * depth[:, None]) @ R.T + t
+    truth = lift_keypoints(frame.T_world_cam, frame.intrinsics, pixels, depth)
+    t = frame.T_world_cam[:3, 3]
     directions = (truth - t) / np.linalg.norm(truth - t, axis=1, keepdims=True)
     return dataset, pixels, truth, directions
 
