@@ -208,7 +208,8 @@ def run_split(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         for method in methods(args):
             mode, refine = method.removesuffix(REFINED), method.endswith(REFINED)
             config = mode_config(mode).with_frame(LocalizerConfig(
-                top_k=args.num_keypoints, max_hypotheses=args.ransac_hypotheses, refine=refine,
+                top_k=args.num_keypoints, max_hypotheses=args.ransac_hypotheses,
+                seed=args.ransac_seed, refine=refine,
                 refinement=refinement_config(args)))
             result[kind][method] = evaluate(create_localizer(scene_map, config, "cpu"), dataset,
                                             queries, mode, map_path.stat().st_size)
@@ -287,6 +288,8 @@ def main() -> int:
                         help="salient patches regressed per query image")
     parser.add_argument("--ransac-hypotheses", type=int, default=LocalizerConfig.max_hypotheses,
                         help="RANSAC hypotheses per query")
+    parser.add_argument("--ransac-seed", type=int, default=LocalizerConfig.seed,
+                        help="RANSAC seed of every solve (results vary with it by a few queries)")
     add_cache_arguments(parser, threads=2)
     args = parser.parse_args()
     args.kinds = [k for k in args.kinds.split(",") if k]
@@ -304,7 +307,8 @@ def main() -> int:
                  "sequence_loss": args.sequence_loss, "seed": args.seed,
                  "threads": args.threads, "query_step": args.query_step,
                  "num_keypoints": args.num_keypoints, "ransac_hypotheses": args.ransac_hypotheses,
-                 "refine": args.refine, "refinement": asdict(refinement_config(args)),
+                 "ransac_seed": args.ransac_seed, "refine": args.refine,
+                 "refinement": asdict(refinement_config(args)),
                  "results": results, "table": table(results, args.kinds, methods(args)),
                  "load_average_start": load_start, "load_average_end": os.getloadavg(),
                  "platform": platform_info()}, args.json)

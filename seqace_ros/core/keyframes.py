@@ -5,14 +5,16 @@ its descriptor and its 3D point in the map frame. Localization matches a query's
 against the keyframes its coarse pose looks at, which gives 2D-3D correspondences from views
 where the map is known to be right (see :mod:`seqace_ros.pipeline.localization.refinement`).
 
-Stored in the map file as plain tensors under the ``keyframes.`` prefix (float16 descriptors,
-float32 points and poses, int64 offsets); :meth:`Keyframes.from_tensors` checks every shape,
-dtype and value before anything uses them.
+Stored in the map file as plain tensors under the ``keyframes.`` prefix: float32 points and
+poses, int64 offsets, and the descriptors either product-quantized (uint8 codes with their
+codec's float32 rotation and centroids, :mod:`seqace_ros.core.product_quantizer`: 16 bytes a
+descriptor by default) or as float16 values (128 bytes); :meth:`Keyframes.from_tensors` checks
+every shape, dtype and value before anything uses them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -20,9 +22,15 @@ from numpy.typing import NDArray
 
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.errors import SeqaceError
+from seqace_ros.core.product_quantizer import ProductQuantizer, QuantizedDescriptors
 
 TENSOR_PREFIX = "keyframes."
 DESCRIPTOR_DIM = 64
+#: Tensor names (after :data:`TENSOR_PREFIX`) of keyframes with float16 descriptors ...
+STORED_FLOAT16 = ("poses", "offsets", "descriptors", "points")
+#: ... and of keyframes with product-quantized ones.
+STORED_QUANTIZED = ("poses", "offsets", "points", "descriptor_codes", "descriptor_rotation",
+                    "descriptor_centroids")
 
 
 def pose_distances(T_world_cam_F44: NDArray[np.floating], T_world_cam_44: NDArray[np.floating],
@@ -45,11 +53,14 @@ class Keyframes:
     Attributes:
         T_world_cam_K44: (K, 4, 4) float32 camera-to-world poses (OpenCV camera axes).
         offsets_K1: (K + 1,) int64: keyframe k's keypoints are rows ``offsets[k]:offsets[k+1]``.
-        descriptors_ND: (N, 64) float16 L2-normalised XFeat descriptors.
+        descriptors_ND: (N, 64) float16 L2-normalised XFeat descriptors (with ``quantized``:
+            the decoding of its codes, what matching uses).
         points_N3: (N, 3) float32 map-frame points of the keypoints, metres.
         points_from_depth: the points were lifted with sensor depth (RGB-D mapping; right from
             any viewpoint), else they are the head's predictions at the keyframe views (right
             near those views); stored in the map's metadata.
+        quantized: the descriptors as stored, product-quantized (see :meth:`quantize`); ``None``:
+            stored as float16 values.
     """
 
     T_world_cam_K44: NDArray[np.float32]
@@ -57,6 +68,7 @@ class Keyframes:
     descriptors_ND: NDArray[np.float16]
     points_N3: NDArray[np.float32]
     points_from_depth: bool = False
+    quantized: QuantizedDescriptors | None = None
 
     def __post_init__(self) -> None:
         count = len(self.T_world_cam_K44)
@@ -79,6 +91,25 @@ class Keyframes:
                              ("points", self.points_N3)):
             if not np.all(np.isfinite(values)):
                 raise KeyframeError(f"keyframe {name} hold NaN or inf")
+        if self.quantized is not None and not (
+                len(self.quantized) == total
+                and np.array_equal(self.quantized.decode(), self.descriptors_ND)):
+            raise KeyframeError("keyframe descriptors must be the decoding of their codes")
+
+    def quantize(self, code_bytes: int, seed: int = 0) -> Keyframes:
+        """These keyframes with their descriptors product-quantized into ``code_bytes`` codes
+        each (a codec fitted to them; ``descriptors_ND`` becomes the decoding).
+
+        Raises:
+            ValueError: ``code_bytes`` does not divide 64.
+        """
+        quantized = QuantizedDescriptors.fit(self.descriptors_ND, code_bytes, seed)
+        return replace(self, descriptors_ND=quantized.decode(), quantized=quantized)
+
+    @property
+    def descriptor_bytes(self) -> int:
+        """Bytes each descriptor is stored in: its codes, or 0 for float16 values."""
+        return 0 if self.quantized is None else self.quantized.quantizer.code_bytes
 
     @property
     def count(self) -> int:
@@ -87,9 +118,11 @@ class Keyframes:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the arrays (what the keyframes add to a map file, headers aside)."""
-        return sum(a.nbytes for a in (self.T_world_cam_K44, self.offsets_K1,
-                                      self.descriptors_ND, self.points_N3))
+        """Bytes of the stored arrays (what the keyframes add to a map file, headers aside)."""
+        descriptors = (self.descriptors_ND.nbytes if self.quantized is None
+                       else self.quantized.nbytes)
+        return descriptors + sum(a.nbytes for a in (self.T_world_cam_K44, self.offsets_K1,
+                                                    self.points_N3))
 
     def covisible(self, T_world_cam: NDArray[np.floating], intrinsics: Intrinsics, count: int,
                   candidates: int, max_view_angle_deg: float,
@@ -136,31 +169,56 @@ class Keyframes:
         return slice(int(self.offsets_K1[k]), int(self.offsets_K1[k + 1]))
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
-        """The arrays as named tensors for the map file."""
+        """The stored arrays as named tensors for the map file (:data:`STORED_FLOAT16` or
+        :data:`STORED_QUANTIZED` names)."""
         arrays = {"poses": self.T_world_cam_K44, "offsets": self.offsets_K1,
-                  "descriptors": self.descriptors_ND, "points": self.points_N3}
+                  "points": self.points_N3}
+        if self.quantized is None:
+            arrays["descriptors"] = self.descriptors_ND
+        else:
+            arrays |= {"descriptor_codes": self.quantized.codes_NM,
+                       "descriptor_rotation": self.quantized.quantizer.rotation_DD,
+                       "descriptor_centroids": self.quantized.quantizer.centroids_MCS}
         return {TENSOR_PREFIX + name: torch.from_numpy(np.ascontiguousarray(value))
                 for name, value in arrays.items()}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> Keyframes | None:
-        """The keyframes in a map file's tensors, ``None`` when it has none.
+        """The keyframes in a map file's tensors, ``None`` when it has none; quantized
+        descriptors are decoded here.
 
         Raises:
-            KeyframeError: when some keyframe tensors are missing or do not fit together.
+            KeyframeError: when some keyframe tensors are missing, do not fit together or
+                hold a corrupt codec.
         """
-        names = ("poses", "offsets", "descriptors", "points")
-        present = [name for name in names if TENSOR_PREFIX + name in tensors]
+        present = {name for name in (*STORED_FLOAT16, *STORED_QUANTIZED)
+                   if TENSOR_PREFIX + name in tensors}
         if not present:
             return None
-        if len(present) != len(names):
-            raise KeyframeError(f"keyframe tensors incomplete: have {present}, need {names}")
-        arrays = [tensors[TENSOR_PREFIX + name].numpy() for name in names]
-        return cls(*arrays)
+        if present not in (set(STORED_FLOAT16), set(STORED_QUANTIZED)):
+            raise KeyframeError(f"keyframe tensors do not form a set: have {sorted(present)}, "
+                                f"need {STORED_FLOAT16} or {STORED_QUANTIZED}")
+        arrays = {name: tensors[TENSOR_PREFIX + name].numpy() for name in present}
+        geometry = (arrays["poses"], arrays["offsets"])
+        if "descriptors" in arrays:
+            return cls(*geometry, arrays["descriptors"], arrays["points"])
+        try:
+            quantized = QuantizedDescriptors(
+                ProductQuantizer(arrays["descriptor_rotation"], arrays["descriptor_centroids"]),
+                arrays["descriptor_codes"])
+            descriptors = quantized.decode()
+        except ValueError as error:
+            raise KeyframeError(f"corrupt descriptor codes ({error})") from error
+        return cls(*geometry, descriptors, arrays["points"], quantized=quantized)
 
 
 def same_keyframes(a: Keyframes | None, b: Keyframes | None) -> bool:
     """Whether two keyframe sets hold equal arrays (two ``None`` are the same)."""
     if a is None or b is None:
         return a is b
-    return all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+    if (a.quantized is None) != (b.quantized is None) or (
+            a.quantized is not None and b.quantized is not None
+            and not a.quantized.same_as(b.quantized)):
+        return False
+    return all(np.array_equal(getattr(a, f.name), getattr(b, f.name))
+               for f in fields(a) if f.name != "quantized")

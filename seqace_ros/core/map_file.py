@@ -2,16 +2,19 @@
 
 Layout: a standard safetensors file. Its tensors are the head's ``state_dict`` in float16
 (the scene centre included, as float32) and, optionally, the map's keyframes under the
-``keyframes.`` prefix (:mod:`seqace_ros.core.keyframes`; format version 2, version-1 maps
-have none and still load). Its ``__metadata__`` holds one key, ``seqace_map``, whose value
-is a JSON object::
+``keyframes.`` prefix (:mod:`seqace_ros.core.keyframes`; since format version 2; version 3
+adds product-quantized keyframe descriptors; maps of versions 1 and 2 still load). Its
+``__metadata__`` holds one key, ``seqace_map``, whose value is a JSON object::
 
-    {"format": "seqace_map", "format_version": 2,
+    {"format": "seqace_map", "format_version": 3,
      "encoder": {"id": "xfeat-ms192", "weight_hash": "<sha256>", "image_height": 480},
      "head": {HeadConfig fields}, "scene_centre": [x, y, z],
      "conventions": {...}, "mapping": {free-form statistics},
-     "keyframes": {"count": K, "keypoints": N, "points": "sensor_depth" | "head"}
-     (only when the map has keyframes; ``points`` absent in older maps: "head")}
+     "keyframes": {"count": K, "keypoints": N, "points": "sensor_depth" | "head",
+                   "descriptor_bytes": M}
+     (only when the map has keyframes; ``points`` absent in older maps: "head";
+     ``descriptor_bytes`` M > 0: each descriptor stored as M product-quantization codes,
+     0 or absent (older maps): as 64 float16 values)}
 
 Loading never unpickles: safetensors holds raw tensor bytes only. Writes are atomic.
 A file is checked (type, size, header, metadata types, bounds, tensor dtypes and shapes)
@@ -43,9 +46,10 @@ from seqace_ros.core.keyframes import (
     KeyframeError,
     Keyframes,
 )
+from seqace_ros.core.product_quantizer import CENTROIDS
 
 FORMAT_NAME = "seqace_map"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 METADATA_KEY = "seqace_map"
 CONVENTIONS = {
     "scene_coordinates": "map frame, metres",
@@ -176,7 +180,8 @@ def save_map(scene_map: SceneMap, path: str | Path) -> Path:
     if scene_map.keyframes is not None:
         metadata["keyframes"] = {"count": scene_map.keyframes.count,
                                  "keypoints": int(scene_map.keyframes.offsets_K1[-1]),
-                                 "points": keyframe_point_source(scene_map.keyframes)}
+                                 "points": keyframe_point_source(scene_map.keyframes),
+                                 "descriptor_bytes": scene_map.keyframes.descriptor_bytes}
         tensors.update(scene_map.keyframes.to_tensors())
     data = save_safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
     return atomic_write_bytes(path, data)
@@ -250,7 +255,7 @@ def load_map(path: str | Path) -> SceneMap:
     return SceneMap(state_dict=head_tensors, keyframes=keyframes, **metadata.as_kwargs())
 
 
-_DTYPE_BYTES = {"F16": 2, "F32": 4, "I64": 8}
+_DTYPE_BYTES = {"U8": 1, "F16": 2, "F32": 4, "I64": 8}
 #: Names listed per kind of mismatch in an error message.
 _LISTED = 5
 _FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
@@ -322,7 +327,8 @@ class _Metadata:
     image_height: int
     scene_centre_3: tuple[float, float, float]
     mapping_stats: dict[str, Any]
-    keyframe_counts: tuple[int, int] | None  # (keyframes, keypoints in all), None: none
+    # (keyframes, keypoints in all, descriptor_bytes), None: no keyframes
+    keyframe_counts: tuple[int, int, int] | None
     keyframe_points_from_depth: bool  # the keyframes' points are sensor depth (else the head's)
 
     def as_kwargs(self) -> dict[str, Any]:
@@ -397,8 +403,9 @@ def _parse_metadata(header: dict[str, Any], source: str) -> _Metadata:
     return parsed
 
 
-def _keyframe_counts(metadata: dict[str, Any]) -> tuple[int, int] | None:
-    """(keyframes, keypoints) the metadata declares, ``None`` when it declares none.
+def _keyframe_counts(metadata: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(keyframes, keypoints, descriptor_bytes) the metadata declares (descriptor_bytes 0 when
+    absent: float16 descriptors), ``None`` when it declares no keyframes.
 
     Raises:
         ValueError: a declaration of the wrong types.
@@ -407,7 +414,9 @@ def _keyframe_counts(metadata: dict[str, Any]) -> tuple[int, int] | None:
         return None
     declared = _field(metadata, "keyframes", (dict,), "")
     return (_field(declared, "count", (int,), "keyframes."),
-            _field(declared, "keypoints", (int,), "keyframes."))
+            _field(declared, "keypoints", (int,), "keyframes."),
+            _field(declared, "descriptor_bytes", (int,), "keyframes.")
+            if "descriptor_bytes" in declared else 0)
 
 
 def keyframe_point_source(keyframes: Keyframes | None) -> str | None:
@@ -452,19 +461,24 @@ def _check_bounds(metadata: _Metadata, source: str) -> None:
                 f"{source}: head {name} must be in [{low}, {high}], got {config[name]}"
             )
     if metadata.keyframe_counts is not None:
-        count, keypoints = metadata.keyframe_counts
+        count, keypoints, descriptor_bytes = metadata.keyframe_counts
         if not (1 <= count <= MAX_KEYFRAMES and 0 <= keypoints <= MAX_KEYFRAME_KEYPOINTS):
             raise MapFileError(
                 f"{source}: keyframes must be 1 to {MAX_KEYFRAMES} holding 0 to "
                 f"{MAX_KEYFRAME_KEYPOINTS} keypoints, got {count} and {keypoints}"
             )
+        if descriptor_bytes < 0 or (descriptor_bytes and DESCRIPTOR_DIM % descriptor_bytes):
+            raise MapFileError(
+                f"{source}: keyframes.descriptor_bytes must be 0 or a divisor of "
+                f"{DESCRIPTOR_DIM}, got {descriptor_bytes}"
+            )
 
 
 def _expected_layout(
-    config: HeadConfig, keyframe_counts: tuple[int, int] | None
+    config: HeadConfig, keyframe_counts: tuple[int, int, int] | None
 ) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Tensor name -> (safetensors dtype, shape) of a stored head with ``config`` and of
-    ``keyframe_counts`` = (K keyframes, N keypoints) keyframes.
+    ``keyframe_counts`` = (K keyframes, N keypoints, M descriptor bytes) keyframes.
 
     The head is built on PyTorch's meta device: shapes only, no memory.
     """
@@ -475,11 +489,18 @@ def _expected_layout(
         for name, tensor in state.items()
     }
     if keyframe_counts is not None:
-        count, keypoints = keyframe_counts
+        count, keypoints, codes = keyframe_counts
         layout |= {TENSOR_PREFIX + "poses": ("F32", (count, 4, 4)),
                    TENSOR_PREFIX + "offsets": ("I64", (count + 1,)),
-                   TENSOR_PREFIX + "descriptors": ("F16", (keypoints, DESCRIPTOR_DIM)),
                    TENSOR_PREFIX + "points": ("F32", (keypoints, 3))}
+        if codes:
+            dim = DESCRIPTOR_DIM
+            layout |= {
+                TENSOR_PREFIX + "descriptor_codes": ("U8", (keypoints, codes)),
+                TENSOR_PREFIX + "descriptor_rotation": ("F32", (dim, dim)),
+                TENSOR_PREFIX + "descriptor_centroids": ("F32", (codes, CENTROIDS, dim // codes))}
+        else:
+            layout[TENSOR_PREFIX + "descriptors"] = ("F16", (keypoints, DESCRIPTOR_DIM))
     return layout
 
 

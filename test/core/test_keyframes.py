@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from seqace_ros.core.camera import Intrinsics
 from seqace_ros.core.geometry import make_transform
 from seqace_ros.core.head import HeadConfig, SceneHead
-from seqace_ros.core.keyframes import KeyframeError, Keyframes, pose_distances
+from seqace_ros.core.keyframes import KeyframeError, Keyframes, pose_distances, same_keyframes
 from seqace_ros.core.map_file import METADATA_KEY, MapFileError, SceneMap, load_map, save_map
 
 
@@ -187,3 +187,66 @@ def test_huge_declared_keyframes_are_refused_before_reading_tensors(tmp_path: Pa
               metadata={METADATA_KEY: json.dumps(header)})
     with pytest.raises(MapFileError, match=r"keyframes\.count must be of type int"):
         load_map(tmp_path / "typed.map")
+
+
+def test_quantized_keyframes_store_codes_and_load_decoded(tmp_path: Path) -> None:
+    keyframes = make_keyframes(count=4, per_frame=50).quantize(16)
+    assert keyframes.descriptor_bytes == 16
+    assert keyframes.nbytes == 4 * 64 + 5 * 8 + 200 * (16 + 12) + 64 * 64 * 4 + 16 * 256 * 4 * 4
+    path = save_map(_scene_map(keyframes), tmp_path / "m.map")
+    header = json.loads(_metadata(path)[METADATA_KEY])
+    assert header["format_version"] == 3
+    assert header["keyframes"]["descriptor_bytes"] == 16
+    stored = load_file(path)
+    assert "keyframes.descriptors" not in stored
+    assert stored["keyframes.descriptor_codes"].dtype == torch.uint8
+    loaded = load_map(path).keyframes
+    assert loaded is not None
+    assert loaded.quantized is not None
+    np.testing.assert_array_equal(loaded.descriptors_ND, keyframes.descriptors_ND)
+    assert same_keyframes(loaded, keyframes)
+    assert not same_keyframes(loaded, make_keyframes(count=4, per_frame=50))
+
+
+def test_version_2_map_with_float16_descriptors_still_loads(tmp_path: Path) -> None:
+    keyframes = make_keyframes()
+    path = save_map(_scene_map(keyframes), tmp_path / "m.map")
+    header = json.loads(_metadata(path)[METADATA_KEY])
+    header["format_version"] = 2
+    del header["keyframes"]["descriptor_bytes"]  # written before descriptors were quantized
+    save_file(load_file(path), tmp_path / "v2.map", metadata={METADATA_KEY: json.dumps(header)})
+    loaded = load_map(tmp_path / "v2.map").keyframes
+    assert loaded is not None
+    assert loaded.quantized is None
+    np.testing.assert_array_equal(loaded.descriptors_ND, keyframes.descriptors_ND)
+
+
+def test_corrupt_descriptor_codecs_are_map_file_errors(tmp_path: Path) -> None:
+    path = save_map(_scene_map(make_keyframes(per_frame=20).quantize(16)), tmp_path / "m.map")
+    metadata = _metadata(path)
+    tensors = load_file(path)
+    tensors["keyframes.descriptor_rotation"] = 2.0 * tensors["keyframes.descriptor_rotation"]
+    save_file(tensors, tmp_path / "rotation.map", metadata=metadata)
+    with pytest.raises(MapFileError, match=r"corrupt descriptor codes.*not orthonormal"):
+        load_map(tmp_path / "rotation.map")
+    header = json.loads(metadata[METADATA_KEY])
+    header["keyframes"]["descriptor_bytes"] = 0  # says float16, holds codes
+    save_file(load_file(path), tmp_path / "undeclared.map",
+              metadata={METADATA_KEY: json.dumps(header)})
+    with pytest.raises(MapFileError, match=r"missing: keyframes\.descriptors"):
+        load_map(tmp_path / "undeclared.map")
+    header["keyframes"]["descriptor_bytes"] = 5
+    save_file(load_file(path), tmp_path / "five.map", metadata={METADATA_KEY: json.dumps(header)})
+    with pytest.raises(MapFileError, match="descriptor_bytes must be 0 or a divisor of 64"):
+        load_map(tmp_path / "five.map")
+    tensors = load_file(path)
+    tensors["keyframes.descriptor_codes"] = tensors["keyframes.descriptor_codes"].to(torch.int16)
+    save_file(tensors, tmp_path / "dtype.map", metadata=metadata)
+    with pytest.raises(MapFileError, match="a map stores U8"):
+        load_map(tmp_path / "dtype.map")
+
+
+def test_keyframe_descriptors_that_are_not_their_codes_decoding_are_rejected() -> None:
+    keyframes = make_keyframes(per_frame=20).quantize(16)
+    with pytest.raises(KeyframeError, match="decoding of their codes"):
+        replace(keyframes, descriptors_ND=keyframes.descriptors_ND[::-1].copy())

@@ -31,7 +31,7 @@ from seqace_ros.core.depth import depths_at
 from seqace_ros.core.encoder import Encoder
 from seqace_ros.core.geometry import invert_transform, transform_points
 from seqace_ros.core.head import SceneHead
-from seqace_ros.core.keyframes import Keyframes, pose_distances
+from seqace_ros.core.keyframes import DESCRIPTOR_DIM, Keyframes, pose_distances
 from seqace_ros.core.sparse_features import sample_at_pixels
 from seqace_ros.datasets.base import PosedFrameSource
 from seqace_ros.pipeline.localization.local_map import reprojection_errors_px
@@ -50,12 +50,16 @@ class KeyframeConfig:
             its own keyframe is dropped (the head is wrong there; matching it would pull
             refined poses off); pixels of the network input, like the localizer's thresholds
             (scaled to the keyframe image's own pixels).
+        descriptor_bytes: bytes each keypoint descriptor is stored in: product-quantization
+            codes (a divisor of 64; see :mod:`seqace_ros.core.product_quantizer`), or 0 for 64
+            float16 values (128 bytes). 16 keeps a map with the default keyframes under 4 MB.
     """
 
     count: int = 96
     keypoints: int = 1024
     rotation_weight_m: float = 0.5
     max_error_px: float = 4.0
+    descriptor_bytes: int = 16
 
     def __post_init__(self) -> None:
         if self.count < 0 or self.keypoints < 16 or self.rotation_weight_m < 0:
@@ -64,6 +68,10 @@ class KeyframeConfig:
                 f"{self.count}, {self.keypoints}, {self.rotation_weight_m}")
         if self.max_error_px <= 0:
             raise ValueError(f"max_error_px must be positive, got {self.max_error_px}")
+        if self.descriptor_bytes < 0 or (self.descriptor_bytes
+                                         and DESCRIPTOR_DIM % self.descriptor_bytes):
+            raise ValueError(f"descriptor_bytes must be 0 (float16) or a divisor of "
+                             f"{DESCRIPTOR_DIM}, got {self.descriptor_bytes}")
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,8 @@ def build_keyframes(
     """Keyframes of the posed frames ``indices``: keypoints, descriptors and their 3D points
     (``config.keypoints`` per frame at most): depth-lifted with ``sensor_depth``, else the
     head's points it gets right (see ``max_error_px``), on their keypoints' rays without
-    ``sensor_depth`` (see the module docstring).
+    ``sensor_depth`` (see the module docstring); the descriptors product-quantized as
+    ``config.descriptor_bytes`` asks.
 
     Raises:
         ValueError: no frames, a frame without a pose, or without depth when
@@ -173,13 +182,16 @@ def build_keyframes(
         descriptors.append(output.sparse.descriptors_ND[right_N].astype(np.float16))
         points.append(points_N3[right_N].astype(np.float32))
         counts.append(int(right_N.sum()))
-    return Keyframes(
+    keyframes = Keyframes(
         T_world_cam_K44=np.stack(poses),
         offsets_K1=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         descriptors_ND=np.concatenate(descriptors),
         points_N3=np.concatenate(points),
         points_from_depth=sensor_depth is not None,
     )
+    if config.descriptor_bytes and len(keyframes.descriptors_ND):
+        return keyframes.quantize(config.descriptor_bytes)
+    return keyframes
 
 
 def map_keyframes(

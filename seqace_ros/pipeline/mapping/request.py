@@ -199,6 +199,11 @@ TRAINING_FIELDS: tuple[RequestField, ...] = (
                  "(seqace eval/localize --refine), spread over the mapping poses; unset (node "
                  "parameter: -1): the preset's (96; test: 8); 0: none.", bounds=(0, 100_000),
                  parameter_unset=-1),
+    RequestField("keyframe_descriptor_bytes", int, None, "Bytes each keyframe keypoint "
+                 "descriptor is stored in: product-quantization codes (a divisor of 64), or 0 "
+                 "for 64 float16 values (128 bytes, a map about four times as large); unset "
+                 "(node parameter: -1): the preset's (16).", bounds=(0, 64),
+                 parameter_unset=-1),
     RequestField("seed", int, 0, "Random seed of augmentation and training.",
                  bounds=(0, 2**31 - 1)),
     RequestField("device", str, "auto", "Torch device: auto (CUDA when available), cpu or cuda.",
@@ -384,9 +389,13 @@ class MappingRequest:
             if given["head_blocks"] is not None:
                 head = replace(head, num_blocks=int(given["head_blocks"]))  # type: ignore[arg-type]
             config = replace(config, head=head)
+            keyframes = config.keyframes
             if given["keyframes"] is not None:
-                config = replace(config, keyframes=replace(
-                    config.keyframes, count=int(given["keyframes"])))  # type: ignore[arg-type]
+                keyframes = replace(keyframes, count=int(given["keyframes"]))  # type: ignore[arg-type]
+            if given["keyframe_descriptor_bytes"] is not None:
+                keyframes = replace(keyframes, descriptor_bytes=int(
+                    given["keyframe_descriptor_bytes"]))  # type: ignore[arg-type]
+            config = replace(config, keyframes=keyframes)
             source = _bag_source(given) if is_bag else _folder_source(given)
         except ValueError as error:
             raise MappingRequestError(str(error)) from None
