@@ -175,6 +175,10 @@ def _add_mode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", default="single", choices=MODE_NAMES,
                         help="localization mode (frames are fed in order; sequence mode also "
                         "uses the points tracked from the previous frames)")
+    parser.add_argument("--num-keypoints", type=int, default=None, metavar="N",
+                        help="salient patches regressed and given to RANSAC per image (default: "
+                        "the node's num_keypoints default; more help RGB-D maps away from the "
+                        "mapping views and cost rate, README, Benchmarks: Patches per query)")
     parser.add_argument("--refine", action="store_true",
                         help="refine each pose against the map's keyframes (maps made with "
                         "--keyframes N > 0, the default of the mapping presets)")
@@ -207,8 +211,9 @@ def _create_localizer(args: argparse.Namespace, scene_map: SceneMap) -> Localiza
 
     defaulted = {"max_point_disagreement_m": args.keyframe_max_disagreement,
                  "min_near_inliers": args.keyframe_min_near_inliers}  # None: the node's default
+    patches = {} if args.num_keypoints is None else {"top_k": args.num_keypoints}
     config = mode_config(args.mode).with_frame(LocalizerConfig(
-        refine=args.refine, refinement=RefinementConfig(
+        refine=args.refine, **patches, refinement=RefinementConfig(
             recover=args.recover, max_point_depth_m=args.keyframe_max_depth,
             **{field: value for field, value in defaulted.items() if value is not None})))
     return create_localizer(scene_map, config, resolve_device(args.device))

@@ -122,6 +122,11 @@ def test_map_eval_localize_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixtur
                               "sequence", "--refine", "--device", "cpu", "--quiet"], capsys)
     assert status == 0
     assert json.loads(out)["n_queries"] == 2
+    status, _, err = run_cli(["eval", str(data), str(map_path), "--frames", "2:4",
+                              "--num-keypoints", "3", "--quiet"], capsys)
+    assert status == 2
+    assert err.strip().splitlines() == [
+        "seqace: error: need top_k >= 4, nms_radius >= 0, max_hypotheses >= 1; got 3, 1, 64"]
     plain = save_map(replace(load_map(map_path), keyframes=None), tmp_path / "plain.map")
     status, out, err = run_cli(["localize", str(data), str(plain), "--frames", "2:4", "--out",
                                 str(tmp_path / "refined.txt"), "--refine", "--quiet"], capsys)
