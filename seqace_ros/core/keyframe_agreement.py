@@ -71,7 +71,8 @@ def measure_depth_agreement(
     rotation_weight_m: float = 0.5,
 ) -> DepthAgreement:
     """The :class:`DepthAgreement` of ``keyframes``: each keyframe's points are matched
-    (mutual nearest neighbours above ``min_similarity``, refinement's matching) with those of
+    (mutual nearest neighbours above ``min_similarity``, refinement's matching, times the
+    keyframes' ``similarity_scale`` once for each stored side) with those of
     its ``neighbours`` nearest keyframes (:func:`~seqace_ros.core.keyframes.pose_distances`;
     each pair of keyframes once);
     pairs farther apart than ``max_distance_m`` are wrong matches, not disagreement, and are
@@ -88,7 +89,8 @@ def measure_depth_agreement(
     for k, j in sorted(neighbour_pairs):
         rows_a, rows_b = keyframes.rows(k), keyframes.rows(j)
         index_a, index_b = mutual_nearest_neighbours(
-            keyframes.descriptors_ND[rows_a], keyframes.descriptors_ND[rows_b], min_similarity)
+            keyframes.descriptors_ND[rows_a], keyframes.descriptors_ND[rows_b],
+            min_similarity * keyframes.similarity_scale ** 2)
         a, b = index_a + rows_a.start, index_b + rows_b.start
         deeper.append(np.maximum(depths_N[a], depths_N[b]))
         distances.append(np.linalg.norm(points_N3[a] - points_N3[b], axis=1))

@@ -30,7 +30,7 @@ DESCRIPTOR_DIM = 64
 STORED_FLOAT16 = ("poses", "offsets", "descriptors", "points")
 #: ... and of keyframes with product-quantized ones.
 STORED_QUANTIZED = ("poses", "offsets", "points", "descriptor_codes", "descriptor_rotation",
-                    "descriptor_centroids")
+                    "descriptor_centroids", "descriptor_fidelity")
 
 
 def pose_distances(T_world_cam_F44: NDArray[np.floating], T_world_cam_44: NDArray[np.floating],
@@ -107,6 +107,13 @@ class Keyframes:
         return replace(self, descriptors_ND=quantized.decode(), quantized=quantized)
 
     @property
+    def similarity_scale(self) -> float:
+        """Factor by which the stored descriptors' cosine similarities shrink against those of
+        the descriptors the mapping saw: the codes' fidelity, 1 for float16 values. Matching
+        multiplies its similarity threshold by it for each stored side."""
+        return 1.0 if self.quantized is None else self.quantized.fidelity
+
+    @property
     def descriptor_bytes(self) -> int:
         """Bytes each descriptor is stored in: its codes, or 0 for float16 values."""
         return 0 if self.quantized is None else self.quantized.quantizer.code_bytes
@@ -178,7 +185,8 @@ class Keyframes:
         else:
             arrays |= {"descriptor_codes": self.quantized.codes_NM,
                        "descriptor_rotation": self.quantized.quantizer.rotation_DD,
-                       "descriptor_centroids": self.quantized.quantizer.centroids_MCS}
+                       "descriptor_centroids": self.quantized.quantizer.centroids_MCS,
+                       "descriptor_fidelity": np.array([self.quantized.fidelity], np.float32)}
         return {TENSOR_PREFIX + name: torch.from_numpy(np.ascontiguousarray(value))
                 for name, value in arrays.items()}
 
@@ -205,7 +213,7 @@ class Keyframes:
         try:
             quantized = QuantizedDescriptors(
                 ProductQuantizer(arrays["descriptor_rotation"], arrays["descriptor_centroids"]),
-                arrays["descriptor_codes"])
+                arrays["descriptor_codes"], float(arrays["descriptor_fidelity"].reshape(-1)[0]))
             descriptors = quantized.decode()
         except ValueError as error:
             raise KeyframeError(f"corrupt descriptor codes ({error})") from error

@@ -498,7 +498,8 @@ def _expected_layout(
             layout |= {
                 TENSOR_PREFIX + "descriptor_codes": ("U8", (keypoints, codes)),
                 TENSOR_PREFIX + "descriptor_rotation": ("F32", (dim, dim)),
-                TENSOR_PREFIX + "descriptor_centroids": ("F32", (codes, CENTROIDS, dim // codes))}
+                TENSOR_PREFIX + "descriptor_centroids": ("F32", (codes, CENTROIDS, dim // codes)),
+                TENSOR_PREFIX + "descriptor_fidelity": ("F32", (1,))}
         else:
             layout[TENSOR_PREFIX + "descriptors"] = ("F16", (keypoints, DESCRIPTOR_DIM))
     return layout

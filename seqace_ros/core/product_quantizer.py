@@ -165,40 +165,51 @@ class QuantizedDescriptors:
     Attributes:
         quantizer: the codec.
         codes_NM: (N, M) uint8 codes.
+        fidelity: mean cosine similarity between the descriptors and their decodings, in
+            (0, 1], measured when they were encoded. A decoded descriptor's similarity to
+            any other descriptor shrinks by about this factor against the original's, so
+            thresholds on similarity are scaled by it (keyframe matching does).
     """
 
     quantizer: ProductQuantizer
     codes_NM: NDArray[np.uint8]
+    fidelity: float
 
     def __post_init__(self) -> None:
         if (self.codes_NM.dtype != np.uint8 or self.codes_NM.ndim != 2
                 or self.codes_NM.shape[1] != self.quantizer.code_bytes):
             raise ValueError(f"codes must be (N, {self.quantizer.code_bytes}) uint8, got "
                              f"{self.codes_NM.shape} {self.codes_NM.dtype}")
+        if not 0.0 < self.fidelity <= 1.0:
+            raise ValueError(f"fidelity must be in (0, 1], got {self.fidelity}")
 
     @classmethod
     def fit(cls, descriptors_ND: NDArray[np.floating], code_bytes: int,
             seed: int = 0) -> QuantizedDescriptors:
-        """The (N, D) descriptors encoded by a codec fitted to them
-        (:func:`fit_product_quantizer`)."""
+        """The (N, D) unit-length descriptors encoded by a codec fitted to them
+        (:func:`fit_product_quantizer`), with the fidelity of their decodings."""
         quantizer = fit_product_quantizer(descriptors_ND, code_bytes, seed)
-        return cls(quantizer, quantizer.encode(descriptors_ND))
+        codes_NM = quantizer.encode(descriptors_ND)
+        cosines_N = np.sum(np.asarray(descriptors_ND, dtype=np.float64)
+                           * quantizer.decode(codes_NM).astype(np.float64), axis=1)
+        fidelity = np.float32(np.clip(np.mean(cosines_N), 1e-6, 1.0))  # as the map stores it
+        return cls(quantizer, codes_NM, float(fidelity))
 
     def __len__(self) -> int:
         return len(self.codes_NM)
 
     @property
     def nbytes(self) -> int:
-        """Bytes stored: the codes and the codec."""
-        return self.codes_NM.nbytes + self.quantizer.nbytes
+        """Bytes stored: the codes, the codec and the fidelity (one float32)."""
+        return self.codes_NM.nbytes + self.quantizer.nbytes + np.dtype(np.float32).itemsize
 
     def decode(self) -> NDArray[np.float16]:
         """(N, D) float16 unit-length descriptors (see :meth:`ProductQuantizer.decode`)."""
         return self.quantizer.decode(self.codes_NM)
 
     def same_as(self, other: QuantizedDescriptors) -> bool:
-        """Whether both hold equal codes and codecs."""
-        return all(np.array_equal(a, b) for a, b in (
+        """Whether both hold equal codes, codecs and fidelities."""
+        return self.fidelity == other.fidelity and all(np.array_equal(a, b) for a, b in (
             (self.codes_NM, other.codes_NM),
             (self.quantizer.rotation_DD, other.quantizer.rotation_DD),
             (self.quantizer.centroids_MCS, other.quantizer.centroids_MCS)))

@@ -192,7 +192,8 @@ def test_huge_declared_keyframes_are_refused_before_reading_tensors(tmp_path: Pa
 def test_quantized_keyframes_store_codes_and_load_decoded(tmp_path: Path) -> None:
     keyframes = make_keyframes(count=4, per_frame=50).quantize(16)
     assert keyframes.descriptor_bytes == 16
-    assert keyframes.nbytes == 4 * 64 + 5 * 8 + 200 * (16 + 12) + 64 * 64 * 4 + 16 * 256 * 4 * 4
+    assert keyframes.nbytes == (4 * 64 + 5 * 8 + 200 * (16 + 12) + 64 * 64 * 4 + 16 * 256 * 4 * 4
+                                + 4)  # the fidelity
     path = save_map(_scene_map(keyframes), tmp_path / "m.map")
     header = json.loads(_metadata(path)[METADATA_KEY])
     assert header["format_version"] == 3

@@ -33,6 +33,7 @@ def test_decoded_descriptors_stay_close_and_keep_nearest_neighbours() -> None:
     np.testing.assert_allclose(np.linalg.norm(decoded, axis=1), 1.0, atol=2e-3)
     cosines = np.sum(decoded * descriptors, axis=1)
     assert np.median(cosines) > 0.99
+    assert quantized.fidelity == pytest.approx(np.mean(cosines), abs=1e-3)
     # a query (an exact descriptor) finds its own stored descriptor as the nearest decoded one
     queries = descriptors[:500]
     nearest = np.argmax(queries @ decoded.T, axis=1)
@@ -42,9 +43,9 @@ def test_decoded_descriptors_stay_close_and_keep_nearest_neighbours() -> None:
     assert np.median(np.sum(coarse * descriptors, axis=1)) < np.median(cosines)
 
 
-def test_storage_is_the_codes_and_one_codec() -> None:
+def test_storage_is_the_codes_one_codec_and_its_fidelity() -> None:
     quantized = QuantizedDescriptors.fit(_clustered_descriptors(1000), code_bytes=16)
-    assert quantized.nbytes == 1000 * 16 + 64 * 64 * 4 + 16 * CENTROIDS * 4 * 4
+    assert quantized.nbytes == 1000 * 16 + 64 * 64 * 4 + 16 * CENTROIDS * 4 * 4 + 4
     assert len(quantized) == 1000
 
 
@@ -80,4 +81,6 @@ def test_corrupt_codec_arrays_are_refused() -> None:
     with pytest.raises(ValueError, match="zero-length"):
         zero.decode(np.zeros((3, 16), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"codes must be \(N, 16\) uint8"):
-        QuantizedDescriptors(good, np.zeros((3, 8), dtype=np.uint8))
+        QuantizedDescriptors(good, np.zeros((3, 8), dtype=np.uint8), 0.99)
+    with pytest.raises(ValueError, match=r"fidelity must be in \(0, 1\]"):
+        QuantizedDescriptors(good, np.zeros((3, 16), dtype=np.uint8), 1.5)

@@ -284,7 +284,8 @@ class KeyframeMatcher:
         """Up to ``count`` keyframes, most votes first: each of the query's ``voters``
         strongest keypoints votes for the keyframe holding its nearest descriptor among the
         ``per_keyframe`` strongest of each keyframe, when their cosine similarity exceeds
-        ``min_similarity``; keyframes without votes are left out."""
+        ``min_similarity`` (times the keyframes' ``similarity_scale``); keyframes without
+        votes are left out."""
         descriptors_VD, owner_V = self._voting_descriptors(per_keyframe)
         voters_QD = torch.from_numpy(np.ascontiguousarray(query.descriptors_ND[:voters],
                                                           np.float32))
@@ -296,7 +297,8 @@ class KeyframeMatcher:
             better = block_similarity > best_Q
             best_Q = torch.where(better, block_similarity, best_Q)
             index_Q = torch.where(better, block_index + start, index_Q)
-        owners = owner_V[index_Q.numpy()[best_Q.numpy() > min_similarity]]
+        threshold = min_similarity * self.keyframes.similarity_scale
+        owners = owner_V[index_Q.numpy()[best_Q.numpy() > threshold]]
         votes_K = np.bincount(owners, minlength=self.keyframes.count)
         order = np.argsort(-votes_K, kind="stable")[:count]
         return order[votes_K[order] > 0].astype(np.int64)
@@ -306,7 +308,8 @@ class KeyframeMatcher:
         max_depth_m: float = 0.0,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Query pixels (M, 2) and map points (M, 3, metres) of the mutual nearest-neighbour
-        matches between ``query``'s keypoints and each of the keyframes ``keyframes_K``,
+        matches between ``query``'s keypoints and each of the keyframes ``keyframes_K`` (cosine
+        similarity above ``min_similarity`` times the keyframes' ``similarity_scale``),
         without the points deeper than ``max_depth_m`` in their keyframe's camera (0: all)."""
         if query is not self._query:
             self._query, self._matches = query, {}
@@ -316,7 +319,8 @@ class KeyframeMatcher:
             if key not in self._matches:
                 rows = self.keyframes.rows(int(k))
                 index_query, index_keyframe = mutual_nearest_neighbours(
-                    query.descriptors_ND, self.keyframes.descriptors_ND[rows], min_similarity)
+                    query.descriptors_ND, self.keyframes.descriptors_ND[rows],
+                    min_similarity * self.keyframes.similarity_scale)
                 self._matches[key] = (
                     query.keypoints_N2[index_query].astype(np.float64),
                     self.keyframes.points_N3[rows][index_keyframe].astype(np.float64),

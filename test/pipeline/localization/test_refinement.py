@@ -353,6 +353,28 @@ def test_keypoints_vote_for_the_keyframes_they_match() -> None:
         matcher.voted(query, 4, 0.82, voters=400, per_keyframe=256), voted)
 
 
+def test_quantized_keyframes_match_with_the_similarity_threshold_scaled_by_their_fidelity(
+) -> None:
+    """Decoded descriptors lie a little off the originals, so a query's exact descriptor is
+    less similar to its decoding than to the original. Matching and voting scale the threshold
+    by the codes' fidelity; the same decoded descriptors held as plain values (scale 1) lose
+    the matches that fall between the two thresholds."""
+    T_true, keyframes, descriptors = _scene()
+    quantized = keyframes.quantize(16)
+    assert quantized.quantized is not None
+    assert quantized.similarity_scale == quantized.quantized.fidelity < 1.0
+    plain = replace(quantized, quantized=None)
+    query = _query(T_true, keyframes, descriptors)
+    everything = np.arange(3)
+    # a threshold the decodings' similarities straddle: 0.995 against their mean of 0.996
+    scaled_pixels, _ = KeyframeMatcher(quantized).matches(query, everything, 0.995)
+    plain_pixels, _ = KeyframeMatcher(plain).matches(query, everything, 0.995)
+    assert len(plain_pixels) < 0.8 * len(scaled_pixels)
+    assert len(scaled_pixels) >= 0.9 * len(keyframes.points_N3)
+    assert len(KeyframeMatcher(quantized).voted(query, 3, 0.999, 400, 100)) == 3
+    assert len(KeyframeMatcher(plain).voted(query, 3, 1.0, 400, 100)) == 0
+
+
 def test_votes_search_only_the_strongest_keypoints_of_each_keyframe() -> None:
     """A query holding only keyframe 0's keypoints ranked 50 to 99 (a keyframe's rows are in
     descending score) votes for keyframe 0 when the 100 strongest of each keyframe are
