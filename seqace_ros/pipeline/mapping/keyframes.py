@@ -53,6 +53,8 @@ class KeyframeConfig:
         descriptor_bytes: bytes each keypoint descriptor is stored in: product-quantization
             codes (a divisor of 64; see :mod:`seqace_ros.core.product_quantizer`), or 0 for 64
             float16 values (128 bytes). 16 keeps a map with the default keyframes under 4 MB.
+            Codes are stored only where they make the keyframes smaller: the codec (about
+            80 KB at 16 bytes) outweighs them for fewer than about 750 descriptors.
     """
 
     count: int = 96
@@ -140,7 +142,7 @@ def build_keyframes(
     (``config.keypoints`` per frame at most): depth-lifted with ``sensor_depth``, else the
     head's points it gets right (see ``max_error_px``), on their keypoints' rays without
     ``sensor_depth`` (see the module docstring); the descriptors product-quantized as
-    ``config.descriptor_bytes`` asks.
+    ``config.descriptor_bytes`` asks where that makes the keyframes smaller.
 
     Raises:
         ValueError: no frames, a frame without a pose, or without depth when
@@ -190,7 +192,9 @@ def build_keyframes(
         points_from_depth=sensor_depth is not None,
     )
     if config.descriptor_bytes and len(keyframes.descriptors_ND):
-        return keyframes.quantize(config.descriptor_bytes)
+        quantized = keyframes.quantize(config.descriptor_bytes)
+        if quantized.nbytes < keyframes.nbytes:  # the codec's size is fixed: few descriptors
+            return quantized                     # stay float16
     return keyframes
 
 

@@ -15,6 +15,7 @@ from seqace_ros.core.geometry import (
     rotation_from_quaternion_xyzw,
     transform_points,
 )
+from seqace_ros.core.keyframes import Keyframes
 from seqace_ros.core.map_file import SceneMap
 from seqace_ros.datasets.folder import FolderDataset
 from seqace_ros.pipeline.localization.local_map import reprojection_errors_px
@@ -118,6 +119,36 @@ def test_built_keyframes_hold_the_heads_points_at_their_keypoints(
     mapped = np.stack([dataset[i].T_world_cam for i in range(0, 300, 5)])
     for pose in stored.T_world_cam_K44:
         assert np.min(np.abs(mapped - pose).max(axis=(1, 2))) < 1e-5
+
+
+def test_built_keyframes_store_quantized_descriptors_where_that_is_smaller(
+    dev_data: Path, dev_scene_map: SceneMap
+) -> None:
+    """Three keyframes of 1024 keypoints store 16-byte codes whose decodings lie close to
+    the float16 descriptors built from the same frames (same keypoints and points); three of
+    64 keypoints stay float16, which the fixed-size codec would make larger."""
+    dataset = FolderDataset(dev_data)
+    localizer = Localizer(dev_scene_map, device="cpu")
+    frames = [0, 150, 295]
+
+    def build(keypoints: int, descriptor_bytes: int) -> Keyframes:
+        config = KeyframeConfig(keypoints=keypoints, max_error_px=1e6,
+                                descriptor_bytes=descriptor_bytes)
+        return build_keyframes(dataset, frames, localizer.encoder, localizer.head, config)
+
+    exact, coded = build(1024, 0), build(1024, 16)
+    assert exact.quantized is None
+    assert coded.quantized is not None
+    assert coded.descriptor_bytes == 16
+    assert coded.nbytes < 0.4 * exact.nbytes
+    np.testing.assert_array_equal(coded.points_N3, exact.points_N3)
+    cosines = np.sum(coded.descriptors_ND.astype(np.float64)
+                     * exact.descriptors_ND.astype(np.float64), axis=1)
+    assert np.mean(cosines) > 0.98
+    assert coded.similarity_scale == pytest.approx(np.mean(cosines), abs=2e-3)
+    few = build(64, 16)
+    assert few.quantized is None
+    assert few.quantize(16).nbytes > few.nbytes
 
 
 @pytest.mark.real_data
