@@ -16,6 +16,7 @@ codec holds no code and loads nothing but numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -204,7 +205,13 @@ class QuantizedDescriptors:
         return self.codes_NM.nbytes + self.quantizer.nbytes + np.dtype(np.float32).itemsize
 
     def decode(self) -> NDArray[np.float16]:
-        """(N, D) float16 unit-length descriptors (see :meth:`ProductQuantizer.decode`)."""
+        """(N, D) float16 unit-length descriptors (see :meth:`ProductQuantizer.decode`),
+        decoded once (loading a map and checking its keyframes ask for them more than once);
+        the array is shared, not to be modified."""
+        return self._decoded
+
+    @cached_property
+    def _decoded(self) -> NDArray[np.float16]:
         return self.quantizer.decode(self.codes_NM)
 
     def same_as(self, other: QuantizedDescriptors) -> bool:
