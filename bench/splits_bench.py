@@ -136,6 +136,9 @@ def with_keyframes(scene_map: SceneMap, dataset: FolderDataset, split: Split, ki
     if not args.refine or (scene_map.keyframes is not None and not args.rebuild_keyframes):
         return scene_map
     config = replace(preset(args.preset), depth=kind == "rgbd")
+    if args.keyframe_descriptor_bytes is not None:
+        config = replace(config, keyframes=replace(
+            config.keyframes, descriptor_bytes=args.keyframe_descriptor_bytes))
     training, _ = split_for_self_check(parse_frame_range(split.map_frames, len(dataset)),
                                        config.self_check_every)
     localizer = Localizer(scene_map, device="cpu")
@@ -283,6 +286,9 @@ def main() -> int:
     parser.add_argument("--rebuild-keyframes", action="store_true",
                         help="with --refine: build keyframes as mapping builds them now, also "
                              "for cached maps that have keyframes")
+    parser.add_argument("--keyframe-descriptor-bytes", type=int, default=None,
+                        help="keyframes built by the benchmark store their descriptors in this "
+                             "many bytes (0: float16; default: the preset's)")
     parser.add_argument("--query-step", type=int, default=1, help="use every N-th query")
     parser.add_argument("--num-keypoints", type=int, default=LocalizerConfig.top_k,
                         help="salient patches regressed per query image")
@@ -308,6 +314,7 @@ def main() -> int:
                  "threads": args.threads, "query_step": args.query_step,
                  "num_keypoints": args.num_keypoints, "ransac_hypotheses": args.ransac_hypotheses,
                  "ransac_seed": args.ransac_seed, "refine": args.refine,
+                 "keyframe_descriptor_bytes": args.keyframe_descriptor_bytes,
                  "refinement": asdict(refinement_config(args)),
                  "results": results, "table": table(results, args.kinds, methods(args)),
                  "load_average_start": load_start, "load_average_end": os.getloadavg(),
