@@ -52,9 +52,10 @@ class KeyframeConfig:
             (scaled to the keyframe image's own pixels).
         descriptor_bytes: bytes each keypoint descriptor is stored in: product-quantization
             codes (a divisor of 64; see :mod:`seqace_ros.core.product_quantizer`), or 0 for 64
-            float16 values (128 bytes). 16 keeps a map with the default keyframes under 4 MB.
-            Codes are stored only where they make the keyframes smaller: the codec (about
-            80 KB at 16 bytes) outweighs them for fewer than about 750 descriptors.
+            float16 values (128 bytes); map sizes in the README ("Keyframe descriptors in 16
+            bytes"). Codes are stored only where they make the keyframes smaller: the codec
+            (a 64 x 64 rotation and 256 centroids per group) has a fixed size, which outweighs
+            the codes of a few descriptors.
     """
 
     count: int = 96
